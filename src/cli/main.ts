@@ -1,0 +1,59 @@
+/**
+ * src/cli — the `mailgate` command: one file per subcommand, wired here. The CLI parses arguments
+ * and prints; the work is done by the library it calls. May import anything in src/.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerSpfCommand } from './spf.js';
+import { UsageError } from './usage.js';
+import { VERSION } from './version.js';
+
+/** Exit codes: 0 done, 1 failure at run time, 2 bad arguments. */
+export const EXIT_USAGE = 2;
+
+/**
+ * Run the CLI with the given arguments (without `node` and the script path); resolves to the exit
+ * code.
+ *
+ * @example
+ * process.exitCode = await main(['spf', '--ip', '192.0.2.1', '--sender', 'jo@example.com']);
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('mailgate')
+    .description('SMTP-time sender authentication and policy checks')
+    .version(VERSION, '-V, --version')
+    .option('--dns <host:port>', 'DNS server to ask (repeatable; default: /etc/resolv.conf)', collect, [])
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (text) => process.stderr.write(text),
+      outputError: (text, write) => write(`mailgate: ${text.replace(/^error: /, '').trim()}\n`),
+    });
+  registerSpfCommand(program);
+
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') return 0;
+      return EXIT_USAGE;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`mailgate: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`mailgate: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

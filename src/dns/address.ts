@@ -1,0 +1,169 @@
+/**
+ * IP addresses as byte arrays: parsing, printing, prefix matching and reverse-lookup names.
+ *
+ * Checks compare client addresses against many networks per message, so an address is parsed
+ * once into 4 or 16 bytes and every comparison after that is a byte loop.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+
+export interface IpAddress {
+  family: 4 | 6;
+  /** 4 bytes for IPv4, 16 for IPv6. */
+  bytes: Uint8Array;
+}
+
+/**
+ * Parse an IPv4 or IPv6 address; `null` when it is not one. An IPv6 zone suffix (`%eth0`) is
+ * not accepted: a mail client's address never has one.
+ *
+ * @example
+ * parseIp('192.0.2.1')?.family  // 4
+ * parseIp('2001:db8::1')?.bytes.length  // 16
+ */
+export function parseIp(text: string): IpAddress | null {
+  if (isIPv4(text)) return { family: 4, bytes: parseIpv4Bytes(text) };
+  if (text.includes('%') || !isIPv6(text)) return null;
+  return { family: 6, bytes: parseIpv6Bytes(text) };
+}
+
+function parseIpv4Bytes(text: string): Uint8Array {
+  const out = new Uint8Array(4);
+  let i = 0;
+  for (const part of text.split('.')) out[i++] = Number(part);
+  return out;
+}
+
+function parseIpv6Bytes(text: string): Uint8Array {
+  const out = new Uint8Array(16);
+  let head = text;
+  let tail = '';
+  const gap = text.indexOf('::');
+  if (gap >= 0) {
+    head = text.slice(0, gap);
+    tail = text.slice(gap + 2);
+  }
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === '' ? [] : tail.split(':');
+  const words: number[] = [];
+  const pushGroups = (groups: string[], into: number[]) => {
+    for (const g of groups) {
+      if (g.includes('.')) {
+        const v4 = parseIpv4Bytes(g);
+        into.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        into.push(Number.parseInt(g, 16));
+      }
+    }
+  };
+  const tailWords: number[] = [];
+  pushGroups(headGroups, words);
+  pushGroups(tailGroups, tailWords);
+  const zeros = 8 - words.length - tailWords.length;
+  for (let i = 0; i < zeros; i++) words.push(0);
+  words.push(...tailWords);
+  for (let i = 0; i < 8; i++) {
+    out[i * 2] = words[i]! >> 8;
+    out[i * 2 + 1] = words[i]! & 0xff;
+  }
+  return out;
+}
+
+/**
+ * The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`), else the address
+ * itself. RFC 7208 section 5 asks SPF to treat such clients as IPv4.
+ *
+ * @example
+ * formatIp(unmapIpv4(parseIp('::ffff:192.0.2.1')!))  // '192.0.2.1'
+ */
+export function unmapIpv4(ip: IpAddress): IpAddress {
+  if (ip.family !== 6) return ip;
+  const b = ip.bytes;
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return ip;
+  if (b[10] !== 0xff || b[11] !== 0xff) return ip;
+  return { family: 4, bytes: b.slice(12) };
+}
+
+/**
+ * Canonical text form: dotted quad, or RFC 5952 compressed IPv6.
+ *
+ * @example
+ * formatIp(parseIp('2001:0db8:0:0:0:0:0:0001')!)  // '2001:db8::1'
+ */
+export function formatIp(ip: IpAddress): string {
+  const b = ip.bytes;
+  if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
+  // Longest run of two or more zero words is compressed (RFC 5952 4.2).
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/**
+ * Whether `ip` lies inside `network/prefix`. Addresses of different families never match.
+ *
+ * @example
+ * inPrefix(parseIp('192.0.2.77')!, parseIp('192.0.2.0')!, 24)  // true
+ */
+export function inPrefix(ip: IpAddress, network: IpAddress, prefix: number): boolean {
+  if (ip.family !== network.family) return false;
+  const a = ip.bytes;
+  const n = network.bytes;
+  const whole = prefix >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== n[i]) return false;
+  const rest = prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[whole]! & mask) === (n[whole]! & mask);
+}
+
+/**
+ * The reverse-lookup name of an address, without trailing dot.
+ *
+ * @example
+ * reverseName(parseIp('192.0.2.1')!)  // '1.2.0.192.in-addr.arpa'
+ * reverseName(parseIp('2001:db8::1')!)  // '1.0.0.0. … .8.b.d.0.1.0.0.2.ip6.arpa'
+ */
+export function reverseName(ip: IpAddress): string {
+  return `${reverseLabels(ip).join('.')}.${ip.family === 4 ? 'in-addr.arpa' : 'ip6.arpa'}`;
+}
+
+/**
+ * The labels of the reverse name before the `in-addr.arpa` / `ip6.arpa` suffix: octets for IPv4,
+ * nibbles (lower-case hex) for IPv6, least significant first.
+ */
+export function reverseLabels(ip: IpAddress): string[] {
+  const b = ip.bytes;
+  const out: string[] = [];
+  if (ip.family === 4) {
+    for (let i = 3; i >= 0; i--) out.push(String(b[i]));
+    return out;
+  }
+  for (let i = 15; i >= 0; i--) {
+    out.push((b[i]! & 0x0f).toString(16), (b[i]! >> 4).toString(16));
+  }
+  return out;
+}
+
+/** Whether two parsed addresses are the same address. */
+export function sameIp(a: IpAddress, b: IpAddress): boolean {
+  if (a.family !== b.family) return false;
+  for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return false;
+  return true;
+}
