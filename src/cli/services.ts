@@ -15,7 +15,11 @@ import { UsageError } from './usage.js';
 export function resolverFromOptions(command: Command): Resolver {
   const servers = (command.optsWithGlobals() as { dns?: string[] }).dns ?? [];
   for (const spec of servers) {
-    if (!parseServerSpec(spec)) throw new UsageError(`--dns: not a HOST:PORT server: ${spec}`);
+    try {
+      parseServerSpec(spec);
+    } catch (err) {
+      throw new UsageError(`--dns: ${(err as Error).message}`);
+    }
   }
   return createResolver(servers.length ? { servers } : {});
 }
