@@ -74,6 +74,8 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
 
   const evaluation = new SpfEvaluation(context(false));
   const strict = await run(evaluation, domain, options.fallbackZone);
+  const failedAt = strict.outcome?.result === 'fail' ? strict.outcome.failedAt : undefined;
+  const explanation = failedAt ? await evaluation.explain(failedAt) : null;
   const result: Omit<SpfResult, 'reply'> = {
     ...base,
     ...strict.fields,
@@ -81,10 +83,7 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
     voidLookups: evaluation.voids,
     queries: evaluation.queries,
   };
-
-  if (strict.outcome?.result === 'fail' && strict.outcome.failedAt) {
-    result.explanation = (await evaluation.explain(strict.outcome.failedAt)) ?? undefined;
-  }
+  if (explanation !== null) result.explanation = explanation;
   if (result.result === 'fail' && result.explanation === undefined) {
     result.explanation = defaultExplanation(options.defaultExplanation, {
       sender,

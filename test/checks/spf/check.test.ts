@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { checkSpf, receivedSpf } from '../../../src/checks/spf/index.js';
+import { createResolver } from '../../../src/dns/index.js';
+import type { Clock } from '../../../src/dns/types.js';
+import { type FixtureDnsServer, startDnsServer } from '../../support/dns-server.js';
+
+const manyMx = Array.from({ length: 11 }, (_, i) => ({ MX: [i, `mx${i}.many.example`] }));
+const manyPtr = Array.from({ length: 12 }, (_, i) => ({ PTR: `host${i}.ptr.example` }));
+const chain = Object.fromEntries(
+  Array.from({ length: 12 }, (_, i) => [`c${i}.chain.example`, [{ TXT: `v=spf1 include:c${i + 1}.chain.example -all` }]]),
+);
+
+let server: FixtureDnsServer;
+before(async () => {
+  server = await startDnsServer({
+    'mapped.example': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
+    'six.example': [{ TXT: 'v=spf1 ip6:2001:db8::/32 a//64 -all' }, { AAAA: '2001:db8:ffff::1' }],
+    'nospf.example': [{ A: '192.0.2.20' }],
+    'nospf.example._spf.local.zone': [{ TXT: 'v=spf1 a -all' }],
+    'slow.example': ['TIMEOUT'],
+    'broken-server.example': [{ RCODE: 'SERVFAIL' }],
+    'many.example': [{ TXT: 'v=spf1 mx -all' }, ...manyMx],
+    'ptr.example': [{ TXT: 'v=spf1 ptr -all' }],
+    '5.2.0.192.in-addr.arpa': manyPtr,
+    'host11.ptr.example': [{ A: '192.0.2.5' }],
+    'host3.ptr.example': [{ A: '192.0.2.99' }],
+    'tenterms.example': [
+      { TXT: 'v=spf1 a:a1.t.example a:a2.t.example mx:m.t.example a a a a a a a a a -all' },
+      { A: '198.51.100.2' },
+    ],
+    'a1.t.example': [{ A: '198.51.100.1' }],
+    'a2.t.example': [{ A: '198.51.100.1' }],
+    'm.t.example': [{ MX: [0, 'a1.t.example'] }],
+    'voids.example': [{ TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example a:n3.voids.example +all' }],
+    'withhelo.example': [{ TXT: 'v=spf1 a -all' }, { A: '192.0.2.77' }],
+    ...chain,
+  });
+});
+after(() => server.close());
+
+const resolver = () => createResolver({ servers: [server.address], timeout: 300, attempts: 1 });
+
+test('an IPv4-mapped IPv6 client is checked as IPv4', async () => {
+  const r = await checkSpf({ ip: '::ffff:192.0.2.9', sender: 'a@mapped.example' }, { resolver: resolver() });
+  assert.equal(r.result, 'pass');
+  assert.equal(r.ip, '192.0.2.9');
+});
+
+test('IPv6 clients match ip6 networks and AAAA records with their own prefix', async () => {
+  const r1 = await checkSpf({ ip: '2001:db8:1::1', sender: 'a@six.example' }, { resolver: resolver() });
+  assert.equal(r1.result, 'pass');
+  assert.equal(r1.mechanism, 'ip6:2001:db8::/32');
+  const r2 = await checkSpf({ ip: '2001:db9:0:0::7', sender: 'a@six.example' }, { resolver: resolver() });
+  assert.equal(r2.result, 'fail');
+});
+
+test('the fallback zone supplies a record for a domain without one', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.20', sender: 'a@nospf.example' },
+    { resolver: resolver(), fallbackZone: 'local.zone' },
+  );
+  assert.equal(r.result, 'pass');
+  assert.equal(r.source, 'fallback');
+  assert.equal(r.record, 'v=spf1 a -all');
+  const plain = await checkSpf({ ip: '192.0.2.20', sender: 'a@nospf.example' }, { resolver: resolver() });
+  assert.equal(plain.result, 'none');
+});
+
+test('best guess evaluates a/24 mx/24 ptr when there is no record', async () => {
+  const r = await checkSpf({ ip: '192.0.2.200', sender: 'a@nospf.example' }, { resolver: resolver(), bestGuess: true });
+  assert.equal(r.result, 'none');
+  assert.equal(r.guess, 'pass');
+  const custom = await checkSpf(
+    { ip: '192.0.2.200', sender: 'a@nospf.example' },
+    { resolver: resolver(), bestGuess: 'v=spf1 a -all' },
+  );
+  assert.equal(custom.guess, 'fail');
+});
+
+test('a server that never answers ends in temperror within the time budget', async () => {
+  const clock: Clock = { now: () => Date.now() };
+  const started = Date.now();
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@slow.example' },
+    { resolver: createResolver({ servers: [server.address], timeout: 5000, attempts: 3 }), clock, limits: { timeBudgetMs: 400 } },
+  );
+  assert.equal(r.result, 'temperror');
+  assert.match(r.problem ?? '', /time budget/);
+  assert.equal(r.reply.code, 451);
+  assert.ok(Date.now() - started < 4000, 'the budget, not the resolver timeout, ended it');
+});
+
+test('SERVFAIL is temperror, never a silent none', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@broken-server.example' }, { resolver: resolver() });
+  assert.equal(r.result, 'temperror');
+  assert.match(r.problem ?? '', /servfail/);
+  assert.match(receivedSpf(r), /^TempError \(unknown: temporary error in processing during lookup of broken-server\.example\)/);
+});
+
+test('more than 10 MX names is permerror; lax mode allows up to 40', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@many.example' }, { resolver: resolver(), lax: true });
+  assert.equal(r.result, 'permerror');
+  assert.match(r.problem ?? '', /more than 10 MX names/);
+  assert.equal(r.laxResult, 'fail');
+});
+
+test('ptr looks at the first 10 names only', async () => {
+  // host11 would validate but is beyond the limit; host3 is inside it but does not validate.
+  const r = await checkSpf({ ip: '192.0.2.5', sender: 'a@ptr.example' }, { resolver: resolver() });
+  assert.equal(r.result, 'fail');
+});
+
+test('the eleventh DNS-querying term is permerror', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@tenterms.example' }, { resolver: resolver() });
+  assert.equal(r.result, 'permerror');
+  assert.match(r.problem ?? '', /more than 10 DNS-querying terms/);
+  assert.equal(r.lookups, 11);
+});
+
+test('includes count across levels', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@c0.chain.example' }, { resolver: resolver(), lax: true });
+  assert.equal(r.result, 'permerror');
+  assert.equal(r.lookups, 11);
+  // Lax allows 40 terms, and the chain's end has no record: lax treats that include as no match.
+  assert.equal(r.laxResult, 'fail');
+});
+
+test('the third void lookup is permerror', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@voids.example' }, { resolver: resolver() });
+  assert.equal(r.result, 'permerror');
+  assert.equal(r.voidLookups, 3);
+  assert.match(r.problem ?? '', /void lookups/);
+});
+
+test('a bound on total queries stops runaway work', async () => {
+  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@tenterms.example' }, { resolver: resolver(), limits: { queries: 3 } });
+  assert.equal(r.result, 'permerror');
+  assert.match(r.problem ?? '', /more than 3 DNS queries/);
+});
+
+test('the HELO identity and hostile senders', async () => {
+  const helo = await checkSpf(
+    { ip: '192.0.2.77', sender: 'x@nospf.example', helo: 'withhelo.example', identity: 'helo' },
+    { resolver: resolver() },
+  );
+  assert.equal(helo.result, 'pass');
+  assert.equal(helo.domain, 'withhelo.example');
+  const hostile = await checkSpf(
+    { ip: '192.0.2.1', sender: 'x\r\ny@[192.0.2.1]', helo: 'a\nb' },
+    { resolver: resolver() },
+  );
+  assert.equal(hostile.result, 'none');
+  assert.doesNotMatch(receivedSpf(hostile), /[\r\n]/);
+  await assert.rejects(checkSpf({ ip: 'not-an-ip', sender: 'a@b.example' }, { resolver: resolver() }), TypeError);
+});
