@@ -23,7 +23,11 @@ export async function main(argv: string[]): Promise<number> {
     .name('mailgate')
     .description('SMTP-time sender authentication and policy checks')
     .version(VERSION, '-V, --version')
-    .option('--dns <host:port>', 'DNS server to ask (repeatable; default: /etc/resolv.conf)', collect)
+    .option(
+      '--dns <host:port>',
+      'DNS server to ask (repeatable; default: /etc/resolv.conf)',
+      collect,
+    )
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({

@@ -2,12 +2,7 @@
  * `mailgate spf`: one SPF check from the command line, printed for people or as JSON.
  */
 import type { Command } from 'commander';
-import {
-  authResultsClause,
-  checkSpf,
-  receivedSpf,
-  type SpfResult,
-} from '../checks/spf/index.js';
+import { authResultsClause, checkSpf, receivedSpf, type SpfResult } from '../checks/spf/index.js';
 import { parseIp } from '../dns/address.js';
 import { escapeForLog } from '../text/index.js';
 import { resolverFromOptions } from './services.js';
@@ -32,24 +27,33 @@ export function registerSpfCommand(program: Command): void {
     .command('spf')
     .description('check the SPF policy of a sender (RFC 7208)')
     .requiredOption('--ip <address>', 'SMTP client address (IPv4 or IPv6)')
-    .requiredOption('--sender <address>', 'MAIL FROM address; "" for the null sender (checks the HELO name)')
+    .requiredOption(
+      '--sender <address>',
+      'MAIL FROM address; "" for the null sender (checks the HELO name)',
+    )
     .option('--helo <name>', 'HELO/EHLO name')
     .option('--identity <which>', 'identity to check: mailfrom or helo', 'mailfrom')
     .option('--receiver <name>', 'our host name, for %{r} and the Received-SPF receiver key')
-    .option('--best-guess', `when there is no record, also evaluate a guess (v=spf1 a/24 mx/24 ptr)`)
+    .option(
+      '--best-guess',
+      `when there is no record, also evaluate a guess (v=spf1 a/24 mx/24 ptr)`,
+    )
     .option('--guess-record <record>', 'the record --best-guess evaluates')
     .option('--lax', 'when the result is permerror, also report the result of lax processing')
     .option('--fallback-zone <zone>', 'local records for domains without one: <domain>._spf.<zone>')
     .option('--time-budget <ms>', 'give up with temperror after this many milliseconds', '20000')
     .option('--json', 'print one JSON object')
     .action(async (options: SpfCommandOptions, command: Command) => {
-      if (!parseIp(options.ip)) throw new UsageError(`--ip: not an IP address: ${escapeForLog(options.ip)}`);
+      if (!parseIp(options.ip))
+        throw new UsageError(`--ip: not an IP address: ${escapeForLog(options.ip)}`);
       if (options.identity !== 'mailfrom' && options.identity !== 'helo') {
         throw new UsageError('--identity: must be mailfrom or helo');
       }
-      if (options.identity === 'helo' && !options.helo) throw new UsageError('--identity helo needs --helo');
+      if (options.identity === 'helo' && !options.helo)
+        throw new UsageError('--identity helo needs --helo');
       const budget = Number(options.timeBudget);
-      if (!Number.isInteger(budget) || budget <= 0) throw new UsageError('--time-budget: a positive number of ms');
+      if (!Number.isInteger(budget) || budget <= 0)
+        throw new UsageError('--time-budget: a positive number of ms');
       const resolver = resolverFromOptions(command);
       const sender = options.sender.replace(/^<(.*)>$/, '$1');
       const result = await checkSpf(
@@ -65,11 +69,17 @@ export function registerSpfCommand(program: Command): void {
       );
       const header = receivedSpf(result, { receiver: options.receiver });
       const auth = authResultsClause(result);
-      process.stdout.write(options.json ? `${JSON.stringify(toJson(result, header, auth))}\n` : toText(result, header));
+      process.stdout.write(
+        options.json ? `${JSON.stringify(toJson(result, header, auth))}\n` : toText(result, header),
+      );
     });
 }
 
-function toJson(r: SpfResult, receivedSpfValue: string, authResults: string): Record<string, unknown> {
+function toJson(
+  r: SpfResult,
+  receivedSpfValue: string,
+  authResults: string,
+): Record<string, unknown> {
   return {
     result: r.result,
     explanation: r.explanation ?? null,

@@ -10,7 +10,7 @@
  * printableAscii('a\r\nb\u00e9')  // 'a??b?'
  */
 export function printableAscii(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, '?');
+  return text.replace(/[^\x20-\x7e]/gu, '?');
 }
 
 /**

@@ -30,7 +30,15 @@ after(async () => {
 const spf = (...args: string[]) => runCli(['--dns', server.address, 'spf', ...args]);
 
 test('--json prints one object with the result, headers and counters', async () => {
-  const run = await spf('--ip', '192.0.2.55', '--sender', 'jo@example.com', '--helo', 'mx.example.com', '--json');
+  const run = await spf(
+    '--ip',
+    '192.0.2.55',
+    '--sender',
+    'jo@example.com',
+    '--helo',
+    'mx.example.com',
+    '--json',
+  );
   assert.equal(run.code, 0, run.stderr);
   const lines = run.stdout.trim().split('\n');
   assert.equal(lines.length, 1);
@@ -39,30 +47,57 @@ test('--json prints one object with the result, headers and counters', async () 
   assert.equal(out.mechanism, 'ip4:192.0.2.0/24');
   assert.equal(out.explanation, null);
   assert.equal(out.lookups, 0);
-  assert.match(out.receivedSpf, /^Pass \(unknown: domain of example\.com designates 192\.0\.2\.55 as permitted sender\)/);
+  assert.match(
+    out.receivedSpf,
+    /^Pass \(unknown: domain of example\.com designates 192\.0\.2\.55 as permitted sender\)/,
+  );
   assert.equal(out.authResults, 'spf=pass smtp.mailfrom=jo@example.com');
   assert.deepEqual(out.reply.code, 250);
 });
 
 test('a fail carries the exp= explanation; people get labelled lines', async () => {
-  const run = await spf('--ip', '203.0.113.9', '--sender', 'jo@example.com', '--receiver', 'mx.example.org');
+  const run = await spf(
+    '--ip',
+    '203.0.113.9',
+    '--sender',
+    'jo@example.com',
+    '--receiver',
+    'mx.example.org',
+  );
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /^result: +fail$/m);
   assert.match(run.stdout, /^explanation: 203\.0\.113\.9 may not send for example\.com$/m);
   assert.match(run.stdout, /^mechanism: +-all$/m);
   assert.match(run.stdout, /^lookups: +0 DNS-querying terms, 0 void, 2 queries$/m);
-  assert.match(run.stdout, /^Received-SPF: Fail \(mx\.example\.org: .*receiver=mx\.example\.org; mechanism=-all; identity=mailfrom$/m);
+  assert.match(
+    run.stdout,
+    /^Received-SPF: Fail \(mx\.example\.org: .*receiver=mx\.example\.org; mechanism=-all; identity=mailfrom$/m,
+  );
 });
 
 test('--best-guess reports a guess when there is no record', async () => {
-  const run = await spf('--ip', '198.51.100.9', '--sender', 'a@nospf.example.com', '--best-guess', '--json');
+  const run = await spf(
+    '--ip',
+    '198.51.100.9',
+    '--sender',
+    'a@nospf.example.com',
+    '--best-guess',
+    '--json',
+  );
   const out = JSON.parse(run.stdout);
   assert.equal(out.result, 'none');
   assert.equal(out.guess, 'pass');
 });
 
 test('--lax reports the lax result of a broken record', async () => {
-  const run = await spf('--ip', '198.51.100.9', '--sender', 'a@broken.example.com', '--lax', '--json');
+  const run = await spf(
+    '--ip',
+    '198.51.100.9',
+    '--sender',
+    'a@broken.example.com',
+    '--lax',
+    '--json',
+  );
   const out = JSON.parse(run.stdout);
   assert.equal(out.result, 'permerror');
   assert.equal(out.laxResult, 'fail');
@@ -96,7 +131,18 @@ test('bad arguments exit 2 with one line on stderr', async () => {
 
 test('a DNS server that never answers gives temperror, not a hang', async () => {
   const run = await runCli(
-    ['--dns', silentAddress, 'spf', '--ip', '192.0.2.1', '--sender', 'a@example.com', '--time-budget', '700', '--json'],
+    [
+      '--dns',
+      silentAddress,
+      'spf',
+      '--ip',
+      '192.0.2.1',
+      '--sender',
+      'a@example.com',
+      '--time-budget',
+      '700',
+      '--json',
+    ],
     15_000,
   );
   assert.equal(run.code, 0, run.stderr);

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { escapeForLog, headerComment, headerValue, printableAscii, truncate } from '../../src/text/index.js';
+import {
+  escapeForLog,
+  headerComment,
+  headerValue,
+  printableAscii,
+  truncate,
+} from '../../src/text/index.js';
 
 test('printableAscii replaces everything that could end a line or carry 8-bit bytes', () => {
   assert.equal(printableAscii('ok text'), 'ok text');

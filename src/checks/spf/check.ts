@@ -19,7 +19,8 @@ import {
 } from './types.js';
 
 /** The explanation of a fail when the record gives none; a macro string like `exp=` text. */
-export const DEFAULT_EXPLANATION = 'SPF policy of %{o} does not authorize %{c} to send mail as %{s}';
+export const DEFAULT_EXPLANATION =
+  'SPF policy of %{o} does not authorize %{c} to send mail as %{s}';
 
 /** Limits lax mode allows, as pyspf's users know them. */
 const LAX_LIMITS: Partial<SpfLimits> = { terms: 40, mxNames: 40, ptrNames: 40 };
@@ -38,7 +39,8 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
   if (!parsed) throw new TypeError(`not an IP address: ${input.ip}`);
   const ip = unmapIpv4(parsed);
   const helo = input.helo ?? '';
-  const identity: SpfIdentity = input.identity === 'helo' || input.sender === '' ? 'helo' : 'mailfrom';
+  const identity: SpfIdentity =
+    input.identity === 'helo' || input.sender === '' ? 'helo' : 'mailfrom';
   const sender = identity === 'helo' ? `postmaster@${helo}` : input.sender;
   const at = sender.lastIndexOf('@');
   const local = at > 0 ? sender.slice(0, at) : 'postmaster';
@@ -120,7 +122,11 @@ interface RunOutcome {
 }
 
 /** check_host() on the domain, falling back to the local zone when it publishes no record. */
-async function run(evaluation: SpfEvaluation, domain: string, fallbackZone?: string): Promise<RunOutcome> {
+async function run(
+  evaluation: SpfEvaluation,
+  domain: string,
+  fallbackZone?: string,
+): Promise<RunOutcome> {
   return guarded(async () => {
     let text = await evaluation.findRecord(domain);
     let source: 'dns' | 'fallback' = 'dns';
@@ -130,11 +136,18 @@ async function run(evaluation: SpfEvaluation, domain: string, fallbackZone?: str
     }
     if (text === null) return { fields: { result: 'none' } };
     const outcome = await evaluation.evaluateRecord(text, domain);
-    return { outcome, fields: { result: outcome.result, mechanism: outcome.mechanism, record: text, source } };
+    return {
+      outcome,
+      fields: { result: outcome.result, mechanism: outcome.mechanism, record: text, source },
+    };
   });
 }
 
-async function runRecord(evaluation: SpfEvaluation, record: string, domain: string): Promise<RunOutcome> {
+async function runRecord(
+  evaluation: SpfEvaluation,
+  record: string,
+  domain: string,
+): Promise<RunOutcome> {
   return guarded(async () => {
     const outcome = await evaluation.evaluateRecord(record, domain);
     return { outcome, fields: { result: outcome.result, mechanism: outcome.mechanism } };

@@ -5,9 +5,21 @@
  */
 import { type IpAddress, inPrefix, parseIp, reverseName, sameIp } from '../../dns/address.js';
 import type { DnsResult, QueryMeter, RecordType, Resolver } from '../../dns/types.js';
-import { expandMacroString, type MacroString, type MacroValues, parseMacroString } from './macro.js';
+import {
+  expandMacroString,
+  type MacroString,
+  type MacroValues,
+  parseMacroString,
+} from './macro.js';
 import { SpfProblem } from './problem.js';
-import { type Directive, isSpfRecord, type ParsedRecord, parseRecord, printable, queriesDns } from './record.js';
+import {
+  type Directive,
+  isSpfRecord,
+  type ParsedRecord,
+  parseRecord,
+  printable,
+  queriesDns,
+} from './record.js';
 import type { SpfLimits, SpfResultWord } from './types.js';
 
 /** A non-error outcome of check_host() for one domain. */
@@ -57,13 +69,15 @@ export class SpfEvaluation {
    */
   async findRecord(domain: string): Promise<string | null> {
     const answer = await this.query(domain, 'TXT');
-    if (answer.kind === 'temporary') throw this.temporary(answer, `SPF record lookup for ${domain}`);
+    if (answer.kind === 'temporary')
+      throw this.temporary(answer, `SPF record lookup for ${domain}`);
     if (answer.kind !== 'answer') return null;
     let found: string | null = null;
     for (const txt of answer.records) {
       const text = txt.strings.join('');
       if (!isSpfRecord(text)) continue;
-      if (found !== null) throw new SpfProblem('permerror', `more than one SPF record for ${domain}`);
+      if (found !== null)
+        throw new SpfProblem('permerror', `more than one SPF record for ${domain}`);
       found = text;
     }
     return found;
@@ -93,26 +107,42 @@ export class SpfEvaluation {
       const target = await this.expandDomain(record.redirect.spec, domain);
       const outcome = await this.checkHost(target);
       if (outcome.result === 'none') {
-        throw new SpfProblem('permerror', `redirect target ${target} has no SPF record`, record.redirect.text);
+        throw new SpfProblem(
+          'permerror',
+          `redirect target ${target} has no SPF record`,
+          record.redirect.text,
+        );
       }
       // The target's own exp= explains its fail; ours must not (RFC 7208 6.2).
       return { ...outcome, record: text };
     }
     if (record.defaultQualifier) {
-      return { result: QUALIFIER_RESULT[record.defaultQualifier], mechanism: 'default', record: text };
+      return {
+        result: QUALIFIER_RESULT[record.defaultQualifier],
+        mechanism: 'default',
+        record: text,
+      };
     }
     return { result: 'neutral', mechanism: 'default', record: text };
   }
 
   private countTerm(term: string): void {
     if (++this.terms > this.ctx.limits.terms) {
-      throw new SpfProblem('permerror', `more than ${this.ctx.limits.terms} DNS-querying terms`, term);
+      throw new SpfProblem(
+        'permerror',
+        `more than ${this.ctx.limits.terms} DNS-querying terms`,
+        term,
+      );
     }
   }
 
   private countVoid(term: string): void {
     if (++this.voids > this.ctx.limits.voidLookups) {
-      throw new SpfProblem('permerror', `more than ${this.ctx.limits.voidLookups} void lookups`, term);
+      throw new SpfProblem(
+        'permerror',
+        `more than ${this.ctx.limits.voidLookups} void lookups`,
+        term,
+      );
     }
   }
 
@@ -138,7 +168,8 @@ export class SpfEvaluation {
         const target = await this.expandDomain(d.domain!, domain);
         // exists always asks for A records, whatever the client's address family (RFC 7208 5.7).
         const answer = await this.query(target, 'A');
-        if (answer.kind === 'temporary') throw this.temporary(answer, `exists lookup for ${target}`, d.text);
+        if (answer.kind === 'temporary')
+          throw this.temporary(answer, `exists lookup for ${target}`, d.text);
         if (answer.kind !== 'answer') {
           this.countVoid(d.text);
           return false;
@@ -158,14 +189,19 @@ export class SpfEvaluation {
 
   private async matchMx(d: Directive, target: string): Promise<boolean> {
     const answer = await this.query(target, 'MX');
-    if (answer.kind === 'temporary') throw this.temporary(answer, `MX lookup for ${target}`, d.text);
+    if (answer.kind === 'temporary')
+      throw this.temporary(answer, `MX lookup for ${target}`, d.text);
     if (answer.kind !== 'answer') {
       this.countVoid(d.text);
       return false;
     }
     const exchanges = answer.records.map((r) => r.exchange).filter((x) => x !== '');
     if (exchanges.length > this.ctx.limits.mxNames) {
-      throw new SpfProblem('permerror', `more than ${this.ctx.limits.mxNames} MX names for ${target}`, d.text);
+      throw new SpfProblem(
+        'permerror',
+        `more than ${this.ctx.limits.mxNames} MX names for ${target}`,
+        d.text,
+      );
     }
     const ip = this.ctx.ip;
     const prefix = ip.family === 4 ? d.cidr4 : d.cidr6;
@@ -180,7 +216,8 @@ export class SpfEvaluation {
   private async addresses(name: string, term: string, countVoid: boolean): Promise<IpAddress[]> {
     const type = this.ctx.ip.family === 4 ? 'A' : 'AAAA';
     const answer = await this.query(name, type);
-    if (answer.kind === 'temporary') throw this.temporary(answer, `${type} lookup for ${name}`, term);
+    if (answer.kind === 'temporary')
+      throw this.temporary(answer, `${type} lookup for ${name}`, term);
     if (answer.kind !== 'answer') {
       if (countVoid) this.countVoid(term);
       return [];
@@ -303,7 +340,11 @@ export class SpfEvaluation {
     return this.ctx.resolver.query(name, type, { deadline: this.ctx.deadline, meter: this.meter });
   }
 
-  private temporary(answer: { reason: string; detail: string }, what: string, term?: string): SpfProblem {
+  private temporary(
+    answer: { reason: string; detail: string },
+    what: string,
+    term?: string,
+  ): SpfProblem {
     if (answer.reason === 'budget') {
       return new SpfProblem('permerror', `more than ${this.ctx.limits.queries} DNS queries`, term);
     }

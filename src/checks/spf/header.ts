@@ -85,7 +85,9 @@ export function receivedSpf(r: HeaderFacts, options: { receiver?: string } = {})
  */
 export function authResultsClause(r: HeaderFacts): string {
   const property =
-    r.identity === 'helo' ? `smtp.helo=${headerValue(r.helo)}` : `smtp.mailfrom=${addressValue(r.sender)}`;
+    r.identity === 'helo'
+      ? `smtp.helo=${headerValue(r.helo)}`
+      : `smtp.mailfrom=${addressValue(r.sender)}`;
   const reason = r.problem ? ` reason=${quoted(r.problem)}` : '';
   return `spf=${r.result}${reason} ${property}`;
 }
@@ -103,7 +105,9 @@ export function authenticationResults(authservId: string, clauses: string[]): st
 }
 
 function quoted(text: string): string {
-  return `"${printableAscii(text).slice(0, 256).replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `"${printableAscii(text)
+    .slice(0, 256)
+    .replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /** An address as an RFC 8601 pvalue: dot-atom local part and domain, else a quoted-string. */

@@ -3,7 +3,12 @@
  * record its result. May import src/dns and src/text; never policy, serve or a protocol library.
  */
 export { checkSpf, DEFAULT_EXPLANATION, isCheckableDomain } from './check.js';
-export { authenticationResults, authResultsClause, receivedSpf, receivedSpfComment } from './header.js';
+export {
+  authenticationResults,
+  authResultsClause,
+  receivedSpf,
+  receivedSpfComment,
+} from './header.js';
 export { isSpfRecord, parseRecord } from './record.js';
 export { spfReply } from './reply.js';
 export * from './types.js';

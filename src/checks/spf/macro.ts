@@ -100,7 +100,8 @@ export function parseMacroString(text: string, kind: MacroContextKind): MacroStr
 function parseExpand(body: string, kind: MacroContextKind, text: string): MacroExpand {
   const raw = body[0] ?? '';
   const letter = raw.toLowerCase();
-  const known = LETTERS.includes(letter) || (kind === 'explanation' && EXP_ONLY_LETTERS.includes(letter));
+  const known =
+    LETTERS.includes(letter) || (kind === 'explanation' && EXP_ONLY_LETTERS.includes(letter));
   if (!letter || !known) throw new SpfProblem('permerror', `invalid macro letter in '${text}'`);
   let j = 1;
   let digitText = '';
@@ -109,7 +110,8 @@ function parseExpand(body: string, kind: MacroContextKind, text: string): MacroE
     j++;
   }
   const digits = digitText ? Number(digitText) : 0;
-  if (digitText && digits === 0) throw new SpfProblem('permerror', `zero macro digits in '${text}'`);
+  if (digitText && digits === 0)
+    throw new SpfProblem('permerror', `zero macro digits in '${text}'`);
   let reverse = false;
   if (body[j] === 'r' || body[j] === 'R') {
     reverse = true;
@@ -117,7 +119,8 @@ function parseExpand(body: string, kind: MacroContextKind, text: string): MacroE
   }
   const delimiters = body.slice(j);
   for (const d of delimiters) {
-    if (!DELIMITERS.includes(d)) throw new SpfProblem('permerror', `invalid macro delimiter in '${text}'`);
+    if (!DELIMITERS.includes(d))
+      throw new SpfProblem('permerror', `invalid macro delimiter in '${text}'`);
   }
   return { letter, escape: raw !== letter, digits, reverse, delimiters: delimiters || '.' };
 }

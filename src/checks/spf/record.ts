@@ -97,7 +97,11 @@ function parseUncached(text: string, lax: boolean): ParsedRecord {
   for (let term of text.split(' ').slice(1)) {
     if (term === '') continue;
     if (!isPrintableAscii(term)) {
-      throw new SpfProblem('permerror', `non-ASCII or control character in '${printable(term)}'`, printable(term));
+      throw new SpfProblem(
+        'permerror',
+        `non-ASCII or control character in '${printable(term)}'`,
+        printable(term),
+      );
     }
     if (lax && term.length > 1 && term.endsWith(',')) {
       record.forgiven.push(`comma after '${term}'`);
@@ -118,7 +122,13 @@ function parseUncached(text: string, lax: boolean): ParsedRecord {
   return record;
 }
 
-const MISSPELLED: Record<string, string> = { prt: 'ptr', ip: 'ip4', ipv4: 'ip4', ipv6: 'ip6', 'all.': 'all' };
+const MISSPELLED: Record<string, string> = {
+  prt: 'ptr',
+  ip: 'ip4',
+  ipv4: 'ip4',
+  ipv6: 'ip6',
+  'all.': 'all',
+};
 const BARE_IPV4 = /^([+\-~?]?)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d+)?)$/;
 
 /** Lax mode: turn the usual misspellings into the mechanism that was meant. */
@@ -206,7 +216,8 @@ function parseDirective(term: string): Directive | null {
         return { ...base, kind: 'all' };
       case 'include':
       case 'exists':
-        if (!rest.startsWith(':')) throw new SpfProblem('permerror', `${name} needs a domain in '${term}'`);
+        if (!rest.startsWith(':'))
+          throw new SpfProblem('permerror', `${name} needs a domain in '${term}'`);
         return { ...base, kind: name, domain: parseMacroString(rest.slice(1), 'domain') };
       case 'a':
       case 'mx':
@@ -215,7 +226,8 @@ function parseDirective(term: string): Directive | null {
         return { ...base, kind: 'ptr', ...parseDomainAndCidr(rest, term, false) };
       case 'ip4':
       case 'ip6':
-        if (!rest.startsWith(':')) throw new SpfProblem('permerror', `${name} needs a network in '${term}'`);
+        if (!rest.startsWith(':'))
+          throw new SpfProblem('permerror', `${name} needs a network in '${term}'`);
         return { ...base, kind: name, ...parseNetwork(rest.slice(1), name, term) };
       default:
         return null;
@@ -245,7 +257,8 @@ function parseDomainAndCidr(
       cidr4 = Number(single[1]);
       spec = spec.slice(0, single.index);
     }
-    if (cidr4 > 32 || cidr6 > 128) throw new SpfProblem('permerror', `invalid prefix length in '${term}'`);
+    if (cidr4 > 32 || cidr6 > 128)
+      throw new SpfProblem('permerror', `invalid prefix length in '${term}'`);
   }
   if (spec === '') return { cidr4, cidr6 };
   if (!spec.startsWith(':')) throw new SpfProblem('permerror', `invalid mechanism '${term}'`);
@@ -263,7 +276,8 @@ function parseNetwork(
   if (slash >= 0) {
     address = value.slice(0, slash);
     const len = value.slice(slash + 1);
-    if (!/^(0|[1-9]\d{0,2})$/.test(len)) throw new SpfProblem('permerror', `invalid prefix length in '${term}'`);
+    if (!/^(0|[1-9]\d{0,2})$/.test(len))
+      throw new SpfProblem('permerror', `invalid prefix length in '${term}'`);
     prefix = Number(len);
   }
   const network = parseIp(address);
@@ -284,5 +298,8 @@ function isPrintableAscii(text: string): boolean {
 
 /** Text safe for a message: control and 8-bit characters shown as `\xNN`. */
 export function printable(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }

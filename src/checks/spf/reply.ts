@@ -12,16 +12,26 @@ import type { SpfReply, SpfResult } from './types.js';
  * spfReply({ result: 'temperror', problem: 'TXT lookup for example.com failed (timeout)', ... })
  * // { code: 451, xcode: '4.7.24', text: 'SPF temporary error: TXT lookup for example.com failed (timeout)' }
  */
-export function spfReply(r: Pick<SpfResult, 'result' | 'explanation' | 'problem' | 'domain' | 'ip'>): SpfReply {
+export function spfReply(
+  r: Pick<SpfResult, 'result' | 'explanation' | 'problem' | 'domain' | 'ip'>,
+): SpfReply {
   switch (r.result) {
     case 'pass':
       return reply(250, '2.7.0', `${r.ip} is authorized by the SPF policy of ${r.domain}`);
     case 'fail':
-      return reply(550, '5.7.23', r.explanation ?? `SPF policy of ${r.domain} does not authorize ${r.ip}`);
+      return reply(
+        550,
+        '5.7.23',
+        r.explanation ?? `SPF policy of ${r.domain} does not authorize ${r.ip}`,
+      );
     case 'softfail':
       return reply(250, '2.7.0', `the SPF policy of ${r.domain} discourages mail from ${r.ip}`);
     case 'neutral':
-      return reply(250, '2.7.0', `the SPF policy of ${r.domain} neither permits nor denies ${r.ip}`);
+      return reply(
+        250,
+        '2.7.0',
+        `the SPF policy of ${r.domain} neither permits nor denies ${r.ip}`,
+      );
     case 'none':
       return reply(250, '2.7.0', `no SPF policy for ${r.domain}`);
     case 'permerror':

@@ -8,7 +8,10 @@ import { type FixtureDnsServer, startDnsServer } from '../../support/dns-server.
 const manyMx = Array.from({ length: 11 }, (_, i) => ({ MX: [i, `mx${i}.many.example`] }));
 const manyPtr = Array.from({ length: 12 }, (_, i) => ({ PTR: `host${i}.ptr.example` }));
 const chain = Object.fromEntries(
-  Array.from({ length: 12 }, (_, i) => [`c${i}.chain.example`, [{ TXT: `v=spf1 include:c${i + 1}.chain.example -all` }]]),
+  Array.from({ length: 12 }, (_, i) => [
+    `c${i}.chain.example`,
+    [{ TXT: `v=spf1 include:c${i + 1}.chain.example -all` }],
+  ]),
 );
 
 let server: FixtureDnsServer;
@@ -32,7 +35,9 @@ before(async () => {
     'a1.t.example': [{ A: '198.51.100.1' }],
     'a2.t.example': [{ A: '198.51.100.1' }],
     'm.t.example': [{ MX: [0, 'a1.t.example'] }],
-    'voids.example': [{ TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example a:n3.voids.example +all' }],
+    'voids.example': [
+      { TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example a:n3.voids.example +all' },
+    ],
     'withhelo.example': [{ TXT: 'v=spf1 a -all' }, { A: '192.0.2.77' }],
     ...chain,
   });
@@ -42,16 +47,25 @@ after(() => server.close());
 const resolver = () => createResolver({ servers: [server.address], timeout: 300, attempts: 1 });
 
 test('an IPv4-mapped IPv6 client is checked as IPv4', async () => {
-  const r = await checkSpf({ ip: '::ffff:192.0.2.9', sender: 'a@mapped.example' }, { resolver: resolver() });
+  const r = await checkSpf(
+    { ip: '::ffff:192.0.2.9', sender: 'a@mapped.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r.result, 'pass');
   assert.equal(r.ip, '192.0.2.9');
 });
 
 test('IPv6 clients match ip6 networks and AAAA records with their own prefix', async () => {
-  const r1 = await checkSpf({ ip: '2001:db8:1::1', sender: 'a@six.example' }, { resolver: resolver() });
+  const r1 = await checkSpf(
+    { ip: '2001:db8:1::1', sender: 'a@six.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r1.result, 'pass');
   assert.equal(r1.mechanism, 'ip6:2001:db8::/32');
-  const r2 = await checkSpf({ ip: '2001:db9:0:0::7', sender: 'a@six.example' }, { resolver: resolver() });
+  const r2 = await checkSpf(
+    { ip: '2001:db9:0:0::7', sender: 'a@six.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r2.result, 'fail');
 });
 
@@ -63,12 +77,18 @@ test('the fallback zone supplies a record for a domain without one', async () =>
   assert.equal(r.result, 'pass');
   assert.equal(r.source, 'fallback');
   assert.equal(r.record, 'v=spf1 a -all');
-  const plain = await checkSpf({ ip: '192.0.2.20', sender: 'a@nospf.example' }, { resolver: resolver() });
+  const plain = await checkSpf(
+    { ip: '192.0.2.20', sender: 'a@nospf.example' },
+    { resolver: resolver() },
+  );
   assert.equal(plain.result, 'none');
 });
 
 test('best guess evaluates a/24 mx/24 ptr when there is no record', async () => {
-  const r = await checkSpf({ ip: '192.0.2.200', sender: 'a@nospf.example' }, { resolver: resolver(), bestGuess: true });
+  const r = await checkSpf(
+    { ip: '192.0.2.200', sender: 'a@nospf.example' },
+    { resolver: resolver(), bestGuess: true },
+  );
   assert.equal(r.result, 'none');
   assert.equal(r.guess, 'pass');
   const custom = await checkSpf(
@@ -83,7 +103,11 @@ test('a server that never answers ends in temperror within the time budget', asy
   const started = Date.now();
   const r = await checkSpf(
     { ip: '192.0.2.1', sender: 'a@slow.example' },
-    { resolver: createResolver({ servers: [server.address], timeout: 5000, attempts: 3 }), clock, limits: { timeBudgetMs: 400 } },
+    {
+      resolver: createResolver({ servers: [server.address], timeout: 5000, attempts: 3 }),
+      clock,
+      limits: { timeBudgetMs: 400 },
+    },
   );
   assert.equal(r.result, 'temperror');
   assert.match(r.problem ?? '', /time budget/);
@@ -92,14 +116,23 @@ test('a server that never answers ends in temperror within the time budget', asy
 });
 
 test('SERVFAIL is temperror, never a silent none', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@broken-server.example' }, { resolver: resolver() });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@broken-server.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r.result, 'temperror');
   assert.match(r.problem ?? '', /servfail/);
-  assert.match(receivedSpf(r), /^TempError \(unknown: temporary error in processing during lookup of broken-server\.example\)/);
+  assert.match(
+    receivedSpf(r),
+    /^TempError \(unknown: temporary error in processing during lookup of broken-server\.example\)/,
+  );
 });
 
 test('more than 10 MX names is permerror; lax mode allows up to 40', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@many.example' }, { resolver: resolver(), lax: true });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@many.example' },
+    { resolver: resolver(), lax: true },
+  );
   assert.equal(r.result, 'permerror');
   assert.match(r.problem ?? '', /more than 10 MX names/);
   assert.equal(r.laxResult, 'fail');
@@ -112,14 +145,20 @@ test('ptr looks at the first 10 names only', async () => {
 });
 
 test('the eleventh DNS-querying term is permerror', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@tenterms.example' }, { resolver: resolver() });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@tenterms.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r.result, 'permerror');
   assert.match(r.problem ?? '', /more than 10 DNS-querying terms/);
   assert.equal(r.lookups, 11);
 });
 
 test('includes count across levels', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@c0.chain.example' }, { resolver: resolver(), lax: true });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@c0.chain.example' },
+    { resolver: resolver(), lax: true },
+  );
   assert.equal(r.result, 'permerror');
   assert.equal(r.lookups, 11);
   // Lax allows 40 terms, and the chain's end has no record: lax treats that include as no match.
@@ -127,14 +166,20 @@ test('includes count across levels', async () => {
 });
 
 test('the third void lookup is permerror', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@voids.example' }, { resolver: resolver() });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@voids.example' },
+    { resolver: resolver() },
+  );
   assert.equal(r.result, 'permerror');
   assert.equal(r.voidLookups, 3);
   assert.match(r.problem ?? '', /void lookups/);
 });
 
 test('a bound on total queries stops runaway work', async () => {
-  const r = await checkSpf({ ip: '192.0.2.1', sender: 'a@tenterms.example' }, { resolver: resolver(), limits: { queries: 3 } });
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@tenterms.example' },
+    { resolver: resolver(), limits: { queries: 3 } },
+  );
   assert.equal(r.result, 'permerror');
   assert.match(r.problem ?? '', /more than 3 DNS queries/);
 });
@@ -152,5 +197,8 @@ test('the HELO identity and hostile senders', async () => {
   );
   assert.equal(hostile.result, 'none');
   assert.doesNotMatch(receivedSpf(hostile), /[\r\n]/);
-  await assert.rejects(checkSpf({ ip: 'not-an-ip', sender: 'a@b.example' }, { resolver: resolver() }), TypeError);
+  await assert.rejects(
+    checkSpf({ ip: 'not-an-ip', sender: 'a@b.example' }, { resolver: resolver() }),
+    TypeError,
+  );
 });

@@ -31,7 +31,12 @@ for (const scenario of scenarios) {
         server.setZone(parseSuiteZone(scenario.zonedata));
         // No cache: each case sees exactly its scenario's zone. TIMEOUT entries never answer, so a
         // short per-query timeout keeps the suite fast.
-        const resolver = createResolver({ servers: [server.address], timeout: 150, attempts: 1, cache: false });
+        const resolver = createResolver({
+          servers: [server.address],
+          timeout: 150,
+          attempts: 1,
+          cache: false,
+        });
         const r = await checkSpf(
           { ip: t.host, sender: t.mailfrom, helo: t.helo },
           { resolver, defaultExplanation: 'DEFAULT' },

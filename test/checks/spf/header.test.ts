@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { authResultsClause, authenticationResults, receivedSpf } from '../../../src/checks/spf/header.js';
+import {
+  authenticationResults,
+  authResultsClause,
+  receivedSpf,
+} from '../../../src/checks/spf/header.js';
 import type { SpfResult } from '../../../src/checks/spf/types.js';
 
-const base: Pick<SpfResult, 'result' | 'identity' | 'ip' | 'sender' | 'domain' | 'helo' | 'mechanism' | 'problem'> = {
+const base: Pick<
+  SpfResult,
+  'result' | 'identity' | 'ip' | 'sender' | 'domain' | 'helo' | 'mechanism' | 'problem'
+> = {
   result: 'pass',
   identity: 'mailfrom',
   ip: '192.0.2.3',
@@ -24,10 +31,20 @@ test('Received-SPF has the RFC 7208 9.1 keys in order', () => {
 
 test('permerror carries the problem; the HELO identity has no envelope-from', () => {
   const v = receivedSpf(
-    { ...base, result: 'permerror', identity: 'helo', sender: 'postmaster@mx.example.org', problem: 'unknown mechanism', mechanism: undefined },
+    {
+      ...base,
+      result: 'permerror',
+      identity: 'helo',
+      sender: 'postmaster@mx.example.org',
+      problem: 'unknown mechanism',
+      mechanism: undefined,
+    },
     {},
   );
-  assert.match(v, /^PermError \(unknown: permanent error in processing domain of email.example.com: unknown mechanism\)/);
+  assert.match(
+    v,
+    /^PermError \(unknown: permanent error in processing domain of email.example.com: unknown mechanism\)/,
+  );
   assert.doesNotMatch(v, /envelope-from/);
   assert.match(v, /problem="unknown mechanism"; identity=helo$/);
 });

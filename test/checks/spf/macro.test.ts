@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { expandMacroString, type MacroValues, parseMacroString } from '../../../src/checks/spf/macro.js';
+import {
+  expandMacroString,
+  type MacroValues,
+  parseMacroString,
+} from '../../../src/checks/spf/macro.js';
 import { parseIp } from '../../../src/dns/address.js';
 
 const values = (ip: string): MacroValues => ({
@@ -35,9 +39,18 @@ test('RFC 7208 7.4 examples', () => {
   assert.equal(expand('%{l1r-}'), 'strong');
   assert.equal(expand('%{ir}.%{v}._spf.%{d2}'), '3.2.0.192.in-addr._spf.example.com');
   assert.equal(expand('%{lr-}.lp._spf.%{d2}'), 'bad.strong.lp._spf.example.com');
-  assert.equal(expand('%{lr-}.lp.%{ir}.%{v}._spf.%{d2}'), 'bad.strong.lp.3.2.0.192.in-addr._spf.example.com');
-  assert.equal(expand('%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}'), '3.2.0.192.in-addr.strong.lp._spf.example.com');
-  assert.equal(expand('%{d2}.trusted-domains.example.net'), 'example.com.trusted-domains.example.net');
+  assert.equal(
+    expand('%{lr-}.lp.%{ir}.%{v}._spf.%{d2}'),
+    'bad.strong.lp.3.2.0.192.in-addr._spf.example.com',
+  );
+  assert.equal(
+    expand('%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}'),
+    '3.2.0.192.in-addr.strong.lp._spf.example.com',
+  );
+  assert.equal(
+    expand('%{d2}.trusted-domains.example.net'),
+    'example.com.trusted-domains.example.net',
+  );
   assert.equal(
     expand('%{ir}.%{v}._spf.%{d2}', '2001:db8::cb01'),
     '1.0.B.C.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.B.D.0.1.0.0.2.ip6._spf.example.com',
@@ -47,7 +60,10 @@ test('RFC 7208 7.4 examples', () => {
 test('escapes and exp-only letters', () => {
   assert.equal(expand('%%%_%-x.example.com'), '% %20x.example.com');
   assert.equal(expand('%{S}', undefined, 'explanation'), 'strong-bad%40email.example.com');
-  assert.equal(expand('%{c} %{r} %{t}', '2001:db8::1', 'explanation'), '2001:db8::1 mx.example.net 1700000000');
+  assert.equal(
+    expand('%{c} %{r} %{t}', '2001:db8::1', 'explanation'),
+    '2001:db8::1 mx.example.net 1700000000',
+  );
   assert.throws(() => parseMacroString('%{c}.example.com', 'domain'));
   assert.throws(() => parseMacroString('%{x}.example.com', 'domain'));
   assert.throws(() => parseMacroString('100%.example.com', 'domain'));

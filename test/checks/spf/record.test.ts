@@ -11,7 +11,9 @@ test('record selection needs v=spf1 followed by a space or the end', () => {
 });
 
 test('directives keep their qualifier, kind, text and prefix lengths', () => {
-  const r = parseRecord('v=spf1 a/24//64 mx:mail.example.com//48 ~ip4:192.0.2.0/24 ?ip6:2001:db8::/32 -all');
+  const r = parseRecord(
+    'v=spf1 a/24//64 mx:mail.example.com//48 ~ip4:192.0.2.0/24 ?ip6:2001:db8::/32 -all',
+  );
   assert.deepEqual(
     r.directives.map((d) => [d.qualifier, d.kind, d.text, d.cidr4, d.cidr6]),
     [
@@ -59,7 +61,10 @@ test('unknown modifiers are ignored; redirect and exp are kept', () => {
 });
 
 test('lax mode forgives the usual mistakes and lists them', () => {
-  const r = parseRecord('v=spf1 ipv4:192.0.2.1 prt 192.0.2.0/24 a:192.0.2.9 mx, -all:x default=softfail moo', true);
+  const r = parseRecord(
+    'v=spf1 ipv4:192.0.2.1 prt 192.0.2.0/24 a:192.0.2.9 mx, -all:x default=softfail moo',
+    true,
+  );
   assert.deepEqual(
     r.directives.map((d) => d.text),
     ['ip4:192.0.2.1', 'ptr', 'ip4:192.0.2.0/24', 'ip4:192.0.2.9', 'mx', '-all'],
