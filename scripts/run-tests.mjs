@@ -29,6 +29,13 @@ if (unlisted.length || missing.length) {
   process.exit(1);
 }
 
-const args = ['--import', 'tsx', '--test', '--test-reporter=spec', ...process.argv.slice(2), ...listed];
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  ...process.argv.slice(2),
+  ...listed,
+];
 const run = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 process.exit(run.status ?? 1);
