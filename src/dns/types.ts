@@ -3,7 +3,17 @@
  */
 
 /** Record types mailgate asks for. `SPF` (type 99) is obsolete but still served by some zones. */
-export type RecordType = 'A' | 'AAAA' | 'MX' | 'PTR' | 'TXT' | 'SPF' | 'CNAME' | 'SRV' | 'SOA' | 'NS';
+export type RecordType =
+  | 'A'
+  | 'AAAA'
+  | 'MX'
+  | 'PTR'
+  | 'TXT'
+  | 'SPF'
+  | 'CNAME'
+  | 'SRV'
+  | 'SOA'
+  | 'NS';
 
 export interface ARecord {
   type: 'A';
