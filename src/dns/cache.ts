@@ -22,6 +22,11 @@ interface Entry {
   stored: number;
   /** Clock time after which the entry is dead. */
   expires: number;
+  /** The frozen, aged copy handed out during the second `viewAge` of the entry's life. */
+  view: CacheableResult | undefined;
+  viewAge: number;
+  /** Read since it last came up for eviction: it gets a second chance (CLOCK replacement). */
+  used: boolean;
 }
 
 export const DEFAULT_CACHE_ENTRIES = 10_000;
@@ -59,8 +64,10 @@ function cacheKey(name: string, type: RecordType): string {
 }
 
 /**
- * Cache of query outcomes keyed by lower-cased name and type. Reads hand out copies whose TTLs
- * count down with the clock, so a caller can pass them on without lying about freshness.
+ * Cache of query outcomes keyed by lower-cased name and type. Reads hand out frozen results whose
+ * TTLs count down with the clock, so a caller can pass them on without lying about freshness.
+ * One aged copy is made per entry per second of its life and shared by every reader in that
+ * second: a busy server reads the same few entries thousands of times a second.
  *
  * @example
  * const cache = new DnsCache({ now: () => Date.now() });
@@ -72,7 +79,9 @@ export class DnsCache {
   readonly #maxEntries: number;
   readonly #maxTtl: number;
   readonly #maxNegativeTtl: number;
-  // Map iteration order is insertion order; re-inserting on each hit makes the first key the LRU.
+  // Map iteration order is insertion order. Reads only mark an entry used; eviction walks from
+  // the oldest insertion and moves used entries to the back once (second chance), which
+  // approximates LRU without reordering the map on every hit.
   readonly #entries = new Map<string, Entry>();
 
   constructor(clock: Clock, options: CacheOptions = {}) {
@@ -100,13 +109,27 @@ export class DnsCache {
     const now = this.#clock.now();
     this.#entries.delete(key);
     this.#entries.set(key, {
-      result: copyResult(result),
+      result: freezeResult(copyResult(result)),
       stored: now,
       expires: now + seconds * 1000,
+      view: undefined,
+      viewAge: -1,
+      used: false,
     });
+    this.#evict(now);
+  }
+
+  #evict(now: number): void {
+    let spared = 0;
     while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+      const [key, entry] = this.#entries.entries().next().value as [string, Entry];
+      this.#entries.delete(key);
+      // A used, live entry goes to the back once; after a full lap everything is fair game.
+      if (entry.used && now < entry.expires && spared < this.#maxEntries) {
+        entry.used = false;
+        spared++;
+        this.#entries.set(key, entry);
+      }
     }
   }
 
@@ -125,11 +148,14 @@ export class DnsCache {
       this.#entries.delete(key);
       return undefined;
     }
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    entry.used = true;
     const left = Math.ceil((entry.expires - now) / 1000);
     const age = Math.floor((now - entry.stored) / 1000);
-    return { result: aged(entry.result, age, left), ttl: left };
+    if (entry.view === undefined || entry.viewAge !== age) {
+      entry.view = freezeResult(aged(entry.result, age, left));
+      entry.viewAge = age;
+    }
+    return { result: entry.view, ttl: left };
   }
 
   /** Forget everything. */
@@ -164,6 +190,26 @@ export function copyResult<R extends DnsResult>(
     additional: result.additional.map((r) => copyRecord(r, ttl(r))),
     cached: cached ?? result.cached,
   };
+}
+
+/**
+ * Freeze a result and everything in it, so that it can be shared by every caller that asked:
+ * nobody can edit what another caller, or the cache, holds.
+ *
+ * @example
+ * const shared = freezeResult(result);
+ */
+export function freezeResult<R extends DnsResult>(result: R): R {
+  if (result.kind === 'answer') {
+    for (const list of [result.records, result.cnames, result.additional] as DnsRecord[][]) {
+      for (const record of list) {
+        if (record.type === 'TXT' || record.type === 'SPF') Object.freeze(record.strings);
+        Object.freeze(record);
+      }
+      Object.freeze(list);
+    }
+  }
+  return Object.freeze(result);
 }
 
 /** A record copy with its own arrays, so callers cannot edit what the cache holds. */

@@ -4,7 +4,7 @@
  * Every way a query can go wrong comes back as a DnsResult; `query` never rejects.
  */
 import { performance } from 'node:perf_hooks';
-import { answerTtl, type CacheOptions, copyResult, DnsCache } from './cache.js';
+import { answerTtl, type CacheOptions, DnsCache, freezeResult } from './cache.js';
 import { type DnsMessage, isRecordType, queryName, Rcode, rcodeName } from './codec.js';
 import { interpret, MAX_CNAME_HOPS, type Outcome } from './outcome.js';
 import {
@@ -17,7 +17,8 @@ import {
   type ExchangeRequest,
   type ExchangeResult,
   tcpExchange,
-  udpExchange,
+  UdpPool,
+  type UdpPoolOptions,
 } from './transport.js';
 import type {
   Clock,
@@ -45,6 +46,8 @@ export interface ResolverOptions {
   clock?: Clock;
   /** EDNS0 UDP payload size to advertise; 0 sends plain queries. Default 1232 (DNS flag day 2020). */
   ednsPayload?: number;
+  /** UDP sockets per server and how long each lives. */
+  udp?: UdpPoolOptions;
 }
 
 /** Counters for tests, benchmarks and metrics. */
@@ -63,6 +66,8 @@ type Reply = { ok: true; message: DnsMessage } | { ok: false; failure: Failure }
 /** One network resolution shared by every caller that asked the same thing meanwhile. */
 interface Flight {
   key: string;
+  /** performance.now() by which the flight has ended, whatever happens. */
+  budgetEnd: number;
   promise: Promise<DnsResult>;
   controller: AbortController;
   waiters: number;
@@ -98,6 +103,9 @@ export class StubResolver implements Resolver {
   readonly #flights = new Map<string, Flight>();
   /** Servers that rejected EDNS and then answered a plain query; we stop offering it to them. */
   readonly #plainOnly = new Set<string>();
+  /** The UDP sockets of each server, by server label. */
+  readonly #pools = new Map<string, UdpPool>();
+  readonly #udpOptions: UdpPoolOptions;
 
   constructor(options: ResolverOptions = {}) {
     this.servers = options.servers
@@ -120,6 +128,7 @@ export class StubResolver implements Resolver {
     }
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#cache = options.cache === false ? null : new DnsCache(this.#clock, options.cache);
+    this.#udpOptions = options.udp ?? {};
   }
 
   /**
@@ -149,6 +158,18 @@ export class StubResolver implements Resolver {
    */
   clearCache(): void {
     this.#cache?.clear();
+  }
+
+  /**
+   * Close the resolver's sockets once their queries are done. Idle sockets never keep the process
+   * alive, so this is for tidy shutdowns and tests.
+   *
+   * @example
+   * resolver.close();
+   */
+  close(): void {
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
   }
 
   async #query(name: string, type: RecordType, options: QueryOptions): Promise<DnsResult> {
@@ -182,6 +203,8 @@ export class StubResolver implements Resolver {
     let flight = this.#flights.get(key);
     if (flight) this.stats.coalesced++;
     else flight = this.#launch(key, qname, type);
+    // A flight ends by itself within its own bound; a later deadline needs no timer.
+    if (waitMs !== undefined && performance.now() + waitMs >= flight.budgetEnd) waitMs = undefined;
     return this.#wait(flight, waitMs);
   }
 
@@ -191,6 +214,7 @@ export class StubResolver implements Resolver {
     const budgetEnd = performance.now() + this.#timeout * this.#attempts;
     const flight: Flight = {
       key,
+      budgetEnd,
       controller,
       waiters: 0,
       settled: false,
@@ -203,6 +227,8 @@ export class StubResolver implements Resolver {
           }),
         )
         .then((result) => {
+          // Every waiter gets this same object: frozen, nobody can change it for the others.
+          freezeResult(result);
           flight.settled = true;
           if (this.#flights.get(key) === flight) this.#flights.delete(key);
           return result;
@@ -244,7 +270,7 @@ export class StubResolver implements Resolver {
           waitMs,
         );
       }
-      void flight.promise.then((result) => leave(copyResult(result), false));
+      void flight.promise.then((result) => leave(result, false));
     });
   }
 
@@ -368,6 +394,16 @@ export class StubResolver implements Resolver {
     };
   }
 
+  #pool(server: ServerAddress): UdpPool {
+    const label = formatServer(server);
+    let pool = this.#pools.get(label);
+    if (!pool) {
+      pool = new UdpPool(server, this.#udpOptions);
+      this.#pools.set(label, pool);
+    }
+    return pool;
+  }
+
   /** UDP first; a truncated reply sends the same question to the same server over TCP. */
   async #exchange(
     server: ServerAddress,
@@ -386,7 +422,7 @@ export class StubResolver implements Resolver {
     const udp = request();
     if (!udp) return spent;
     this.stats.sent++;
-    const reply = await udpExchange(udp);
+    const reply = await this.#pool(server).exchange(udp);
     if (!reply.ok || !reply.message.truncated) return reply;
     const tcp = request();
     if (!tcp) return spent;

@@ -3,8 +3,8 @@
  * outcome mapping belong to the resolver; this module only guarantees that what it returns
  * answers the question it sent, from the server it sent it to, and that its sockets are closed.
  */
-import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
+import { randomFillSync } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import {
   answersQuestion,
@@ -36,9 +36,21 @@ export type ExchangeResult =
   | { ok: true; message: DnsMessage; transport: 'udp' | 'tcp' }
   | { ok: false; reason: ExchangeFailure; detail: string };
 
-/** A fresh, unpredictable query ID: with the random source port it is our defence against spoofing. */
+// Query IDs come from the CSPRNG in batches: one call per 512 queries instead of one per query.
+const ids = new Uint16Array(512);
+let idsLeft = 0;
+
+/** An unpredictable query ID: with the random source port it is our defence against spoofing. */
+function randomId(): number {
+  if (idsLeft === 0) {
+    randomFillSync(ids);
+    idsLeft = ids.length;
+  }
+  return ids[--idsLeft]!;
+}
+
 function newQuestion(request: ExchangeRequest): Question {
-  return { id: randomInt(0, 0x10000), name: request.name, type: request.type };
+  return { id: randomId(), name: request.name, type: request.type };
 }
 
 /** Addresses as rinfo reports them versus as configured: same text modulo case and zone suffix. */
@@ -47,8 +59,8 @@ function sameAddress(a: string, b: string): boolean {
 }
 
 /**
- * Settle-once plumbing shared by both transports: a timer, the abort signal and a cleanup
- * callback, so that every path out closes the socket exactly once.
+ * Settle-once plumbing for the TCP transport: a timer, the abort signal and a cleanup callback,
+ * so that every path out closes the socket exactly once.
  */
 function guard(
   request: ExchangeRequest,
@@ -76,64 +88,218 @@ function guard(
   return { finish, done: () => settled };
 }
 
+/** Sizing of the UDP sockets one server gets. */
+export interface UdpPoolOptions {
+  /** Sockets in use at once. Default 4. */
+  sockets?: number;
+  /** Queries a socket sends before it is retired for a new one on a new random port. Default 64. */
+  queriesPerSocket?: number;
+}
+
+interface PendingQuery {
+  question: Question;
+  sawMalformed: boolean;
+  finish: (result: ExchangeResult) => void;
+}
+
 /**
- * Send one query over UDP from a new socket (so the OS picks a fresh random source port) and
- * wait for the matching answer. Datagrams from another address or port, with another ID or
- * question, or that do not decode are ignored and the wait goes on, so a blind spoofer has to
- * guess both port and ID within the timeout. Never rejects.
+ * One connected UDP socket and the queries waiting on it, keyed by query ID.
+ */
+class UdpChannel {
+  readonly pending = new Map<number, PendingQuery>();
+  sent = 0;
+  retired = false;
+  #socket: Socket;
+  #connected = false;
+  #closed = false;
+  #queue: Buffer[] = [];
+
+  constructor(private readonly server: ServerAddress) {
+    const socket = createSocket(server.family === 6 ? 'udp6' : 'udp4');
+    this.#socket = socket;
+    socket.on('message', (reply, rinfo) => this.#receive(reply, rinfo.address, rinfo.port));
+    socket.on('error', (err) => this.#fail(err.message));
+    // A connected socket only hears from the server, and learns of an unreachable port at once.
+    socket.connect(server.port, server.host, () => {
+      this.#connected = true;
+      for (const bytes of this.#queue) this.#send(bytes);
+      this.#queue = [];
+    });
+    // Idle sockets must not keep a command-line run alive; waiting queries hold their timers.
+    socket.unref();
+  }
+
+  /** A query ID not in use on this socket, chosen at random. */
+  freeId(): number {
+    for (;;) {
+      const id = randomId();
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  send(question: Question, bytes: Buffer, query: PendingQuery): void {
+    this.sent++;
+    this.pending.set(question.id, query);
+    if (this.#connected) this.#send(bytes);
+    else this.#queue.push(bytes);
+  }
+
+  /** Forget a query that ended without an answer (timeout, cancellation). */
+  forget(id: number, query: PendingQuery): void {
+    if (this.pending.get(id) === query) this.pending.delete(id);
+    this.#closeIfDone();
+  }
+
+  #send(bytes: Buffer): void {
+    if (this.#closed) return;
+    // Errors arrive as 'error' events and fail every query on the socket.
+    this.#socket.send(bytes);
+  }
+
+  #receive(reply: Buffer, address: string, port: number): void {
+    if (port !== this.server.port || !sameAddress(address, this.server.host)) return;
+    if (reply.length < 12) return;
+    const query = this.pending.get(reply.readUInt16BE(0));
+    if (!query) return;
+    const message = decodeResponse(reply);
+    if (!message) {
+      query.sawMalformed = true;
+      return;
+    }
+    // Same ID but another question: a guess or a stale reply. Keep waiting for ours.
+    if (!answersQuestion(message, query.question)) return;
+    this.pending.delete(query.question.id);
+    query.finish({ ok: true, message, transport: 'udp' });
+    this.#closeIfDone();
+  }
+
+  #fail(detail: string): void {
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    this.retired = true;
+    for (const query of waiting) query.finish({ ok: false, reason: 'network', detail });
+    this.#closeIfDone();
+  }
+
+  #closeIfDone(): void {
+    if (!this.retired || this.pending.size > 0 || this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#socket.close();
+    } catch {
+      // Already closed by an error path.
+    }
+  }
+
+  retire(): void {
+    this.retired = true;
+    this.#closeIfDone();
+  }
+}
+
+/**
+ * The UDP side of talking to one server: a few connected sockets, each on a random source port
+ * the OS chose, each retired after a number of queries so that ports keep changing. Replies are
+ * matched by ID and question on the socket that asked; datagrams from another address or port,
+ * with an unknown ID or another question, or that do not decode are ignored and the wait goes
+ * on, so a blind spoofer has to guess port and ID within the timeout. Sharing sockets between
+ * queries is what makes a busy server cheap: a socket per query costs a bind and a close each.
+ */
+export class UdpPool {
+  readonly #server: ServerAddress;
+  readonly #size: number;
+  readonly #perSocket: number;
+  #channels: UdpChannel[] = [];
+  #next = 0;
+
+  constructor(server: ServerAddress, options: UdpPoolOptions = {}) {
+    this.#server = server;
+    this.#size = Math.max(1, options.sockets ?? 4);
+    this.#perSocket = Math.max(1, options.queriesPerSocket ?? 64);
+  }
+
+  /**
+   * Send one query and wait for the matching answer. Never rejects.
+   *
+   * @example
+   * const r = await pool.exchange({ server, name: 'example.com', type: 'A', ednsPayload: 1232, timeoutMs: 2000 });
+   * if (r.ok && r.message.truncated) { ... retry over TCP ... }
+   */
+  exchange(request: ExchangeRequest): Promise<ExchangeResult> {
+    return new Promise((resolve) => {
+      if (request.signal?.aborted) {
+        resolve({ ok: false, reason: 'aborted', detail: 'cancelled' });
+        return;
+      }
+      const channel = this.#channel();
+      const question: Question = { id: channel.freeId(), name: request.name, type: request.type };
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        channel.forget(question.id, query);
+        finish({ ok: false, reason: 'aborted', detail: 'cancelled' });
+      };
+      const finish = (result: ExchangeResult) => {
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', onAbort);
+        resolve(result);
+      };
+      const query: PendingQuery = { question, sawMalformed: false, finish };
+      timer = setTimeout(
+        () => {
+          channel.forget(question.id, query);
+          finish(
+            query.sawMalformed
+              ? {
+                  ok: false,
+                  reason: 'malformed',
+                  detail: 'only undecodable replies within the timeout',
+                }
+              : {
+                  ok: false,
+                  reason: 'timeout',
+                  detail: `no reply within ${Math.round(request.timeoutMs)} ms`,
+                },
+          );
+        },
+        Math.max(0, request.timeoutMs),
+      );
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+      channel.send(question, encodeQuery(question, request.ednsPayload), query);
+    });
+  }
+
+  /** Close every socket once its queries are done. */
+  close(): void {
+    for (const channel of this.#channels) channel.retire();
+    this.#channels = [];
+  }
+
+  #channel(): UdpChannel {
+    this.#next = (this.#next + 1) % this.#size;
+    let channel = this.#channels[this.#next];
+    if (!channel || channel.retired || channel.sent >= this.#perSocket) {
+      channel?.retire();
+      channel = new UdpChannel(this.#server);
+      this.#channels[this.#next] = channel;
+    }
+    return channel;
+  }
+}
+
+/**
+ * Send one query over UDP from a socket of its own and wait for the matching answer. The
+ * resolver uses a `UdpPool` per server; this is the same exchange for one-off use.
  *
  * @example
  * const r = await udpExchange({ server, name: 'example.com', type: 'A', ednsPayload: 1232, timeoutMs: 2000 });
- * if (r.ok && r.message.truncated) { ... retry over TCP ... }
  */
-export function udpExchange(request: ExchangeRequest): Promise<ExchangeResult> {
-  return new Promise((resolve) => {
-    const { server } = request;
-    const question = newQuestion(request);
-    const bytes = encodeQuery(question, request.ednsPayload);
-    const socket = createSocket(server.family === 6 ? 'udp6' : 'udp4');
-    let sawMalformed = false;
-    const { finish, done } = guard(
-      request,
-      resolve,
-      () => socket.close(),
-      () =>
-        sawMalformed
-          ? {
-              ok: false,
-              reason: 'malformed',
-              detail: 'only undecodable replies within the timeout',
-            }
-          : {
-              ok: false,
-              reason: 'timeout',
-              detail: `no reply within ${Math.round(request.timeoutMs)} ms`,
-            },
-    );
-    socket.on('error', (err) => finish({ ok: false, reason: 'network', detail: err.message }));
-    socket.on('message', (reply, rinfo) => {
-      if (rinfo.port !== server.port || !sameAddress(rinfo.address, server.host)) return;
-      const message = decodeResponse(reply);
-      if (!message) {
-        sawMalformed = true;
-        return;
-      }
-      if (!answersQuestion(message, question)) return;
-      finish({ ok: true, message, transport: 'udp' });
-    });
-    if (done()) return;
-    // A connected socket also lets the kernel report an unreachable port as an error at once.
-    socket.connect(server.port, server.host, (err?: Error) => {
-      if (done()) return;
-      if (err) {
-        finish({ ok: false, reason: 'network', detail: err.message });
-        return;
-      }
-      socket.send(bytes, (sendErr) => {
-        if (sendErr) finish({ ok: false, reason: 'network', detail: sendErr.message });
-      });
-    });
-  });
+export async function udpExchange(request: ExchangeRequest): Promise<ExchangeResult> {
+  const pool = new UdpPool(request.server, { sockets: 1, queriesPerSocket: 1 });
+  try {
+    return await pool.exchange(request);
+  } finally {
+    pool.close();
+  }
 }
 
 /**

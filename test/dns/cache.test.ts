@@ -97,14 +97,18 @@ test('the least recently used entry goes first', () => {
   assert.deepEqual(cache.get('one', 'A'), { kind: 'nxdomain', cached: true });
 });
 
-test('what goes in and what comes out are copies', () => {
+test('what goes in is copied; what comes out is frozen and shared', () => {
   const cache = new DnsCache(clock());
   const original = txtAnswer(300);
   cache.set('example.com', 'TXT', original, 300);
   strings(original)[0] = 'changed after set';
   const first = cache.get('example.com', 'TXT');
   assert.deepEqual(strings(first), ['v=spf1 -all']);
-  strings(first).push('changed after get');
+  assert.throws(() => strings(first).push('changed after get'), TypeError);
+  assert.throws(() => {
+    strings(first)[0] = 'changed after get';
+  }, TypeError);
+  assert.equal(cache.get('example.com', 'TXT'), first, 'readers in the same second share one copy');
   assert.deepEqual(strings(cache.get('example.com', 'TXT')), ['v=spf1 -all']);
 });
 

@@ -186,12 +186,16 @@ describe('answers', () => {
     assert.deepEqual(await r.query('loop1.example.com', 'A'), { kind: 'nodata', cached: false });
   });
 
-  test('query results are copies: editing one does not change the next', async (t) => {
+  test('query results are frozen: no caller can change what another receives', async (t) => {
     const server = await fixture(t, ZONE);
     const r = resolverFor([server.address], { clock: new FakeClock() });
     const first = records(await r.query('example.com', 'TXT'));
-    first[0]!.strings[0] = 'tampered';
-    first.length = 0;
+    assert.throws(() => {
+      first[0]!.strings[0] = 'tampered';
+    }, TypeError);
+    assert.throws(() => {
+      first.length = 0;
+    }, TypeError);
     const second = records(await r.query('example.com', 'TXT'));
     assert.deepEqual(second[0]?.strings, ['v=spf1 -all']);
   });
@@ -370,7 +374,7 @@ describe('coalescing', () => {
       r.query('example.com', 'A'),
     ]);
     assert.deepEqual(one, two);
-    assert.notEqual(records(one), records(two));
+    assert.ok(Object.isFrozen(records(one)) && Object.isFrozen(records(one)[0]));
     assert.equal(other.kind, 'answer');
     assert.deepEqual(
       server.queries.map((q) => q.type),
@@ -834,3 +838,47 @@ function soa(zone: string, ttl: number, minimum: number): packet.Answer {
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+describe('UDP sockets', () => {
+  test('queries share a few sockets, each retired for a new source port after its quota', async (t) => {
+    const ports: number[] = [];
+    const stub = await rawServer(t, (query, _raw, send, rinfo) => {
+      ports.push(rinfo.port);
+      send(response(query, { answers: [a(query, '192.0.2.9')] }));
+    });
+    const r = resolverFor([stub.address], {
+      cache: false,
+      udp: { sockets: 1, queriesPerSocket: 2 },
+    });
+    for (let i = 0; i < 6; i++) records(await r.query(`n${i}.example`, 'A'));
+    assert.equal(ports.length, 6);
+    assert.equal(new Set(ports).size, 3, `ports ${ports.join(',')}`);
+    assert.equal(ports[0], ports[1]);
+    assert.notEqual(ports[1], ports[2]);
+    r.close();
+  });
+
+  test('many concurrent queries on one socket each get their own answer', async (t) => {
+    const stub = await rawServer(t, (query, _raw, send) => {
+      const n = Number(/^n(\d+)\./.exec(query.questions![0]!.name)![1]);
+      // Answer out of order, so that matching by ID and question is what pairs them.
+      setTimeout(
+        () => send(response(query, { answers: [a(query, `192.0.2.${n}`)] })),
+        (n * 7) % 23,
+      );
+    });
+    const r = resolverFor([stub.address], {
+      cache: false,
+      udp: { sockets: 1, queriesPerSocket: 1000 },
+    });
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, n) => r.query(`n${n % 250}.example`, 'A')),
+    );
+    results.forEach((result, n) => {
+      assert.equal(records(result)[0]?.address, `192.0.2.${n % 250}`);
+    });
+    const ids = new Set(stub.received.map((q) => q.id));
+    assert.equal(ids.size, 200, 'IDs in flight on one socket are distinct');
+    r.close();
+  });
+});
