@@ -40,28 +40,69 @@ export function truncate(text: string, max: number): string {
 }
 
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+// RFC 2045 token: what Authentication-Results allows unquoted (no tspecials such as / = ? @).
+const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+$/;
 
 /**
- * A header value token: a dot-atom when the text is one (RFC 5322 3.2.3), else a quoted-string
- * with `\` and `"` escaped and unsafe characters replaced.
+ * Escape `chars` with backslashes, and cut so that the result is at most `max` characters
+ * without splitting an escape: the limit holds after escaping, not before.
+ */
+function escapeWithin(text: string, chars: RegExp, max: number): string {
+  let out = '';
+  for (const c of text) {
+    const piece = chars.test(c) ? `\\${c}` : c;
+    if (out.length + piece.length > max) return `${out.slice(0, Math.max(0, max - 3))}...`;
+    out += piece;
+  }
+  return out;
+}
+
+/**
+ * A quoted-string (RFC 5322 3.2.4) of at most `max + 2` characters: unsafe characters replaced,
+ * `\` and `"` escaped, cut if longer.
+ *
+ * @example
+ * quotedString('a "b"')  // '"a \\"b\\""'
+ */
+export function quotedString(text: string, max = 256): string {
+  return `"${escapeWithin(printableAscii(text), /[\\"]/, max)}"`;
+}
+
+/**
+ * A header value token: a dot-atom when the text is one (RFC 5322 3.2.3), else a quoted-string;
+ * at most `max + 2` characters whatever the input.
  *
  * @example
  * headerValue('mx.example.com')  // 'mx.example.com'
  * headerValue('a "b"@c')         // '"a \\"b\\"@c"'
  */
 export function headerValue(text: string, max = 256): string {
-  const safe = truncate(printableAscii(text), max);
-  if (ATEXT.test(safe)) return safe;
-  return `"${safe.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  const safe = printableAscii(text);
+  if (safe.length <= max && ATEXT.test(safe)) return safe;
+  return quotedString(safe, max);
+}
+
+/**
+ * A value for Authentication-Results (RFC 8601): an RFC 2045 token when the text is one, else a
+ * quoted-string; at most `max + 2` characters.
+ *
+ * @example
+ * mimeValue('mx.example.com')  // 'mx.example.com'
+ * mimeValue('a=b/c')           // '"a=b/c"'
+ */
+export function mimeValue(text: string, max = 256): string {
+  const safe = printableAscii(text);
+  if (safe.length <= max && TOKEN.test(safe)) return safe;
+  return quotedString(safe, max);
 }
 
 /**
  * Text for inside a header comment `( ... )`: parentheses and backslashes escaped, unsafe
- * characters replaced.
+ * characters replaced; at most `max` characters after escaping.
  *
  * @example
  * headerComment('a (b)')  // 'a \\(b\\)'
  */
 export function headerComment(text: string, max = 512): string {
-  return truncate(printableAscii(text), max).replace(/[()\\]/g, (c) => `\\${c}`);
+  return escapeWithin(printableAscii(text), /[()\\]/, max);
 }

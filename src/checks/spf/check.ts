@@ -2,10 +2,18 @@
  * checkSpf: one SPF check of one identity, with pyspf's extras (lax mode, best guess, a local
  * fallback zone) around RFC 7208's check_host().
  */
+import { domainToASCII } from 'node:url';
 import { formatIp, parseIp, unmapIpv4 } from '../../dns/address.js';
+import { printableAscii } from '../../text/index.js';
 import { type EvaluationContext, type HostOutcome, SpfEvaluation } from './evaluate.js';
-import { expandMacroString, type MacroValues, parseMacroString } from './macro.js';
+import {
+  expandMacroString,
+  type MacroString,
+  type MacroValues,
+  parseMacroString,
+} from './macro.js';
 import { SpfProblem } from './problem.js';
+import { isSpfRecord, parseRecord } from './record.js';
 import { spfReply } from './reply.js';
 import {
   DEFAULT_GUESS_RECORD,
@@ -25,6 +33,17 @@ export const DEFAULT_EXPLANATION =
 /** Limits lax mode allows, as pyspf's users know them. */
 const LAX_LIMITS: Partial<SpfLimits> = { terms: 40, mxNames: 40, ptrNames: 40 };
 
+/** The identity as check_host() sees it. */
+interface Identity {
+  identity: SpfIdentity;
+  sender: string;
+  local: string;
+  /** The domain in A-label form, or null when it cannot have a policy. */
+  domain: string | null;
+  /** The domain as given, for reporting when it cannot be checked. */
+  given: string;
+}
+
 /**
  * Check the SPF policy for one client and identity.
  *
@@ -36,144 +55,209 @@ const LAX_LIMITS: Partial<SpfLimits> = { terms: 40, mxNames: 40, ptrNames: 40 };
  */
 export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<SpfResult> {
   const parsed = parseIp(input.ip);
-  if (!parsed) throw new TypeError(`not an IP address: ${input.ip}`);
+  if (!parsed) throw new TypeError(`not an IP address: ${printableAscii(input.ip)}`);
   const ip = unmapIpv4(parsed);
   const helo = input.helo ?? '';
-  const identity: SpfIdentity =
-    input.identity === 'helo' || input.sender === '' ? 'helo' : 'mailfrom';
-  const sender = identity === 'helo' ? `postmaster@${helo}` : input.sender;
-  const at = sender.lastIndexOf('@');
-  const local = at > 0 ? sender.slice(0, at) : 'postmaster';
-  const domain = at >= 0 ? sender.slice(at + 1) : sender;
+  const who = identityOf(input, helo);
   const clock = options.clock ?? { now: Date.now };
   const limits: SpfLimits = { ...DEFAULT_SPF_LIMITS, ...options.limits };
   const start = clock.now();
+  const receiver = options.receiver ?? 'unknown';
 
-  const base = {
-    identity,
+  const result: Omit<SpfResult, 'reply'> = {
+    result: 'none',
+    identity: who.identity,
     ip: formatIp(ip),
-    sender,
-    domain,
+    sender: who.sender,
+    domain: who.domain ?? who.given,
     helo,
+    lookups: 0,
+    voidLookups: 0,
+    queries: 0,
   };
+  const domain = who.domain;
+  if (domain === null) return finish(result);
+
   const context = (lax: boolean): EvaluationContext => ({
     ip,
-    sender,
-    local,
+    sender: who.sender,
+    local: who.local,
     senderDomain: domain,
     helo,
-    receiver: options.receiver ?? 'unknown',
+    receiver,
     resolver: options.resolver,
-    limits: lax ? { ...limits, ...maxOf(limits, LAX_LIMITS) } : limits,
+    limits: lax ? { ...limits, ...atLeast(limits, LAX_LIMITS) } : limits,
     deadline: start + limits.timeBudgetMs,
     now: () => clock.now(),
     lax,
   });
 
-  if (!isCheckableDomain(domain)) {
-    return finish({ ...base, result: 'none', lookups: 0, voidLookups: 0, queries: 0 });
-  }
-
   const evaluation = new SpfEvaluation(context(false));
-  const strict = await run(evaluation, domain, options.fallbackZone);
-  const failedAt = strict.outcome?.result === 'fail' ? strict.outcome.failedAt : undefined;
-  const explanation = failedAt ? await evaluation.explain(failedAt) : null;
-  const result: Omit<SpfResult, 'reply'> = {
-    ...base,
-    ...strict.fields,
-    lookups: evaluation.terms,
-    voidLookups: evaluation.voids,
-    queries: evaluation.queries,
-  };
-  if (explanation !== null) result.explanation = explanation;
+  const strict = await run(
+    evaluation,
+    () => findPolicy(evaluation, domain, options.fallbackZone),
+    domain,
+  );
+  applyRun(result, strict);
+  if (strict.outcome?.failedAt) {
+    const explanation = await evaluation.explain(strict.outcome.failedAt);
+    if (explanation !== null) {
+      result.explanation = explanation;
+      result.explanationSource = 'record';
+    }
+  }
+  result.lookups = evaluation.terms;
+  result.voidLookups = evaluation.voids;
+  result.queries = evaluation.queries;
   if (result.result === 'fail' && result.explanation === undefined) {
     result.explanation = defaultExplanation(options.defaultExplanation, {
-      sender,
-      local,
+      sender: who.sender,
+      local: who.local,
       senderDomain: domain,
       domain,
       ip,
       helo,
-      receiver: options.receiver ?? 'unknown',
+      receiver,
       timestamp: Math.floor(clock.now() / 1000),
     });
+    result.explanationSource = 'default';
   }
 
   if (result.result === 'permerror' && options.lax) {
     const laxEvaluation = new SpfEvaluation(context(true));
-    const lax = await run(laxEvaluation, domain, options.fallbackZone);
-    result.laxResult = lax.fields.result;
+    const lax = await run(
+      laxEvaluation,
+      () => findPolicy(laxEvaluation, domain, options.fallbackZone),
+      domain,
+    );
+    result.laxResult = lax.result;
+    const forgiven = lax.record ? parseRecordForgiven(lax.record) : [];
+    if (forgiven.length) result.forgiven = forgiven;
     result.queries += laxEvaluation.queries;
   }
 
   if (result.result === 'none' && options.bestGuess) {
-    const record = typeof options.bestGuess === 'string' ? options.bestGuess : DEFAULT_GUESS_RECORD;
     const guessing = new SpfEvaluation(context(false));
-    const guess = await runRecord(guessing, record, domain);
-    result.guess = guess.fields.result;
+    const record = guessRecord(options.bestGuess);
+    const guess = await run(
+      guessing,
+      async () => ({ text: record, source: 'dns' as const }),
+      domain,
+    );
+    result.guess = guess.result;
     result.queries += guessing.queries;
   }
   return finish(result);
 }
 
-interface RunOutcome {
-  outcome?: HostOutcome;
-  fields: Pick<SpfResult, 'result' | 'mechanism' | 'problem' | 'record' | 'source'>;
+/** The identity to check: MAIL FROM, or postmaster@HELO (RFC 7208 2.3, 2.4, 4.3). */
+function identityOf(input: SpfInput, helo: string): Identity {
+  const identity: SpfIdentity =
+    input.identity === 'helo' || input.sender === '' ? 'helo' : 'mailfrom';
+  const address = identity === 'helo' ? `postmaster@${helo}` : input.sender;
+  const at = address.lastIndexOf('@');
+  const local = at > 0 ? address.slice(0, at) : 'postmaster';
+  let given = at >= 0 ? address.slice(at + 1) : address;
+  if (given.endsWith('.')) given = given.slice(0, -1);
+  const domain = checkableDomain(given);
+  return { identity, sender: `${local}@${domain ?? given}`, local, domain, given };
 }
 
-/** check_host() on the domain, falling back to the local zone when it publishes no record. */
+interface PolicyText {
+  text: string | null;
+  source: 'dns' | 'fallback';
+}
+
+/** The domain's record, or the local fallback zone's record for it when it publishes none. */
+async function findPolicy(
+  evaluation: SpfEvaluation,
+  domain: string,
+  fallbackZone: string | undefined,
+): Promise<PolicyText> {
+  const text = await evaluation.findRecord(domain);
+  if (text !== null || !fallbackZone) return { text, source: 'dns' };
+  const zone = fallbackZone.endsWith('.') ? fallbackZone.slice(0, -1) : fallbackZone;
+  return { text: await evaluation.findRecord(`${domain}._spf.${zone}`), source: 'fallback' };
+}
+
+interface RunOutcome {
+  result: SpfResultWord;
+  outcome?: HostOutcome;
+  mechanism?: string;
+  problem?: string;
+  record?: string;
+  source?: 'dns' | 'fallback';
+}
+
+/** Evaluate the policy `find` gives as the policy of `domain`, turning problems into results. */
 async function run(
   evaluation: SpfEvaluation,
-  domain: string,
-  fallbackZone?: string,
-): Promise<RunOutcome> {
-  return guarded(async () => {
-    let text = await evaluation.findRecord(domain);
-    let source: 'dns' | 'fallback' = 'dns';
-    if (text === null && fallbackZone) {
-      text = await evaluation.findRecord(`${domain}._spf.${fallbackZone.replace(/\.$/, '')}`);
-      source = 'fallback';
-    }
-    if (text === null) return { fields: { result: 'none' } };
-    const outcome = await evaluation.evaluateRecord(text, domain);
-    return {
-      outcome,
-      fields: { result: outcome.result, mechanism: outcome.mechanism, record: text, source },
-    };
-  });
-}
-
-async function runRecord(
-  evaluation: SpfEvaluation,
-  record: string,
+  find: () => Promise<PolicyText>,
   domain: string,
 ): Promise<RunOutcome> {
-  return guarded(async () => {
-    const outcome = await evaluation.evaluateRecord(record, domain);
-    return { outcome, fields: { result: outcome.result, mechanism: outcome.mechanism } };
-  });
-}
-
-async function guarded(body: () => Promise<RunOutcome>): Promise<RunOutcome> {
+  let record: string | undefined;
+  let source: 'dns' | 'fallback' | undefined;
   try {
-    return await body();
+    const policy = await find();
+    if (policy.text === null) return { result: 'none' };
+    record = policy.text;
+    source = policy.source;
+    const outcome = await evaluation.evaluateRecord(record, domain);
+    return { result: outcome.result, outcome, mechanism: outcome.mechanism, record, source };
   } catch (err) {
     if (!(err instanceof SpfProblem)) throw err;
-    return { fields: { result: err.result, problem: err.message, mechanism: err.mechanism } };
+    return {
+      result: err.result,
+      problem: err.message,
+      mechanism: err.mechanism,
+      record,
+      source,
+    };
   }
 }
+
+/** What lax parsing forgave in the top record (empty when it does not parse even so). */
+function parseRecordForgiven(text: string): string[] {
+  try {
+    return parseRecord(text, true).forgiven;
+  } catch {
+    return [];
+  }
+}
+
+function applyRun(result: Omit<SpfResult, 'reply'>, run: RunOutcome): void {
+  result.result = run.result;
+  if (run.mechanism !== undefined) result.mechanism = run.mechanism;
+  if (run.problem !== undefined) result.problem = run.problem;
+  if (run.record !== undefined) result.record = run.record;
+  if (run.source !== undefined) result.source = run.source;
+}
+
+/** The guess record, with `v=spf1` put in front when it was left out. */
+function guessRecord(bestGuess: true | string): string {
+  if (bestGuess === true) return DEFAULT_GUESS_RECORD;
+  return isSpfRecord(bestGuess) ? bestGuess : `v=spf1 ${bestGuess}`;
+}
+
+const parsedDefaults = new Map<string, MacroString | null>();
 
 function defaultExplanation(template: string | undefined, values: MacroValues): string {
   const text = template ?? DEFAULT_EXPLANATION;
-  try {
-    return expandMacroString(parseMacroString(text, 'explanation'), values);
-  } catch {
-    // A configured default that is not a valid macro string is used as plain text.
-    return text;
+  let parsed = parsedDefaults.get(text);
+  if (parsed === undefined) {
+    try {
+      parsed = parseMacroString(text, 'explanation');
+    } catch {
+      // A configured default that is not a valid macro string is used as plain text.
+      parsed = null;
+    }
+    if (parsedDefaults.size > 100) parsedDefaults.clear();
+    parsedDefaults.set(text, parsed);
   }
+  return printableAscii(parsed ? expandMacroString(parsed, values) : text);
 }
 
-function maxOf(limits: SpfLimits, floor: Partial<SpfLimits>): Partial<SpfLimits> {
+function atLeast(limits: SpfLimits, floor: Partial<SpfLimits>): Partial<SpfLimits> {
   const out: Partial<SpfLimits> = {};
   for (const [key, value] of Object.entries(floor) as Array<[keyof SpfLimits, number]>) {
     out[key] = Math.max(limits[key], value);
@@ -182,21 +266,37 @@ function maxOf(limits: SpfLimits, floor: Partial<SpfLimits>): Partial<SpfLimits>
 }
 
 /**
- * Whether a domain can have an SPF policy at all (RFC 7208 4.3): a multi-label name with labels of
- * 1 to 63 octets, at most 253 in all, not an address literal. Anything else gives `none`.
+ * The domain in the form DNS asks for it, or null when it cannot have a policy (RFC 7208 4.3): a
+ * multi-label name with labels of 1 to 63 octets, at most 253 in all, not an address literal, not
+ * a numeric top label. Internationalised names are converted to A-labels (RFC 8616 3), so that
+ * a U-label sender domain is checked like its A-label form rather than escaping as `none`.
+ *
+ * @example
+ * checkableDomain('bücher.example')  // 'xn--bcher-kva.example'
+ * checkableDomain('[192.0.2.1]')     // null
  */
-export function isCheckableDomain(domain: string): boolean {
-  const name = domain.endsWith('.') ? domain.slice(0, -1) : domain;
-  if (name.length === 0 || name.length > 253) return false;
-  if (!/^[\x21-\x7e]+$/.test(name) || name.includes('[')) return false;
+export function checkableDomain(domain: string): string | null {
+  let name = domain.endsWith('.') ? domain.slice(0, -1) : domain;
+  if (name.length === 0 || name.includes('[')) return null;
+  if (!/^[\x21-\x7e]+$/.test(name)) {
+    if (/[\x00-\x20\x7f]/.test(name)) return null;
+    const ascii = domainToASCII(name);
+    if (!ascii) return null;
+    name = ascii;
+  }
+  if (name.length > 253) return null;
   const labels = name.split('.');
-  if (labels.length < 2) return false;
-  for (const label of labels) if (label.length === 0 || label.length > 63) return false;
-  return !/^\d+$/.test(labels[labels.length - 1]!);
+  if (labels.length < 2) return null;
+  for (const label of labels) if (label.length === 0 || label.length > 63) return null;
+  return /^\d+$/.test(labels[labels.length - 1]!) ? null : name;
+}
+
+/** Whether a domain can have an SPF policy at all; see `checkableDomain`. */
+export function isCheckableDomain(domain: string): boolean {
+  return checkableDomain(domain) !== null;
 }
 
 function finish(result: Omit<SpfResult, 'reply'>): SpfResult {
-  return { ...result, reply: spfReply(result) };
+  (result as SpfResult).reply = spfReply(result);
+  return result as SpfResult;
 }
-
-export type { SpfResultWord };

@@ -4,7 +4,15 @@
  * the limits apply to, the time budget, and the answers it may reuse (PTR names, `%{p}`).
  */
 import { type IpAddress, inPrefix, parseIp, reverseName, sameIp } from '../../dns/address.js';
-import type { DnsResult, QueryMeter, RecordType, Resolver } from '../../dns/types.js';
+import type {
+  AaaaRecord,
+  ARecord,
+  DnsResult,
+  QueryMeter,
+  RecordType,
+  Resolver,
+} from '../../dns/types.js';
+import { printableAscii } from '../../text/index.js';
 import {
   expandMacroString,
   type MacroString,
@@ -12,14 +20,7 @@ import {
   parseMacroString,
 } from './macro.js';
 import { SpfProblem } from './problem.js';
-import {
-  type Directive,
-  isSpfRecord,
-  type ParsedRecord,
-  parseRecord,
-  printable,
-  queriesDns,
-} from './record.js';
+import { type Directive, isSpfRecord, type ParsedRecord, parseRecord } from './record.js';
 import type { SpfLimits, SpfResultWord } from './types.js';
 
 /** A non-error outcome of check_host() for one domain. */
@@ -29,8 +30,6 @@ export interface HostOutcome {
   mechanism?: string;
   /** The record and domain whose `exp=` explains a fail. */
   failedAt?: { record: ParsedRecord; domain: string };
-  /** The top record's text when one was found. */
-  record?: string;
 }
 
 const QUALIFIER_RESULT = { '+': 'pass', '-': 'fail', '~': 'softfail', '?': 'neutral' } as const;
@@ -51,16 +50,34 @@ export interface EvaluationContext {
   lax: boolean;
 }
 
+// Address records are parsed once, however many checks read them: the resolver's cache hands out
+// the same frozen record objects to every reader.
+const parsedAddresses = new WeakMap<ARecord | AaaaRecord, IpAddress | null>();
+
+function addressOf(record: ARecord | AaaaRecord): IpAddress | null {
+  let ip = parsedAddresses.get(record);
+  if (ip === undefined) {
+    ip = parseIp(record.address);
+    parsedAddresses.set(record, ip);
+  }
+  return ip;
+}
+
+/** Matched, or not, or a DNS failure that decides only when nothing else matched. */
+type Probe = boolean | SpfProblem;
+
 export class SpfEvaluation {
   terms = 0;
   voids = 0;
   queries = 0;
-  private ptrNames: Promise<string[]> | undefined;
-  private validated = new Map<string, Promise<boolean>>();
+  private ptrNames: Promise<string[] | SpfProblem> | undefined;
+  private validated = new Map<string, Promise<Probe>>();
   private readonly meter: QueryMeter;
+  private readonly addressType: 'A' | 'AAAA';
 
   constructor(private readonly ctx: EvaluationContext) {
     this.meter = { charge: () => ++this.queries <= ctx.limits.queries };
+    this.addressType = ctx.ip.family === 4 ? 'A' : 'AAAA';
   }
 
   /**
@@ -74,10 +91,11 @@ export class SpfEvaluation {
     if (answer.kind !== 'answer') return null;
     let found: string | null = null;
     for (const txt of answer.records) {
-      const text = txt.strings.join('');
+      const text = txt.strings.length === 1 ? txt.strings[0]! : txt.strings.join('');
       if (!isSpfRecord(text)) continue;
-      if (found !== null)
+      if (found !== null) {
         throw new SpfProblem('permerror', `more than one SPF record for ${domain}`);
+      }
       found = text;
     }
     return found;
@@ -94,12 +112,13 @@ export class SpfEvaluation {
   async evaluateRecord(text: string, domain: string): Promise<HostOutcome> {
     const record = parseRecord(text, this.ctx.lax);
     for (const directive of record.directives) {
-      if (queriesDns(directive)) this.countTerm(directive.text);
+      if (directive.queriesDns) this.countTerm(directive.text);
       if (await this.matches(directive, domain)) {
         const result = QUALIFIER_RESULT[directive.qualifier];
-        const outcome: HostOutcome = { result, mechanism: directive.text, record: text };
-        if (result === 'fail') outcome.failedAt = { record, domain };
-        return outcome;
+        if (result === 'fail') {
+          return { result, mechanism: directive.text, failedAt: { record, domain } };
+        }
+        return { result, mechanism: directive.text };
       }
     }
     if (record.redirect) {
@@ -114,16 +133,10 @@ export class SpfEvaluation {
         );
       }
       // The target's own exp= explains its fail; ours must not (RFC 7208 6.2).
-      return { ...outcome, record: text };
+      return outcome;
     }
-    if (record.defaultQualifier) {
-      return {
-        result: QUALIFIER_RESULT[record.defaultQualifier],
-        mechanism: 'default',
-        record: text,
-      };
-    }
-    return { result: 'neutral', mechanism: 'default', record: text };
+    const qualifier = record.defaultQualifier ?? '?';
+    return { result: QUALIFIER_RESULT[qualifier], mechanism: 'default' };
   }
 
   private countTerm(term: string): void {
@@ -156,20 +169,21 @@ export class SpfEvaluation {
         return inPrefix(ip, d.network!, ip.family === 4 ? d.cidr4 : d.cidr6);
       case 'a': {
         const target = d.domain ? await this.expandDomain(d.domain, domain) : domain;
-        const addresses = await this.addresses(target, d.text, true);
-        const prefix = ip.family === 4 ? d.cidr4 : d.cidr6;
-        return addresses.some((a) => inPrefix(ip, a, prefix));
+        const found = await this.addressMatch(target, d, true);
+        if (found instanceof SpfProblem) throw found;
+        return found;
       }
       case 'mx':
         return this.matchMx(d, d.domain ? await this.expandDomain(d.domain, domain) : domain);
       case 'ptr':
-        return this.matchPtr(d.domain ? await this.expandDomain(d.domain, domain) : domain);
+        return this.matchPtr(d, d.domain ? await this.expandDomain(d.domain, domain) : domain);
       case 'exists': {
         const target = await this.expandDomain(d.domain!, domain);
         // exists always asks for A records, whatever the client's address family (RFC 7208 5.7).
         const answer = await this.query(target, 'A');
-        if (answer.kind === 'temporary')
+        if (answer.kind === 'temporary') {
           throw this.temporary(answer, `exists lookup for ${target}`, d.text);
+        }
         if (answer.kind !== 'answer') {
           this.countVoid(d.text);
           return false;
@@ -187,15 +201,40 @@ export class SpfEvaluation {
     }
   }
 
+  /**
+   * Whether an address record of `name` lies in the directive's prefix. A temporary failure comes
+   * back as the problem it would raise, so that callers looking at several names can let a match
+   * win over a failure.
+   */
+  private async addressMatch(name: string, d: Directive, countVoid: boolean): Promise<Probe> {
+    const type = this.addressType;
+    const answer = await this.query(name, type);
+    if (answer.kind === 'temporary')
+      return this.temporary(answer, `${type} lookup for ${name}`, d.text);
+    if (answer.kind !== 'answer') {
+      if (countVoid) this.countVoid(d.text);
+      return false;
+    }
+    const ip = this.ctx.ip;
+    const prefix = ip.family === 4 ? d.cidr4 : d.cidr6;
+    for (const record of answer.records as Array<ARecord | AaaaRecord>) {
+      const address = addressOf(record);
+      if (address && inPrefix(ip, address, prefix)) return true;
+    }
+    return false;
+  }
+
   private async matchMx(d: Directive, target: string): Promise<boolean> {
     const answer = await this.query(target, 'MX');
-    if (answer.kind === 'temporary')
+    if (answer.kind === 'temporary') {
       throw this.temporary(answer, `MX lookup for ${target}`, d.text);
+    }
     if (answer.kind !== 'answer') {
       this.countVoid(d.text);
       return false;
     }
-    const exchanges = answer.records.map((r) => r.exchange).filter((x) => x !== '');
+    const exchanges: string[] = [];
+    for (const r of answer.records) if (r.exchange !== '') exchanges.push(r.exchange);
     if (exchanges.length > this.ctx.limits.mxNames) {
       throw new SpfProblem(
         'permerror',
@@ -203,69 +242,61 @@ export class SpfEvaluation {
         d.text,
       );
     }
-    const ip = this.ctx.ip;
-    const prefix = ip.family === 4 ? d.cidr4 : d.cidr6;
-    for (const exchange of exchanges) {
-      const addresses = await this.addresses(exchange, d.text, false);
-      if (addresses.some((a) => inPrefix(ip, a, prefix))) return true;
-    }
-    return false;
+    // The exchanges' addresses are asked for together; a match anywhere wins over a failure
+    // elsewhere, and a failure with no match is temperror. Empty answers here are not void
+    // lookups: the term's own lookup (the MX query) answered.
+    return decide(await Promise.all(exchanges.map((x) => this.addressMatch(x, d, false))));
   }
 
-  /** A or AAAA records (by the client's family) of a name; a temporary failure is temperror. */
-  private async addresses(name: string, term: string, countVoid: boolean): Promise<IpAddress[]> {
-    const type = this.ctx.ip.family === 4 ? 'A' : 'AAAA';
-    const answer = await this.query(name, type);
-    if (answer.kind === 'temporary')
-      throw this.temporary(answer, `${type} lookup for ${name}`, term);
-    if (answer.kind !== 'answer') {
-      if (countVoid) this.countVoid(term);
-      return [];
-    }
-    const out: IpAddress[] = [];
-    for (const r of answer.records) {
-      const address = parseAddress(r.address);
-      if (address) out.push(address);
-    }
-    return out;
-  }
-
-  private async matchPtr(target: string): Promise<boolean> {
+  private async matchPtr(d: Directive, target: string): Promise<boolean> {
+    const names = await this.reverseNames();
+    if (names instanceof SpfProblem) throw names;
+    if (names.length === 0) this.countVoid(d.text);
     const wanted = target.toLowerCase();
-    for (const name of await this.reverseNames()) {
+    const candidates = names.filter((name) => {
       const lower = name.toLowerCase();
-      if (lower !== wanted && !lower.endsWith(`.${wanted}`)) continue;
-      if (await this.isValidated(name)) return true;
-    }
-    return false;
+      return lower === wanted || lower.endsWith(`.${wanted}`);
+    });
+    // A failed validation lookup only skips that name (RFC 7208 5.5), so `decide` sees no
+    // problems here except our own limits.
+    return decide(await Promise.all(candidates.map((name) => this.isValidated(name))));
   }
 
-  /** The client's PTR names, the first `limits.ptrNames` of them; DNS errors give none. */
-  private reverseNames(): Promise<string[]> {
+  /**
+   * The client's PTR names, the first `limits.ptrNames` of them. DNS errors give none (RFC 7208
+   * 5.5), but running out of our own time or query budget is the problem it is everywhere else.
+   */
+  private reverseNames(): Promise<string[] | SpfProblem> {
     if (!this.ptrNames) {
-      this.ptrNames = this.query(reverseName(this.ctx.ip), 'PTR').then((answer) =>
-        answer.kind === 'answer'
-          ? answer.records.slice(0, this.ctx.limits.ptrNames).map((r) => r.target)
-          : [],
-      );
+      this.ptrNames = this.query(reverseName(this.ctx.ip), 'PTR').then((answer) => {
+        if (answer.kind === 'answer') {
+          return answer.records.slice(0, this.ctx.limits.ptrNames).map((r) => r.target);
+        }
+        if (answer.kind === 'temporary' && this.isOwnLimit(answer)) {
+          return this.temporary(answer, 'PTR lookup');
+        }
+        return [];
+      });
     }
     return this.ptrNames;
   }
 
   /** Whether `name` resolves back to the client address; DNS errors count as no. */
-  private isValidated(name: string): Promise<boolean> {
+  private isValidated(name: string): Promise<Probe> {
     const key = name.toLowerCase();
     let pending = this.validated.get(key);
     if (!pending) {
-      const type = this.ctx.ip.family === 4 ? 'A' : 'AAAA';
-      pending = this.query(name, type).then(
-        (answer) =>
-          answer.kind === 'answer' &&
-          answer.records.some((r) => {
-            const address = parseAddress(r.address);
-            return address !== null && sameIp(address, this.ctx.ip);
-          }),
-      );
+      pending = this.query(name, this.addressType).then((answer): Probe => {
+        if (answer.kind === 'temporary') {
+          return this.isOwnLimit(answer) ? this.temporary(answer, `validation of ${name}`) : false;
+        }
+        if (answer.kind !== 'answer') return false;
+        for (const record of answer.records as Array<ARecord | AaaaRecord>) {
+          const address = addressOf(record);
+          if (address && sameIp(address, this.ctx.ip)) return true;
+        }
+        return false;
+      });
       this.validated.set(key, pending);
     }
     return pending;
@@ -273,22 +304,29 @@ export class SpfEvaluation {
 
   /**
    * `%{p}`: a validated name of the client, preferring the domain itself, then a subdomain of it,
-   * then any; `unknown` when none validates (RFC 7208 7.3).
+   * then any; `unknown` when none validates (RFC 7208 7.3). Its lookups count against the query
+   * and time budgets, not as terms: the term that uses the macro is already counted.
    */
   private async validatedName(domain: string): Promise<string> {
     const names = await this.reverseNames();
+    if (names instanceof SpfProblem) throw names;
     const d = domain.toLowerCase();
     const rank = (n: string) => {
       const l = n.toLowerCase();
       return l === d ? 0 : l.endsWith(`.${d}`) ? 1 : 2;
     };
     const ordered = [...names].sort((a, b) => rank(a) - rank(b));
-    for (const name of ordered) if (await this.isValidated(name)) return name;
+    const checks = await Promise.all(ordered.map((name) => this.isValidated(name)));
+    for (let i = 0; i < ordered.length; i++) {
+      const check = checks[i];
+      if (check instanceof SpfProblem) throw check;
+      if (check) return ordered[i]!;
+    }
     return 'unknown';
   }
 
   /** Macro values with `d` set to the current domain, resolving `%{p}` when used. */
-  private async values(ms: MacroString, domain: string): Promise<MacroValues> {
+  async values(ms: MacroString, domain: string): Promise<MacroValues> {
     const c = this.ctx;
     const values: MacroValues = {
       sender: c.sender,
@@ -318,7 +356,8 @@ export class SpfEvaluation {
 
   /**
    * The explanation of a fail from `exp=` (RFC 7208 6.2), or null when the record has none or it
-   * cannot be used: lookup errors, not exactly one TXT record, or a bad explanation string.
+   * cannot be used: lookup errors, not exactly one TXT record, a bad or empty explanation string.
+   * The text is reduced to printable ASCII: macros can carry anything the client sent.
    */
   async explain(at: { record: ParsedRecord; domain: string }): Promise<string | null> {
     const exp = at.record.exp;
@@ -329,7 +368,8 @@ export class SpfEvaluation {
       if (answer.kind !== 'answer' || answer.records.length !== 1) return null;
       const text = answer.records[0]!.strings.join('');
       const ms = parseMacroString(text, 'explanation');
-      return expandMacroString(ms, await this.values(ms, at.domain));
+      const explanation = printableAscii(expandMacroString(ms, await this.values(ms, at.domain)));
+      return explanation.trim() === '' ? null : explanation;
     } catch (err) {
       if (err instanceof SpfProblem) return null;
       throw err;
@@ -340,21 +380,31 @@ export class SpfEvaluation {
     return this.ctx.resolver.query(name, type, { deadline: this.ctx.deadline, meter: this.meter });
   }
 
-  private temporary(
-    answer: { reason: string; detail: string },
-    what: string,
-    term?: string,
-  ): SpfProblem {
+  /** A failure caused by our own query budget or time budget, rather than by the DNS. */
+  private isOwnLimit(answer: { reason: string }): boolean {
+    return answer.reason === 'budget' || this.ctx.now() >= this.ctx.deadline;
+  }
+
+  /**
+   * The problem a temporary DNS failure raises. The resolver's detail (which names our DNS
+   * servers) stays out of it: problems go into replies and headers that the client sees.
+   */
+  private temporary(answer: { reason: string }, what: string, term?: string): SpfProblem {
     if (answer.reason === 'budget') {
       return new SpfProblem('permerror', `more than ${this.ctx.limits.queries} DNS queries`, term);
     }
-    const late = this.ctx.now() >= this.ctx.deadline;
-    const why = late ? 'time budget exhausted' : `${answer.reason}: ${printable(answer.detail)}`;
+    const why = this.ctx.now() >= this.ctx.deadline ? 'time budget exhausted' : answer.reason;
     return new SpfProblem('temperror', `${what} failed (${why})`, term);
   }
 }
 
-/** Parse an address from an answer; the resolver has decoded it from the record's bytes. */
-function parseAddress(text: string): IpAddress | null {
-  return parseIp(text);
+/** Any match wins; else the first problem is raised; else no match. */
+function decide(probes: Probe[]): boolean {
+  let problem: SpfProblem | undefined;
+  for (const probe of probes) {
+    if (probe === true) return true;
+    if (probe instanceof SpfProblem) problem ??= probe;
+  }
+  if (problem) throw problem;
+  return false;
 }

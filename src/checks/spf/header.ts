@@ -1,9 +1,10 @@
 /**
  * Header values that record an SPF result: Received-SPF (RFC 7208 section 9.1) and the `spf=`
  * clause of Authentication-Results (RFC 8601). Every value that came from the client or from DNS
- * is quoted or escaped, so hostile input cannot break the header's syntax.
+ * is quoted or escaped, so hostile input cannot break the header's syntax, and each is bounded so
+ * that the whole field stays within the 998-character line limit of RFC 5322 unfolded.
  */
-import { headerComment, headerValue, printableAscii } from '../../text/index.js';
+import { headerComment, headerValue, mimeValue, quotedString } from '../../text/index.js';
 import type { SpfResult, SpfResultWord } from './types.js';
 
 /** Result words as pyspf writes them in Received-SPF, which our users' filters match on. */
@@ -16,6 +17,10 @@ const HEADER_WORD: Record<SpfResultWord, string> = {
   permerror: 'PermError',
   temperror: 'TempError',
 };
+
+// Bounds after escaping; with the keys they add up to well under 998 characters.
+const COMMENT_MAX = 240;
+const VALUE_MAX = 110;
 
 type HeaderFacts = Pick<
   SpfResult,
@@ -65,15 +70,16 @@ export function receivedSpfComment(r: HeaderFacts, receiver: string): string {
 export function receivedSpf(r: HeaderFacts, options: { receiver?: string } = {}): string {
   const receiver = options.receiver ?? 'unknown';
   const pairs: string[] = [`client-ip=${headerValue(r.ip)}`];
-  if (r.identity === 'mailfrom') pairs.push(`envelope-from=${quoted(r.sender)}`);
-  if (r.helo) pairs.push(`helo=${headerValue(r.helo)}`);
-  pairs.push(`receiver=${headerValue(receiver)}`);
+  if (r.identity === 'mailfrom') pairs.push(`envelope-from=${quotedString(r.sender, VALUE_MAX)}`);
+  if (r.helo) pairs.push(`helo=${headerValue(r.helo, VALUE_MAX)}`);
+  pairs.push(`receiver=${headerValue(receiver, VALUE_MAX)}`);
   if ((r.result === 'permerror' || r.result === 'temperror') && r.problem) {
-    pairs.push(`problem=${quoted(r.problem)}`);
+    pairs.push(`problem=${quotedString(r.problem, VALUE_MAX)}`);
   }
-  if (r.mechanism && r.result !== 'none') pairs.push(`mechanism=${headerValue(r.mechanism)}`);
+  if (r.mechanism && r.result !== 'none')
+    pairs.push(`mechanism=${headerValue(r.mechanism, VALUE_MAX)}`);
   pairs.push(`identity=${r.identity}`);
-  const comment = headerComment(receivedSpfComment(r, receiver));
+  const comment = headerComment(receivedSpfComment(r, receiver), COMMENT_MAX);
   return `${HEADER_WORD[r.result]} (${comment}) ${pairs.join('; ')}`;
 }
 
@@ -86,9 +92,9 @@ export function receivedSpf(r: HeaderFacts, options: { receiver?: string } = {})
 export function authResultsClause(r: HeaderFacts): string {
   const property =
     r.identity === 'helo'
-      ? `smtp.helo=${headerValue(r.helo)}`
+      ? `smtp.helo=${domainValue(r.helo)}`
       : `smtp.mailfrom=${addressValue(r.sender)}`;
-  const reason = r.problem ? ` reason=${quoted(r.problem)}` : '';
+  const reason = r.problem ? ` reason=${quotedString(r.problem, VALUE_MAX)}` : '';
   return `spf=${r.result}${reason} ${property}`;
 }
 
@@ -100,24 +106,29 @@ export function authResultsClause(r: HeaderFacts): string {
  * // 'mx.example.org; spf=pass smtp.mailfrom=jo@example.com'
  */
 export function authenticationResults(authservId: string, clauses: string[]): string {
-  const id = headerValue(authservId);
+  const id = mimeValue(authservId, VALUE_MAX);
   return clauses.length ? `${id}; ${clauses.join('; ')}` : `${id}; none`;
 }
 
-function quoted(text: string): string {
-  return `"${printableAscii(text)
-    .slice(0, 256)
-    .replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+const DOMAIN =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+
+/** A domain-name pvalue when the text is one, else a quoted-string. */
+function domainValue(text: string): string {
+  return text.length <= VALUE_MAX && DOMAIN.test(text) ? text : quotedString(text, VALUE_MAX);
 }
 
-/** An address as an RFC 8601 pvalue: dot-atom local part and domain, else a quoted-string. */
+/** An address pvalue (dot-atom local part @ domain-name), else a quoted-string. */
 function addressValue(address: string): string {
   const at = address.lastIndexOf('@');
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
-  const atom = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
-  const domainOk = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/.test(domain);
-  if (at > 0 && atom.test(local) && domainOk) return address;
-  if (at < 0 && domainOk) return address;
-  return quoted(address);
+  if (
+    address.length <= VALUE_MAX &&
+    at > 0 &&
+    DOT_ATOM.test(address.slice(0, at)) &&
+    DOMAIN.test(address.slice(at + 1))
+  ) {
+    return address;
+  }
+  return quotedString(address, VALUE_MAX);
 }

@@ -4,6 +4,7 @@
  * records are evaluated again and again on a busy server.
  */
 import { type IpAddress, parseIp } from '../../dns/address.js';
+import { escapeForLog } from '../../text/index.js';
 import { type MacroString, parseMacroString } from './macro.js';
 import { SpfProblem } from './problem.js';
 
@@ -17,6 +18,8 @@ export interface Directive {
   kind: MechanismKind;
   /** The term as written in the record, for logs and the Received-SPF `mechanism=` key. */
   text: string;
+  /** Whether evaluating it queries DNS (and so counts against the term limit). */
+  queriesDns: boolean;
   /** Target domain-spec (include, exists; optional for a, mx, ptr). */
   domain?: MacroString;
   /** Prefix lengths for a and mx (dual-cidr-length), defaulting to a whole address. */
@@ -43,13 +46,6 @@ export function isSpfRecord(text: string): boolean {
   if (text.length < 6) return false;
   if (text.slice(0, 6).toLowerCase() !== 'v=spf1') return false;
   return text.length === 6 || text[6] === ' ';
-}
-
-const DNS_MECHANISMS: ReadonlySet<MechanismKind> = new Set(['include', 'a', 'mx', 'ptr', 'exists']);
-
-/** Whether evaluating the directive queries DNS (and so counts against the term limit). */
-export function queriesDns(d: Directive): boolean {
-  return DNS_MECHANISMS.has(d.kind);
 }
 
 const MODIFIER = /^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$/s;
@@ -99,8 +95,8 @@ function parseUncached(text: string, lax: boolean): ParsedRecord {
     if (!isPrintableAscii(term)) {
       throw new SpfProblem(
         'permerror',
-        `non-ASCII or control character in '${printable(term)}'`,
-        printable(term),
+        `non-ASCII or control character in '${escapeForLog(term)}'`,
+        escapeForLog(term),
       );
     }
     if (lax && term.length > 1 && term.endsWith(',')) {
@@ -208,7 +204,8 @@ function parseDirective(term: string): Directive | null {
   const qualifier = (m[1] || '+') as Qualifier;
   const name = m[2]!.toLowerCase();
   const rest = m[3]!;
-  const base = { qualifier, text: term, cidr4: 32, cidr6: 128 };
+  const base = { qualifier, text: term, cidr4: 32, cidr6: 128, queriesDns: false };
+  const dns = { ...base, queriesDns: true };
   try {
     switch (name) {
       case 'all':
@@ -218,12 +215,12 @@ function parseDirective(term: string): Directive | null {
       case 'exists':
         if (!rest.startsWith(':'))
           throw new SpfProblem('permerror', `${name} needs a domain in '${term}'`);
-        return { ...base, kind: name, domain: parseMacroString(rest.slice(1), 'domain') };
+        return { ...dns, kind: name, domain: parseMacroString(rest.slice(1), 'domain') };
       case 'a':
       case 'mx':
-        return { ...base, kind: name, ...parseDomainAndCidr(rest, term, true) };
+        return { ...dns, kind: name, ...parseDomainAndCidr(rest, term, true) };
       case 'ptr':
-        return { ...base, kind: 'ptr', ...parseDomainAndCidr(rest, term, false) };
+        return { ...dns, kind: 'ptr', ...parseDomainAndCidr(rest, term, false) };
       case 'ip4':
       case 'ip6':
         if (!rest.startsWith(':'))
@@ -294,12 +291,4 @@ function isPrintableAscii(text: string): boolean {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
-}
-
-/** Text safe for a message: control and 8-bit characters shown as `\xNN`. */
-export function printable(text: string): string {
-  return text.replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
 }

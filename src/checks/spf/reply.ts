@@ -13,12 +13,16 @@ import type { SpfReply, SpfResult } from './types.js';
  * // { code: 451, xcode: '4.7.24', text: 'SPF temporary error: TXT lookup for example.com failed (timeout)' }
  */
 export function spfReply(
-  r: Pick<SpfResult, 'result' | 'explanation' | 'problem' | 'domain' | 'ip'>,
+  r: Pick<SpfResult, 'result' | 'explanation' | 'explanationSource' | 'problem' | 'domain' | 'ip'>,
 ): SpfReply {
   switch (r.result) {
     case 'pass':
       return reply(250, '2.7.0', `${r.ip} is authorized by the SPF policy of ${r.domain}`);
     case 'fail':
+      // An exp= text is the sender domain's words, and says so (RFC 7208 6.2).
+      if (r.explanation && r.explanationSource === 'record') {
+        return reply(550, '5.7.23', `${r.domain} explains: ${r.explanation}`);
+      }
       return reply(
         550,
         '5.7.23',

@@ -99,8 +99,10 @@ export interface SpfResult {
   helo: string;
   /** The directive that decided, e.g. `-all`, `ip4:192.0.2.0/24`, or `default` when none matched. */
   mechanism?: string;
-  /** The explanation of a fail (from `exp=`, or the default explanation). */
+  /** The explanation of a fail (from `exp=`, or the default explanation), printable ASCII. */
   explanation?: string;
+  /** Whether the explanation came from the domain's `exp=` (a third party's words) or is ours. */
+  explanationSource?: 'record' | 'default';
   /** What went wrong, for permerror and temperror. */
   problem?: string;
   /** The record that was evaluated at the top level, as published. */
@@ -115,6 +117,8 @@ export interface SpfResult {
   queries: number;
   /** Lax-mode result when the strict result is permerror and lax processing was asked for. */
   laxResult?: SpfResultWord;
+  /** The mistakes lax processing forgave in the top record. */
+  forgiven?: string[];
   /** Best-guess result when the real result is none and a best guess was asked for. */
   guess?: SpfResultWord;
   /** The suggested SMTP reply. */

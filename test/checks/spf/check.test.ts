@@ -39,6 +39,17 @@ before(async () => {
       { TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example a:n3.voids.example +all' },
     ],
     'withhelo.example': [{ TXT: 'v=spf1 a -all' }, { A: '192.0.2.77' }],
+    'xn--bcher-kva.example': [{ TXT: 'v=spf1 -all' }],
+    'tdot.example': [{ TXT: 'v=spf1 ptr -all' }],
+    '9.2.0.192.in-addr.arpa': [{ PTR: 'mail.tdot.example' }],
+    'mail.tdot.example': [{ A: '192.0.2.9' }],
+    'nolocal.example': [{ TXT: 'v=spf1 -all exp=nolocal-why.example' }],
+    'nolocal-why.example': [{ TXT: 'sender=%{s} local=%{l}' }],
+    'emptyexp.example': [{ TXT: 'v=spf1 -all exp=empty-why.example' }],
+    'empty-why.example': [{ TXT: '' }],
+    'slowptr.example': [{ TXT: 'v=spf1 ptr -all' }],
+    '8.2.0.192.in-addr.arpa': ['TIMEOUT'],
+    'ptrvoid.example': [{ TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example ptr +all' }],
     ...chain,
   });
 });
@@ -201,4 +212,90 @@ test('the HELO identity and hostile senders', async () => {
     checkSpf({ ip: 'not-an-ip', sender: 'a@b.example' }, { resolver: resolver() }),
     TypeError,
   );
+});
+
+test('an internationalised sender domain is checked in its A-label form', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@bücher.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'fail');
+  assert.equal(r.domain, 'xn--bcher-kva.example');
+});
+
+test('a trailing dot on the domain is dropped', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.9', sender: 'a@tdot.example.' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'pass');
+  assert.equal(r.sender, 'a@tdot.example');
+});
+
+test('a sender without local part is postmaster@domain, in %{s} too', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: '@nolocal.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.sender, 'postmaster@nolocal.example');
+  assert.equal(r.explanation, 'sender=postmaster@nolocal.example local=postmaster');
+  assert.equal(r.explanationSource, 'record');
+  assert.equal(
+    r.reply.text,
+    'nolocal.example explains: sender=postmaster@nolocal.example local=postmaster',
+  );
+});
+
+test('an empty exp= text falls back to the default explanation', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@emptyexp.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'fail');
+  assert.equal(r.explanationSource, 'default');
+  assert.equal(
+    r.explanation,
+    'SPF policy of emptyexp.example does not authorize 192.0.2.1 to send mail as a@emptyexp.example',
+  );
+});
+
+test('running out of time or queries inside ptr is an error, not a silent fail', async () => {
+  const timed = await checkSpf(
+    { ip: '192.0.2.8', sender: 'a@slowptr.example' },
+    {
+      resolver: createResolver({ servers: [server.address], timeout: 5000, attempts: 1 }),
+      limits: { timeBudgetMs: 300 },
+    },
+  );
+  assert.equal(timed.result, 'temperror');
+  const counted = await checkSpf(
+    { ip: '192.0.2.9', sender: 'a@tdot.example' },
+    { resolver: resolver(), limits: { queries: 1 } },
+  );
+  assert.equal(counted.result, 'permerror');
+});
+
+test('a ptr without PTR records is a void lookup', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@ptrvoid.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'permerror');
+  assert.equal(r.voidLookups, 3);
+});
+
+test('a guess record may leave out v=spf1', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.200', sender: 'a@nospf.example' },
+    { resolver: resolver(), bestGuess: 'a/24 -all' },
+  );
+  assert.equal(r.guess, 'pass');
+});
+
+test('problems name the failure, never our DNS servers', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.1', sender: 'a@broken-server.example' },
+    { resolver: resolver() },
+  );
+  assert.doesNotMatch(`${r.problem} ${r.reply.text} ${receivedSpf(r)}`, /127\.0\.0\.1|:\d{2,5}\b/);
 });

@@ -87,3 +87,30 @@ test('Authentication-Results clause and header', () => {
     'mx.example.net; spf=pass smtp.mailfrom=strong-bad@email.example.com',
   );
 });
+
+test('the longest hostile values still give a field under 998 characters', () => {
+  const long = '"(\\'.repeat(300);
+  const v = receivedSpf(
+    {
+      ...base,
+      result: 'permerror',
+      ip: '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff',
+      sender: `${long}@${long}`,
+      domain: long,
+      helo: long,
+      mechanism: long,
+      problem: long,
+    },
+    { receiver: long },
+  );
+  assert.ok(`Received-SPF: ${v}`.length <= 998, `${v.length}`);
+  assert.doesNotMatch(v, /[^\x20-\x7e]/);
+});
+
+test('Authentication-Results values are tokens, domain names or quoted-strings', () => {
+  assert.equal(
+    authResultsClause({ ...base, identity: 'helo', helo: 'a=b/c?d' }),
+    'spf=pass smtp.helo="a=b/c?d"',
+  );
+  assert.equal(authenticationResults('mx/1', []), '"mx/1"; none');
+});
