@@ -104,28 +104,48 @@ export interface Question {
  * const bytes = encodeQuery({ id: 4242, name: 'example.com', type: 'MX' }, 1232);
  */
 export function encodeQuery(question: Question, ednsPayload: number): Buffer {
-  const additionals: packet.Answer[] = [];
-  if (ednsPayload > 0) {
-    additionals.push({
-      name: '.',
-      type: 'OPT',
-      udpPayloadSize: ednsPayload,
-      extendedRcode: 0,
-      ednsVersion: 0,
-      flags: 0,
-      flag_do: false,
-      options: [],
-    });
+  // Written by hand rather than through dns-packet: a query is a fixed shape, and this is on the
+  // path of every query a busy server sends.
+  const labels = question.name === '' ? [] : question.name.split('.');
+  let nameLength = 1;
+  for (const label of labels) nameLength += 1 + Buffer.byteLength(label);
+  const opt = ednsPayload > 0 ? 11 : 0;
+  const bytes = Buffer.alloc(12 + nameLength + 4 + opt);
+  bytes.writeUInt16BE(question.id, 0);
+  bytes.writeUInt16BE(packet.RECURSION_DESIRED, 2);
+  bytes.writeUInt16BE(1, 4); // one question
+  bytes.writeUInt16BE(opt ? 1 : 0, 10); // the OPT record, if any
+  let at = 12;
+  for (const label of labels) {
+    const length = bytes.write(label, at + 1, 'utf8');
+    bytes[at] = length;
+    at += 1 + length;
   }
-  return packet.encode({
-    type: 'query',
-    id: question.id,
-    flags: packet.RECURSION_DESIRED,
-    // dns-packet's type list lacks SPF (99) although its codec knows the number.
-    questions: [{ name: question.name, type: question.type as packet.RecordType, class: 'IN' }],
-    additionals,
-  });
+  bytes[at++] = 0;
+  bytes.writeUInt16BE(TYPE_CODES[question.type], at);
+  bytes.writeUInt16BE(1, at + 2); // class IN
+  at += 4;
+  if (opt) {
+    // Root name, type OPT (41), class = UDP payload size, TTL = extended rcode/version/flags 0.
+    bytes[at] = 0;
+    bytes.writeUInt16BE(41, at + 1);
+    bytes.writeUInt16BE(ednsPayload, at + 3);
+  }
+  return bytes;
 }
+
+const TYPE_CODES: Record<RecordType, number> = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  PTR: 12,
+  MX: 15,
+  TXT: 16,
+  AAAA: 28,
+  SRV: 33,
+  SPF: 99,
+};
 
 /** A response as the resolver sees it: validated header fields and converted records. */
 export interface DnsMessage {

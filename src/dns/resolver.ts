@@ -14,6 +14,7 @@ import {
   type ServerAddress,
 } from './resolv-conf.js';
 import {
+  Cancellation,
   type ExchangeRequest,
   type ExchangeResult,
   tcpExchange,
@@ -69,7 +70,7 @@ interface Flight {
   /** performance.now() by which the flight has ended, whatever happens. */
   budgetEnd: number;
   promise: Promise<DnsResult>;
-  controller: AbortController;
+  cancel: Cancellation;
   waiters: number;
   settled: boolean;
 }
@@ -209,16 +210,16 @@ export class StubResolver implements Resolver {
   }
 
   #launch(key: string, name: string, type: RecordType): Flight {
-    const controller = new AbortController();
+    const cancel = new Cancellation();
     // The flight's own bound: however callers' deadlines fall, it ends within timeout × attempts.
     const budgetEnd = performance.now() + this.#timeout * this.#attempts;
     const flight: Flight = {
       key,
       budgetEnd,
-      controller,
+      cancel,
       waiters: 0,
       settled: false,
-      promise: this.#resolve(name, type, controller.signal, budgetEnd)
+      promise: this.#resolve(name, type, cancel, budgetEnd)
         .catch(
           (err): DnsResult => ({
             kind: 'temporary',
@@ -251,7 +252,7 @@ export class StubResolver implements Resolver {
         flight.waiters--;
         // Nobody is left to care: stop the exchanges rather than let sockets linger.
         if (gaveUp && flight.waiters === 0 && !flight.settled) {
-          flight.controller.abort();
+          flight.cancel.cancel();
           if (this.#flights.get(flight.key) === flight) this.#flights.delete(flight.key);
         }
         resolve(result);
@@ -278,7 +279,7 @@ export class StubResolver implements Resolver {
   async #resolve(
     name: string,
     type: RecordType,
-    signal: AbortSignal,
+    cancel: Cancellation,
     budgetEnd: number,
   ): Promise<DnsResult> {
     const chain: CnameRecord[] = [];
@@ -287,7 +288,7 @@ export class StubResolver implements Resolver {
     for (let hop = 0; hop <= MAX_CNAME_HOPS; hop++) {
       let outcome: Outcome | undefined = hop > 0 ? this.#fromCache(current, type) : undefined;
       if (!outcome) {
-        outcome = await this.#fetch(current, type, signal, budgetEnd);
+        outcome = await this.#fetch(current, type, cancel, budgetEnd);
         // Links after the first are cached under their own names as well.
         if (hop > 0 && outcome.kind === 'final' && outcome.ttl !== undefined) {
           this.#cache?.set(current, type, outcome.result, outcome.ttl);
@@ -337,10 +338,10 @@ export class StubResolver implements Resolver {
   async #fetch(
     name: string,
     type: RecordType,
-    signal: AbortSignal,
+    cancel: Cancellation,
     budgetEnd: number,
   ): Promise<Outcome> {
-    const reply = await this.#ask(name, type, signal, budgetEnd);
+    const reply = await this.#ask(name, type, cancel, budgetEnd);
     if (!reply.ok) {
       return { kind: 'final', result: { kind: 'temporary', ...reply.failure }, ttl: undefined };
     }
@@ -351,14 +352,14 @@ export class StubResolver implements Resolver {
   async #ask(
     name: string,
     type: RecordType,
-    signal: AbortSignal,
+    cancel: Cancellation,
     budgetEnd: number,
   ): Promise<Reply> {
     let failure: Failure = { reason: 'timeout', detail: 'time budget spent before asking' };
     for (let i = 0; i < this.#attempts; i++) {
-      if (signal.aborted || budgetEnd - performance.now() <= 0) break;
+      if (cancel.cancelled || budgetEnd - performance.now() <= 0) break;
       const server = this.servers[i % this.servers.length]!;
-      const reply = await this.#attempt(server, name, type, signal, budgetEnd);
+      const reply = await this.#attempt(server, name, type, cancel, budgetEnd);
       if (reply.ok) return reply;
       failure = reply.failure;
     }
@@ -370,16 +371,16 @@ export class StubResolver implements Resolver {
     server: ServerAddress,
     name: string,
     type: RecordType,
-    signal: AbortSignal,
+    cancel: Cancellation,
     budgetEnd: number,
   ): Promise<Reply> {
     const label = formatServer(server);
     const edns = this.#plainOnly.has(label) ? 0 : this.#ednsPayload;
-    let reply = await this.#exchange(server, name, type, edns, signal, budgetEnd);
+    let reply = await this.#exchange(server, name, type, edns, cancel, budgetEnd);
     // RFC 6891 section 7: a server that does not know EDNS answers FORMERR (or NOTIMP, or
     // BADVERS for a version it lacks); ask again the way RFC 1035 would.
     if (reply.ok && edns > 0 && rejectsEdns(reply.message.rcode)) {
-      reply = await this.#exchange(server, name, type, 0, signal, budgetEnd);
+      reply = await this.#exchange(server, name, type, 0, cancel, budgetEnd);
       if (reply.ok && usable(reply.message.rcode)) this.#plainOnly.add(label);
     }
     if (!reply.ok) {
@@ -410,13 +411,13 @@ export class StubResolver implements Resolver {
     name: string,
     type: RecordType,
     ednsPayload: number,
-    signal: AbortSignal,
+    cancel: Cancellation,
     budgetEnd: number,
   ): Promise<ExchangeResult> {
     const request = (): ExchangeRequest | null => {
       const left = budgetEnd - performance.now();
       if (left <= 0) return null;
-      return { server, name, type, ednsPayload, timeoutMs: Math.min(this.#timeout, left), signal };
+      return { server, name, type, ednsPayload, timeoutMs: Math.min(this.#timeout, left), cancel };
     };
     const spent: ExchangeResult = { ok: false, reason: 'timeout', detail: 'time budget spent' };
     const udp = request();
