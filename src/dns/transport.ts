@@ -145,7 +145,11 @@ class UdpChannel {
     socket.on('message', (reply, rinfo) => this.#receive(reply, rinfo.address, rinfo.port));
     socket.on('error', (err) => this.#fail(err.message));
     // A connected socket only hears from the server, and learns of an unreachable port at once.
-    socket.connect(server.port, server.host, () => {
+    socket.connect(server.port, server.host, (err?: Error) => {
+      if (err) {
+        this.#fail(err.message);
+        return;
+      }
       this.#connected = true;
       for (const bytes of this.#queue) this.#send(bytes);
       this.#queue = [];
@@ -177,8 +181,12 @@ class UdpChannel {
 
   #send(bytes: Buffer): void {
     if (this.#closed) return;
-    // Errors arrive as 'error' events and fail every query on the socket.
-    this.#socket.send(bytes);
+    try {
+      // Errors of the send itself arrive as 'error' events and fail every query on the socket.
+      this.#socket.send(bytes);
+    } catch (err) {
+      this.#fail((err as Error).message);
+    }
   }
 
   #receive(reply: Buffer, address: string, port: number): void {
