@@ -102,6 +102,7 @@ test('--lax reports the lax result of a broken record', async () => {
   assert.equal(out.result, 'permerror');
   assert.equal(out.laxResult, 'fail');
   assert.match(out.problem, /prt/);
+  assert.deepEqual(out.forgiven, ["misspelled mechanism 'prt'"]);
 });
 
 test('the null sender checks the HELO identity', async () => {
