@@ -47,6 +47,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
+import { Rcode } from '../../src/dns/codec.js';
 
 /** Zone data as parsed from the suite's YAML: name → entries. */
 export type ZoneData = Record<string, unknown[]>;
@@ -56,14 +57,10 @@ const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
 
-const RCODES: Record<string, number> = {
-  NOERROR: 0,
-  FORMERR: 1,
-  SERVFAIL: 2,
-  NXDOMAIN: 3,
-  NOTIMP: 4,
-  REFUSED: 5,
-};
+// The rcodes a zone may force, by name; BADVERS is only an extended rcode and cannot be forced.
+const RCODES: Record<string, number> = Object.fromEntries(
+  Object.entries(Rcode).filter(([name]) => name !== 'BADVERS'),
+);
 
 const MAX_CHASE = 8;
 
