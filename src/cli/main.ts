@@ -1,6 +1,6 @@
 /**
- * src/cli — the `mailgate` command: one file per subcommand, wired here. The CLI parses arguments
- * and prints; the work is done by the library it calls. May import anything in src/.
+ * The `mailgate` program: global options, the subcommands, and the mapping of failures to exit
+ * codes.
  */
 import { Command, CommanderError } from 'commander';
 import { registerSpfCommand } from './spf.js';

@@ -1,4 +1,4 @@
 // Runs the CLI from the TypeScript sources, as bin/mailgate runs it from dist/.
-import { main } from '../../src/cli/main.js';
+import { main } from '../../src/cli/index.js';
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,9 @@
+/**
+ * src/checks — the sender checks, one folder each, each usable alone from the library and the
+ * CLI: a function of the session's facts and injected services (resolver, clock, limits) that
+ * returns a typed result with a stable result word and a suggested SMTP reply. Checks never read
+ * configuration files, globals or the wall clock themselves.
+ *
+ * May import src/dns and src/text; never policy, serve, or a protocol library.
+ */
+export * from './spf/index.js';
