@@ -193,10 +193,12 @@ export class StubResolver implements Resolver {
       return hit;
     }
     let waitMs: number | undefined;
-    if (options.deadline !== undefined) {
-      waitMs = options.deadline - this.#clock.now();
+    if (options.deadline !== undefined) waitMs = options.deadline - this.#clock.now();
+    if (options.timeout !== undefined)
+      waitMs = Math.min(waitMs ?? options.timeout, options.timeout);
+    if (waitMs !== undefined) {
       if (!(waitMs > 0)) {
-        return { kind: 'temporary', reason: 'timeout', detail: 'deadline passed before asking' };
+        return { kind: 'temporary', reason: 'deadline', detail: 'deadline passed before asking' };
       }
       if (waitMs >= MAX_TIMER_MS) waitMs = undefined;
     }
@@ -263,7 +265,7 @@ export class StubResolver implements Resolver {
             leave(
               {
                 kind: 'temporary',
-                reason: 'timeout',
+                reason: 'deadline',
                 detail: `deadline reached after ${waitMs} ms`,
               },
               true,

@@ -132,7 +132,8 @@ export type TemporaryReason =
   | 'timeout'
   | 'network'
   | 'malformed'
-  | 'budget';
+  | 'budget'
+  | 'deadline';
 
 /**
  * What one query produced. Every caller must handle all four kinds; there is no "empty array
@@ -158,9 +159,15 @@ export type DnsResult<T extends RecordType = RecordType> =
 export interface QueryOptions {
   /**
    * Absolute deadline (milliseconds on the resolver's clock) after which the query gives up with
-   * a `timeout`. The resolver's own per-query timeout still applies; the earlier one wins.
+   * reason `deadline`. The resolver's own per-query timeout still applies; the earlier one wins.
    */
   deadline?: number;
+  /**
+   * The same as a deadline, relative: give up with reason `deadline` after this many milliseconds
+   * from now. A caller with a clock of its own passes its time left this way, so that no two
+   * clocks are ever compared.
+   */
+  timeout?: number;
   /** Called once for every query this call asks for, before the cache is consulted. */
   meter?: QueryMeter;
 }

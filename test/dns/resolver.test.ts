@@ -393,7 +393,7 @@ describe('coalescing', () => {
     const impatient = r.query('slow.example', 'A', { deadline: Date.now() + 50 });
     const patient = r.query('slow.example', 'A');
     const first = await impatient;
-    assert.equal(first.kind === 'temporary' && first.reason, 'timeout');
+    assert.equal(first.kind === 'temporary' && first.reason, 'deadline');
     assert.ok(Date.now() - started < 350, 'the impatient caller did not wait for the reply');
     assert.deepEqual(
       records(await patient).map((x) => x.address),
@@ -502,11 +502,17 @@ describe('fallbacks and failures', () => {
     const started = Date.now();
     const result = await r.query('example.com', 'A', { deadline: clock.now() + 150 });
     const elapsed = Date.now() - started;
-    assert.equal(result.kind === 'temporary' && result.reason, 'timeout');
+    assert.equal(result.kind === 'temporary' && result.reason, 'deadline');
     assert.ok(elapsed >= 140 && elapsed < 1000, `took ${elapsed} ms`);
     const late = await r.query('example.com', 'A', { deadline: clock.now() - 1 });
-    assert.equal(late.kind === 'temporary' && late.reason, 'timeout');
-    assert.equal(server.queries.length, 1);
+    assert.equal(late.kind === 'temporary' && late.reason, 'deadline');
+    const relative = await r.query('example.com', 'A', {
+      timeout: 100,
+      deadline: clock.now() + 4000,
+    });
+    assert.equal(relative.kind === 'temporary' && relative.reason, 'deadline');
+    const spent = await r.query('example.com', 'A', { timeout: 0 });
+    assert.equal(spent.kind === 'temporary' && spent.reason, 'deadline');
   });
 
   test('nothing listening is a temporary failure, never a rejection', async () => {

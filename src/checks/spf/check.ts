@@ -132,7 +132,7 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
     );
     result.laxResult = lax.result;
     const forgiven = lax.record ? parseRecordForgiven(lax.record) : [];
-    if (forgiven.length) result.forgiven = forgiven;
+    if (forgiven.length) result.forgiven = [...forgiven];
     result.queries += laxEvaluation.queries;
   }
 

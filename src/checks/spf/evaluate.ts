@@ -98,6 +98,12 @@ export class SpfEvaluation {
       }
       found = text;
     }
+    if (found !== null && found.length > this.ctx.limits.recordLength) {
+      throw new SpfProblem(
+        'permerror',
+        `SPF record of ${domain} is ${found.length} characters, over the limit of ${this.ctx.limits.recordLength}`,
+      );
+    }
     return found;
   }
 
@@ -377,12 +383,14 @@ export class SpfEvaluation {
   }
 
   private query<T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> {
-    return this.ctx.resolver.query(name, type, { deadline: this.ctx.deadline, meter: this.meter });
+    // The time left goes as a relative timeout: the resolver may keep another clock than ours.
+    const timeout = this.ctx.deadline - this.ctx.now();
+    return this.ctx.resolver.query(name, type, { timeout, meter: this.meter });
   }
 
   /** A failure caused by our own query budget or time budget, rather than by the DNS. */
   private isOwnLimit(answer: { reason: string }): boolean {
-    return answer.reason === 'budget' || this.ctx.now() >= this.ctx.deadline;
+    return answer.reason === 'budget' || answer.reason === 'deadline';
   }
 
   /**
@@ -393,7 +401,7 @@ export class SpfEvaluation {
     if (answer.reason === 'budget') {
       return new SpfProblem('permerror', `more than ${this.ctx.limits.queries} DNS queries`, term);
     }
-    const why = this.ctx.now() >= this.ctx.deadline ? 'time budget exhausted' : answer.reason;
+    const why = answer.reason === 'deadline' ? 'time budget exhausted' : answer.reason;
     return new SpfProblem('temperror', `${what} failed (${why})`, term);
   }
 }

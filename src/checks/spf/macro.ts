@@ -125,10 +125,19 @@ function parseExpand(body: string, kind: MacroContextKind, text: string): MacroE
   return { letter, escape: raw !== letter, digits, reverse, delimiters: delimiters || '.' };
 }
 
-const TOPLABEL = /\.(?:[a-z0-9]*[a-z][a-z0-9]*|[a-z0-9]+-[a-z0-9-]*[a-z0-9])\.?$/i;
+const TOPLABEL = /^(?:[a-z0-9]*[a-z][a-z0-9]*|[a-z0-9]+-[a-z0-9-]*[a-z0-9])$/i;
 
+/**
+ * Whether literal text ends in `.` toplabel [`.`] (RFC 7208 section 7.1). Only the last label is
+ * looked at, and only when it could be a label at all: a regular expression over the whole tail
+ * of a hostile 60 KB record would take seconds.
+ */
 function hasValidDomainEnd(tail: string): boolean {
-  return TOPLABEL.test(tail);
+  const text = tail.endsWith('.') ? tail.slice(0, -1) : tail;
+  const dot = text.lastIndexOf('.');
+  if (dot < 0) return false;
+  const label = text.slice(dot + 1);
+  return label.length > 0 && label.length <= 63 && TOPLABEL.test(label);
 }
 
 /** The values macros expand to, for one check_host() call. */

@@ -4,9 +4,8 @@
  * records are evaluated again and again on a busy server.
  */
 import { type IpAddress, parseIp } from '../../dns/address.js';
-import { escapeForLog } from '../../text/index.js';
 import { type MacroString, parseMacroString } from './macro.js';
-import { SpfProblem } from './problem.js';
+import { excerpt, SpfProblem } from './problem.js';
 
 export type Qualifier = '+' | '-' | '~' | '?';
 
@@ -53,9 +52,12 @@ const MECHANISM = /^([+\-~?]?)([A-Za-z][A-Za-z0-9\-_.]*)(.*)$/s;
 const CIDR4_ONLY = /\/(0|[1-9]\d{0,1})$/;
 const CIDR6_DUAL = /\/\/(0|[1-9]\d{0,2})$/;
 
+// Parsed records are a pure function of their text, so they are memoised process-wide. Only
+// records of ordinary size are kept: the bound is on memory, not just on entries.
 const strictCache = new Map<string, ParsedRecord | SpfProblem>();
 const laxCache = new Map<string, ParsedRecord | SpfProblem>();
 const CACHE_LIMIT = 2000;
+const CACHEABLE_LENGTH = 1024;
 
 /**
  * Parse a record (already selected with `isSpfRecord`). Throws `SpfProblem` (permerror) on a
@@ -71,16 +73,40 @@ export function parseRecord(text: string, lax = false): ParsedRecord {
   let hit = cache.get(text);
   if (hit === undefined) {
     try {
-      hit = parseUncached(text, lax);
+      hit = freezeRecord(parseUncached(text, lax));
     } catch (err) {
       if (!(err instanceof SpfProblem)) throw err;
       hit = err;
     }
-    if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
-    cache.set(text, hit);
+    if (text.length <= CACHEABLE_LENGTH) {
+      if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+      cache.set(text, hit);
+    }
   }
   if (hit instanceof SpfProblem) throw new SpfProblem(hit.result, hit.message, hit.mechanism);
   return hit;
+}
+
+/** Parsed records are shared by every check that meets the record: nobody may change one. */
+function freezeRecord(record: ParsedRecord): ParsedRecord {
+  const freezeSpec = (spec: MacroString | undefined) => {
+    if (!spec) return;
+    for (const part of spec.parts) Object.freeze(part);
+    Object.freeze(spec.parts);
+    Object.freeze(spec);
+  };
+  for (const directive of record.directives) {
+    freezeSpec(directive.domain);
+    Object.freeze(directive);
+  }
+  Object.freeze(record.directives);
+  if (record.redirect) {
+    freezeSpec(record.redirect.spec);
+    Object.freeze(record.redirect);
+  }
+  freezeSpec(record.exp);
+  Object.freeze(record.forgiven);
+  return Object.freeze(record);
 }
 
 function parseUncached(text: string, lax: boolean): ParsedRecord {
@@ -95,12 +121,12 @@ function parseUncached(text: string, lax: boolean): ParsedRecord {
     if (!isPrintableAscii(term)) {
       throw new SpfProblem(
         'permerror',
-        `non-ASCII or control character in '${escapeForLog(term)}'`,
-        escapeForLog(term),
+        `non-ASCII or control character in '${excerpt(term, 80)}'`,
+        term,
       );
     }
     if (lax && term.length > 1 && term.endsWith(',')) {
-      record.forgiven.push(`comma after '${term}'`);
+      record.forgiven.push(`comma after '${excerpt(term, 80)}'`);
       term = term.slice(0, -1);
     }
     const modifier = MODIFIER.exec(term);
@@ -131,7 +157,7 @@ const BARE_IPV4 = /^([+\-~?]?)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:\/\d+)?)$/;
 function laxRewrite(term: string, record: ParsedRecord): string {
   const bare = BARE_IPV4.exec(term);
   if (bare) {
-    record.forgiven.push(`missing ip4: in '${term}'`);
+    record.forgiven.push(`missing ip4: in '${excerpt(term, 80)}'`);
     return `${bare[1]}ip4:${bare[2]}`;
   }
   const m = MECHANISM.exec(term);
@@ -140,15 +166,15 @@ function laxRewrite(term: string, record: ParsedRecord): string {
   const name = rawName.toLowerCase();
   const meant = MISSPELLED[name];
   if (meant) {
-    record.forgiven.push(`misspelled mechanism '${term}'`);
+    record.forgiven.push(`misspelled mechanism '${excerpt(term, 80)}'`);
     return `${qualifier}${meant}${rest}`;
   }
   if (name === 'all' && rest !== '') {
-    record.forgiven.push(`argument to all in '${term}'`);
+    record.forgiven.push(`argument to all in '${excerpt(term, 80)}'`);
     return `${qualifier}all`;
   }
   if (name === 'a' && BARE_IPV4.test(rest.slice(1)) && rest.startsWith(':')) {
-    record.forgiven.push(`address in a mechanism '${term}'`);
+    record.forgiven.push(`address in a mechanism '${excerpt(term, 80)}'`);
     return `${qualifier}ip4${rest}`;
   }
   return term;
@@ -179,7 +205,7 @@ function parseModifier(
   if (lax && name === 'default') {
     const qualifier = DEFAULT_WORDS[value.toLowerCase()];
     if (qualifier) {
-      record.forgiven.push(`obsolete modifier '${term}'`);
+      record.forgiven.push(`obsolete modifier '${excerpt(term, 80)}'`);
       record.defaultQualifier = qualifier;
     }
   }

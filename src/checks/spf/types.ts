@@ -40,6 +40,11 @@ export interface SpfLimits {
   ptrNames: number;
   /** All DNS queries of one check, including exp and `%{p}`: a hard bound on work. */
   queries: number;
+  /**
+   * Longest SPF record evaluated, in characters; a longer one is permerror. Real records are a
+   * few hundred characters; TXT answers over TCP can reach 64 KB, and parsing is work.
+   */
+  recordLength: number;
   /** Wall time for the whole check in milliseconds; when it runs out the result is temperror. */
   timeBudgetMs: number;
 }
@@ -50,6 +55,7 @@ export const DEFAULT_SPF_LIMITS: Readonly<SpfLimits> = Object.freeze({
   mxNames: 10,
   ptrNames: 10,
   queries: 150,
+  recordLength: 8192,
   timeBudgetMs: 20_000,
 });
 
