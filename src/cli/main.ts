@@ -42,12 +42,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-      if (err.code === 'commander.help') return 0;
-      return EXIT_USAGE;
+      const informational = ['commander.helpDisplayed', 'commander.help', 'commander.version'];
+      return informational.includes(err.code) ? 0 : EXIT_USAGE;
     }
     if (err instanceof UsageError) {
       process.stderr.write(`mailgate: ${err.message}\n`);

@@ -2,7 +2,14 @@
  * `mailgate spf`: one SPF check from the command line, printed for people or as JSON.
  */
 import type { Command } from 'commander';
-import { authResultsClause, checkSpf, receivedSpf, type SpfResult } from '../checks/spf/index.js';
+import {
+  authResultsClause,
+  checkSpf,
+  DEFAULT_GUESS_RECORD,
+  DEFAULT_SPF_LIMITS,
+  receivedSpf,
+  type SpfResult,
+} from '../checks/spf/index.js';
 import { parseIp } from '../dns/address.js';
 import { escapeForLog } from '../text/index.js';
 import { resolverFromOptions } from './services.js';
@@ -36,12 +43,15 @@ export function registerSpfCommand(program: Command): void {
     .option('--receiver <name>', 'our host name, for %{r} and the Received-SPF receiver key')
     .option(
       '--best-guess',
-      `when there is no record, also evaluate a guess (v=spf1 a/24 mx/24 ptr)`,
+      `when there is no record, also evaluate a guess (${DEFAULT_GUESS_RECORD})`,
     )
     .option('--guess-record <record>', 'the record --best-guess evaluates')
     .option('--lax', 'when the result is permerror, also report the result of lax processing')
     .option('--fallback-zone <zone>', 'local records for domains without one: <domain>._spf.<zone>')
-    .option('--time-budget <ms>', 'give up with temperror after this many milliseconds', '20000')
+    .option(
+      '--time-budget <ms>',
+      `give up with temperror after this many milliseconds (default ${DEFAULT_SPF_LIMITS.timeBudgetMs})`,
+    )
     .option('--json', 'print one JSON object')
     .action(async (options: SpfCommandOptions, command: Command) => {
       if (!parseIp(options.ip))
@@ -51,13 +61,14 @@ export function registerSpfCommand(program: Command): void {
       }
       if (options.identity === 'helo' && !options.helo)
         throw new UsageError('--identity helo needs --helo');
-      const budget = Number(options.timeBudget);
-      if (!Number.isInteger(budget) || budget <= 0)
+      const budget = options.timeBudget === undefined ? undefined : Number(options.timeBudget);
+      if (budget !== undefined && !(Number.isInteger(budget) && budget > 0)) {
         throw new UsageError('--time-budget: a positive number of ms');
+      }
+
       const resolver = resolverFromOptions(command);
-      const sender = options.sender.replace(/^<(.*)>$/, '$1');
       const result = await checkSpf(
-        { ip: options.ip, sender, helo: options.helo, identity: options.identity },
+        { ip: options.ip, sender: options.sender, helo: options.helo, identity: options.identity },
         {
           resolver,
           receiver: options.receiver,

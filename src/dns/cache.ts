@@ -11,6 +11,11 @@ export interface CacheOptions {
   maxTtl?: number;
   /** Longest life of an NXDOMAIN/NODATA entry, in seconds (RFC 2308 suggests 1–3 h). Default 3 h. */
   maxNegativeTtl?: number;
+  /**
+   * Answers larger than this (roughly, in bytes of record data) are not kept: the cache is
+   * bounded by memory, not only by entries, and hostile zones can serve 64 KB answers. Default 8192.
+   */
+  maxEntryBytes?: number;
 }
 
 /** A result the cache may hold. */
@@ -32,6 +37,31 @@ interface Entry {
 export const DEFAULT_CACHE_ENTRIES = 10_000;
 export const DEFAULT_MAX_TTL = 86_400;
 export const DEFAULT_MAX_NEGATIVE_TTL = 10_800;
+export const DEFAULT_MAX_ENTRY_BYTES = 8192;
+
+function atLeastZero(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value >= 0)) {
+    throw new Error(`DNS cache: ${name} must be a number of at least 0`);
+  }
+  return value;
+}
+
+/** A rough size of an answer's record data, enough to keep huge answers out of the cache. */
+function answerBytes(result: DnsResult): number {
+  if (result.kind !== 'answer') return 0;
+  let bytes = 0;
+  for (const list of [result.records, result.cnames, result.additional] as DnsRecord[][]) {
+    for (const record of list) {
+      bytes += 16 + record.name.length;
+      if (record.type === 'TXT' || record.type === 'SPF') {
+        for (const text of record.strings) bytes += 1 + text.length;
+      } else {
+        bytes += 32;
+      }
+    }
+  }
+  return bytes;
+}
 
 /**
  * The lifetime of an answer: the smallest TTL among its records and the CNAMEs that led there,
@@ -79,6 +109,7 @@ export class DnsCache {
   readonly #maxEntries: number;
   readonly #maxTtl: number;
   readonly #maxNegativeTtl: number;
+  readonly #maxEntryBytes: number;
   // Map iteration order is insertion order. Reads only mark an entry used; eviction walks from
   // the oldest insertion and moves used entries to the back once (second chance), which
   // approximates LRU without reordering the map on every hit.
@@ -86,9 +117,16 @@ export class DnsCache {
 
   constructor(clock: Clock, options: CacheOptions = {}) {
     this.#clock = clock;
-    this.#maxEntries = Math.max(0, options.maxEntries ?? DEFAULT_CACHE_ENTRIES);
-    this.#maxTtl = Math.max(0, options.maxTtl ?? DEFAULT_MAX_TTL);
-    this.#maxNegativeTtl = Math.max(0, options.maxNegativeTtl ?? DEFAULT_MAX_NEGATIVE_TTL);
+    this.#maxEntries = atLeastZero(options.maxEntries ?? DEFAULT_CACHE_ENTRIES, 'maxEntries');
+    this.#maxTtl = atLeastZero(options.maxTtl ?? DEFAULT_MAX_TTL, 'maxTtl');
+    this.#maxNegativeTtl = atLeastZero(
+      options.maxNegativeTtl ?? DEFAULT_MAX_NEGATIVE_TTL,
+      'maxNegativeTtl',
+    );
+    this.#maxEntryBytes = atLeastZero(
+      options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
+      'maxEntryBytes',
+    );
   }
 
   /** Number of entries held, live or not yet noticed to be dead. */
@@ -102,6 +140,7 @@ export class DnsCache {
    */
   set(name: string, type: RecordType, result: DnsResult, ttl: number): void {
     if (result.kind === 'temporary' || this.#maxEntries === 0) return;
+    if (answerBytes(result) > this.#maxEntryBytes) return;
     const cap = result.kind === 'answer' ? this.#maxTtl : this.#maxNegativeTtl;
     const seconds = Math.min(ttl, cap);
     if (!(seconds > 0)) return;

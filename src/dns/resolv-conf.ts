@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp, parseIp } from './address.js';
 
 /** A name server address. `host` is always an IP literal (a zone suffix `%if` may follow IPv6). */
 export interface ServerAddress {
@@ -46,11 +47,11 @@ export function parseServerSpec(spec: string, defaultPort = 53): ServerAddress {
       portText = text.slice(colon + 1);
     }
   }
-  let family: 4 | 6;
-  if (isIPv4(host)) family = 4;
-  else if (isIPv6(host)) family = 6;
-  else throw new Error(`DNS server "${spec}": not an IP address (write host:port or [v6]:port)`);
-  if (bracketed && family === 4) {
+  const address = canonicalHost(host);
+  if (!address) {
+    throw new Error(`DNS server "${spec}": not an IP address (write host:port or [v6]:port)`);
+  }
+  if (bracketed && address.family === 4) {
     throw new Error(`DNS server "${spec}": brackets are only for IPv6 addresses`);
   }
   let port = defaultPort;
@@ -60,7 +61,21 @@ export function parseServerSpec(spec: string, defaultPort = 53): ServerAddress {
       throw new Error(`DNS server "${spec}": port must be a number from 1 to 65535`);
     }
   }
-  return { host, port, family };
+  return { ...address, port };
+}
+
+/**
+ * An IP literal in the form the system reports addresses (compressed IPv6, zone kept), so that a
+ * reply's source can be compared with the server as text; null when it is not an IP literal.
+ */
+function canonicalHost(text: string): { host: string; family: 4 | 6 } | null {
+  const percent = text.indexOf('%');
+  const bare = percent < 0 ? text : text.slice(0, percent);
+  const zone = percent < 0 ? '' : text.slice(percent);
+  if (isIPv4(text)) return { host: text, family: 4 };
+  if (!isIPv6(bare) || zone === '%') return null;
+  const ip = parseIp(bare);
+  return ip ? { host: formatIp(ip) + zone, family: 6 } : null;
 }
 
 /**
@@ -80,11 +95,8 @@ export function parseResolvConf(text: string): ServerAddress[] {
       .split(/\s+/);
     if (fields[0] !== 'nameserver' || fields[1] === undefined) continue;
     // Only a bare address is valid here; a port or brackets would be another resolver's syntax.
-    const address = fields[1];
-    const bare = address.split('%')[0]!;
-    if (isIPv4(address)) servers.push({ host: address, port: 53, family: 4 });
-    else if (isIPv6(address)) servers.push({ host: address, port: 53, family: 6 });
-    else if (isIPv6(bare)) servers.push({ host: bare, port: 53, family: 6 });
+    const address = canonicalHost(fields[1]);
+    if (address) servers.push({ ...address, port: 53 });
     if (servers.length === MAX_RESOLV_CONF_SERVERS) break;
   }
   return servers;

@@ -77,6 +77,8 @@ interface Flight {
 
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_EDNS_PAYLOAD = 1232;
+/** How long a server that refused EDNS is asked without it before we try EDNS again. */
+const PLAIN_DNS_MEMORY_MS = 10 * 60_000;
 /** setTimeout cannot wait longer than this; a later deadline needs no timer of its own. */
 const MAX_TIMER_MS = 0x7fffffff;
 
@@ -102,11 +104,10 @@ export class StubResolver implements Resolver {
   readonly #clock: Clock;
   readonly #cache: DnsCache | null;
   readonly #flights = new Map<string, Flight>();
-  /** Servers that rejected EDNS and then answered a plain query; we stop offering it to them. */
-  readonly #plainOnly = new Set<string>();
-  /** The UDP sockets of each server, by server label. */
-  readonly #pools = new Map<string, UdpPool>();
-  readonly #udpOptions: UdpPoolOptions;
+  /** Servers that rejected EDNS and then answered a plain query, until when we believe it. */
+  readonly #plainUntil = new Map<ServerAddress, number>();
+  /** The UDP sockets of each server. */
+  readonly #pools = new Map<ServerAddress, UdpPool>();
 
   constructor(options: ResolverOptions = {}) {
     this.servers = options.servers
@@ -129,7 +130,8 @@ export class StubResolver implements Resolver {
     }
     this.#clock = options.clock ?? { now: () => Date.now() };
     this.#cache = options.cache === false ? null : new DnsCache(this.#clock, options.cache);
-    this.#udpOptions = options.udp ?? {};
+    // Pools are made now, so that bad socket options fail at start-up; sockets open on first use.
+    for (const server of this.servers) this.#pools.set(server, new UdpPool(server, options.udp));
   }
 
   /**
@@ -170,7 +172,6 @@ export class StubResolver implements Resolver {
    */
   close(): void {
     for (const pool of this.#pools.values()) pool.close();
-    this.#pools.clear();
   }
 
   async #query(name: string, type: RecordType, options: QueryOptions): Promise<DnsResult> {
@@ -305,7 +306,10 @@ export class StubResolver implements Resolver {
         }
         seen.add(target);
       }
-      current = outcome.next;
+      // A name from a CNAME answer is checked like one a caller gave: it may be garbage.
+      const next = queryName(outcome.next);
+      if (next === null) return { kind: 'nodata', cached: false };
+      current = next;
     }
     return { kind: 'nodata', cached: false };
   }
@@ -376,35 +380,31 @@ export class StubResolver implements Resolver {
     cancel: Cancellation,
     budgetEnd: number,
   ): Promise<Reply> {
-    const label = formatServer(server);
-    const edns = this.#plainOnly.has(label) ? 0 : this.#ednsPayload;
+    const edns = (this.#plainUntil.get(server) ?? 0) > performance.now() ? 0 : this.#ednsPayload;
     let reply = await this.#exchange(server, name, type, edns, cancel, budgetEnd);
     // RFC 6891 section 7: a server that does not know EDNS answers FORMERR (or NOTIMP, or
     // BADVERS for a version it lacks); ask again the way RFC 1035 would.
     if (reply.ok && edns > 0 && rejectsEdns(reply.message.rcode)) {
       reply = await this.#exchange(server, name, type, 0, cancel, budgetEnd);
-      if (reply.ok && usable(reply.message.rcode)) this.#plainOnly.add(label);
+      // Remembered for a while, not for ever: a server gets upgraded, and one bad reply must not
+      // turn EDNS off for the life of the process.
+      if (reply.ok && usable(reply.message.rcode)) {
+        this.#plainUntil.set(server, performance.now() + PLAIN_DNS_MEMORY_MS);
+      }
     }
     if (!reply.ok) {
       const reason = reply.reason === 'aborted' ? 'timeout' : reply.reason;
-      return { ok: false, failure: { reason, detail: `${label}: ${reply.detail}` } };
+      return { ok: false, failure: { reason, detail: `${formatServer(server)}: ${reply.detail}` } };
     }
     const { rcode } = reply.message;
     if (usable(rcode)) return { ok: true, message: reply.message };
     return {
       ok: false,
-      failure: { reason: rcodeReason(rcode), detail: `${label}: ${rcodeName(rcode)}` },
+      failure: {
+        reason: rcodeReason(rcode),
+        detail: `${formatServer(server)}: ${rcodeName(rcode)}`,
+      },
     };
-  }
-
-  #pool(server: ServerAddress): UdpPool {
-    const label = formatServer(server);
-    let pool = this.#pools.get(label);
-    if (!pool) {
-      pool = new UdpPool(server, this.#udpOptions);
-      this.#pools.set(label, pool);
-    }
-    return pool;
   }
 
   /** UDP first; a truncated reply sends the same question to the same server over TCP. */
@@ -425,7 +425,7 @@ export class StubResolver implements Resolver {
     const udp = request();
     if (!udp) return spent;
     this.stats.sent++;
-    const reply = await this.#pool(server).exchange(udp);
+    const reply = await this.#pools.get(server)!.exchange(udp);
     if (!reply.ok || !reply.message.truncated) return reply;
     const tcp = request();
     if (!tcp) return spent;

@@ -115,9 +115,9 @@ function guard(
 
 /** Sizing of the UDP sockets one server gets. */
 export interface UdpPoolOptions {
-  /** Sockets in use at once. Default 4. */
+  /** Sockets in use at once (1-64). Default 4. */
   sockets?: number;
-  /** Queries a socket sends before it is retired for a new one on a new random port. Default 64. */
+  /** Queries a socket sends before it is retired for a new one on a new random port (1-4096). Default 64. */
   queriesPerSocket?: number;
 }
 
@@ -242,13 +242,14 @@ export class UdpPool {
   readonly #server: ServerAddress;
   readonly #size: number;
   readonly #perSocket: number;
-  #channels: UdpChannel[] = [];
+  #channels: Array<UdpChannel | undefined> = [];
   #next = 0;
 
   constructor(server: ServerAddress, options: UdpPoolOptions = {}) {
     this.#server = server;
-    this.#size = Math.max(1, options.sockets ?? 4);
-    this.#perSocket = Math.max(1, options.queriesPerSocket ?? 64);
+    this.#size = wholeNumber(options.sockets ?? 4, 1, 64, 'udp.sockets');
+    // Well under 65536, so that a socket always has a free query ID.
+    this.#perSocket = wholeNumber(options.queriesPerSocket ?? 64, 1, 4096, 'udp.queriesPerSocket');
   }
 
   /**
@@ -304,35 +305,20 @@ export class UdpPool {
 
   /** Close every socket once its queries are done. */
   close(): void {
-    for (const channel of this.#channels) channel.retire();
+    for (const channel of this.#channels) channel?.retire();
     this.#channels = [];
   }
 
   #channel(): UdpChannel {
-    this.#next = (this.#next + 1) % this.#size;
-    let channel = this.#channels[this.#next];
+    const slot = this.#next;
+    this.#next = (slot + 1) % this.#size;
+    let channel = this.#channels[slot];
     if (!channel || channel.retired || channel.sent >= this.#perSocket) {
       channel?.retire();
       channel = new UdpChannel(this.#server);
-      this.#channels[this.#next] = channel;
+      this.#channels[slot] = channel;
     }
     return channel;
-  }
-}
-
-/**
- * Send one query over UDP from a socket of its own and wait for the matching answer. The
- * resolver uses a `UdpPool` per server; this is the same exchange for one-off use.
- *
- * @example
- * const r = await udpExchange({ server, name: 'example.com', type: 'A', ednsPayload: 1232, timeoutMs: 2000 });
- */
-export async function udpExchange(request: ExchangeRequest): Promise<ExchangeResult> {
-  const pool = new UdpPool(request.server, { sockets: 1, queriesPerSocket: 1 });
-  try {
-    return await pool.exchange(request);
-  } finally {
-    pool.close();
   }
 }
 
@@ -390,4 +376,11 @@ export function tcpExchange(request: ExchangeRequest): Promise<ExchangeResult> {
       }
     });
   });
+}
+
+function wholeNumber(value: number, min: number, max: number, name: string): number {
+  if (!(Number.isInteger(value) && value >= min && value <= max)) {
+    throw new Error(`DNS resolver: ${name} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
 }

@@ -65,7 +65,22 @@ function escapeWithin(text: string, chars: RegExp, max: number): string {
  * quotedString('a "b"')  // '"a \\"b\\""'
  */
 export function quotedString(text: string, max = 256): string {
-  return `"${escapeWithin(printableAscii(text), /[\\"]/, max)}"`;
+  return quoteSafe(printableAscii(text), max);
+}
+
+function quoteSafe(safe: string, max: number): string {
+  return `"${escapeWithin(safe, /[\\"]/, max)}"`;
+}
+
+/**
+ * Whether text is an RFC 5322 dot-atom, which header values may carry unquoted.
+ *
+ * @example
+ * isDotAtom('jo.smith')  // true
+ * isDotAtom('a b')       // false
+ */
+export function isDotAtom(text: string): boolean {
+  return ATEXT.test(text);
 }
 
 /**
@@ -79,7 +94,7 @@ export function quotedString(text: string, max = 256): string {
 export function headerValue(text: string, max = 256): string {
   const safe = printableAscii(text);
   if (safe.length <= max && ATEXT.test(safe)) return safe;
-  return quotedString(safe, max);
+  return quoteSafe(safe, max);
 }
 
 /**
@@ -93,7 +108,7 @@ export function headerValue(text: string, max = 256): string {
 export function mimeValue(text: string, max = 256): string {
   const safe = printableAscii(text);
   if (safe.length <= max && TOKEN.test(safe)) return safe;
-  return quotedString(safe, max);
+  return quoteSafe(safe, max);
 }
 
 /**

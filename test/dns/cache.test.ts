@@ -119,3 +119,12 @@ function strings(result: DnsResult | undefined): string[] {
   assert.ok(record?.type === 'TXT');
   return record.strings;
 }
+
+test('answers over the size bound are not kept', () => {
+  const cache = new DnsCache(clock(), { maxEntryBytes: 1000 });
+  cache.set('big.example', 'TXT', txtAnswer(300, 'x'.repeat(2000)), 300);
+  assert.equal(cache.get('big.example', 'TXT'), undefined);
+  cache.set('small.example', 'TXT', txtAnswer(300), 300);
+  assert.equal(cache.get('small.example', 'TXT')?.kind, 'answer');
+  assert.throws(() => new DnsCache(clock(), { maxEntries: Number.NaN }), /maxEntries/);
+});

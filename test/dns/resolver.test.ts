@@ -888,3 +888,33 @@ describe('UDP sockets', () => {
     r.close();
   });
 });
+
+describe('closing and options', () => {
+  test('close() after a few queries on the default sockets closes them all', async (t) => {
+    const server = await fixture(t, ZONE);
+    for (const n of [1, 2, 3, 5]) {
+      const r = createResolver({ servers: [server.address], timeout: 500, attempts: 1 });
+      for (let i = 0; i < n; i++) records(await r.query('example.com', 'A'));
+      assert.doesNotThrow(() => r.close());
+    }
+  });
+
+  test('socket options out of range fail at construction', () => {
+    assert.throws(
+      () => createResolver({ servers: ['127.0.0.1:53'], udp: { sockets: 0 } }),
+      /udp.sockets/,
+    );
+    assert.throws(
+      () => createResolver({ servers: ['127.0.0.1:53'], udp: { queriesPerSocket: 70000 } }),
+      /udp.queriesPerSocket/,
+    );
+  });
+
+  test('IPv6 servers are kept in the compressed form replies come from', () => {
+    const r = createResolver({ servers: ['[0:0:0:0:0:0:0:1]:5353', '[::0001]:53'] });
+    assert.deepEqual(
+      r.servers.map((s) => s.host),
+      ['::1', '::1'],
+    );
+  });
+});

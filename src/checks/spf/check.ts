@@ -60,7 +60,7 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
   const helo = input.helo ?? '';
   const who = identityOf(input, helo);
   const clock = options.clock ?? { now: Date.now };
-  const limits: SpfLimits = { ...DEFAULT_SPF_LIMITS, ...options.limits };
+  const limits = spfLimits(options.limits);
   const start = clock.now();
   const receiver = options.receiver ?? 'unknown';
 
@@ -153,12 +153,13 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
 /** The identity to check: MAIL FROM, or postmaster@HELO (RFC 7208 2.3, 2.4, 4.3). */
 function identityOf(input: SpfInput, helo: string): Identity {
   const identity: SpfIdentity =
-    input.identity === 'helo' || input.sender === '' ? 'helo' : 'mailfrom';
-  const address = identity === 'helo' ? `postmaster@${helo}` : input.sender;
+    input.identity === 'helo' || input.sender === '' || input.sender === '<>' ? 'helo' : 'mailfrom';
+  // Senders arrive as the MTA wrote them, with or without the angle brackets of the SMTP command.
+  const sender = /^<.*>$/s.test(input.sender) ? input.sender.slice(1, -1) : input.sender;
+  const address = identity === 'helo' ? `postmaster@${helo}` : sender;
   const at = address.lastIndexOf('@');
   const local = at > 0 ? address.slice(0, at) : 'postmaster';
-  let given = at >= 0 ? address.slice(at + 1) : address;
-  if (given.endsWith('.')) given = given.slice(0, -1);
+  const given = at >= 0 ? address.slice(at + 1) : address;
   const domain = checkableDomain(given);
   return { identity, sender: `${local}@${domain ?? given}`, local, domain, given };
 }
@@ -255,6 +256,24 @@ function defaultExplanation(template: string | undefined, values: MacroValues): 
     parsedDefaults.set(text, parsed);
   }
   return printableAscii(parsed ? expandMacroString(parsed, values) : text);
+}
+
+/**
+ * The limits in force: the defaults, overridden by what is given. Keys given as `undefined` keep
+ * their default; anything but a whole number of at least 0 is a programming error.
+ */
+function spfLimits(given: Partial<SpfLimits> | undefined): SpfLimits {
+  const limits: SpfLimits = { ...DEFAULT_SPF_LIMITS };
+  if (!given) return limits;
+  for (const key of Object.keys(DEFAULT_SPF_LIMITS) as Array<keyof SpfLimits>) {
+    const value = given[key];
+    if (value === undefined) continue;
+    if (!(Number.isInteger(value) && value >= 0)) {
+      throw new TypeError(`SPF limit ${key} must be a whole number, got ${String(value)}`);
+    }
+    limits[key] = value;
+  }
+  return limits;
 }
 
 function atLeast(limits: SpfLimits, floor: Partial<SpfLimits>): Partial<SpfLimits> {

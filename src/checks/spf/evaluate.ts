@@ -63,6 +63,12 @@ function addressOf(record: ARecord | AaaaRecord): IpAddress | null {
   return ip;
 }
 
+/** The client's PTR names; `void` when the lookup answered NXDOMAIN or no data. */
+interface PtrNames {
+  names: string[];
+  void: boolean;
+}
+
 /** Matched, or not, or a DNS failure that decides only when nothing else matched. */
 type Probe = boolean | SpfProblem;
 
@@ -70,7 +76,7 @@ export class SpfEvaluation {
   terms = 0;
   voids = 0;
   queries = 0;
-  private ptrNames: Promise<string[] | SpfProblem> | undefined;
+  private ptrNames: Promise<PtrNames | SpfProblem> | undefined;
   private validated = new Map<string, Promise<Probe>>();
   private readonly meter: QueryMeter;
   private readonly addressType: 'A' | 'AAAA';
@@ -255,9 +261,10 @@ export class SpfEvaluation {
   }
 
   private async matchPtr(d: Directive, target: string): Promise<boolean> {
-    const names = await this.reverseNames();
-    if (names instanceof SpfProblem) throw names;
-    if (names.length === 0) this.countVoid(d.text);
+    const ptr = await this.reverseNames();
+    if (ptr instanceof SpfProblem) throw ptr;
+    if (ptr.void) this.countVoid(d.text);
+    const names = ptr.names;
     const wanted = target.toLowerCase();
     const candidates = names.filter((name) => {
       const lower = name.toLowerCase();
@@ -272,16 +279,16 @@ export class SpfEvaluation {
    * The client's PTR names, the first `limits.ptrNames` of them. DNS errors give none (RFC 7208
    * 5.5), but running out of our own time or query budget is the problem it is everywhere else.
    */
-  private reverseNames(): Promise<string[] | SpfProblem> {
+  private reverseNames(): Promise<PtrNames | SpfProblem> {
     if (!this.ptrNames) {
       this.ptrNames = this.query(reverseName(this.ctx.ip), 'PTR').then((answer) => {
         if (answer.kind === 'answer') {
-          return answer.records.slice(0, this.ctx.limits.ptrNames).map((r) => r.target);
+          const names = answer.records.slice(0, this.ctx.limits.ptrNames).map((r) => r.target);
+          return { names, void: false };
         }
-        if (answer.kind === 'temporary' && this.isOwnLimit(answer)) {
-          return this.temporary(answer, 'PTR lookup');
-        }
-        return [];
+        if (answer.kind !== 'temporary') return { names: [], void: true };
+        if (this.isOwnLimit(answer)) return this.temporary(answer, 'PTR lookup');
+        return { names: [], void: false };
       });
     }
     return this.ptrNames;
@@ -314,8 +321,9 @@ export class SpfEvaluation {
    * and time budgets, not as terms: the term that uses the macro is already counted.
    */
   private async validatedName(domain: string): Promise<string> {
-    const names = await this.reverseNames();
-    if (names instanceof SpfProblem) throw names;
+    const ptr = await this.reverseNames();
+    if (ptr instanceof SpfProblem) throw ptr;
+    const names = ptr.names;
     const d = domain.toLowerCase();
     const rank = (n: string) => {
       const l = n.toLowerCase();
@@ -352,7 +360,7 @@ export class SpfEvaluation {
   async expandDomain(ms: MacroString, domain: string): Promise<string> {
     let out = ms.literal ?? expandMacroString(ms, await this.values(ms, domain));
     if (out.endsWith('.')) out = out.slice(0, -1);
-    while (out.length > 253) {
+    while (out.length > 253 || Buffer.byteLength(out) > 253) {
       const dot = out.indexOf('.');
       if (dot < 0) break;
       out = out.slice(dot + 1);

@@ -4,7 +4,13 @@
  * is quoted or escaped, so hostile input cannot break the header's syntax, and each is bounded so
  * that the whole field stays within the 998-character line limit of RFC 5322 unfolded.
  */
-import { headerComment, headerValue, mimeValue, quotedString } from '../../text/index.js';
+import {
+  headerComment,
+  headerValue,
+  isDotAtom,
+  mimeValue,
+  quotedString,
+} from '../../text/index.js';
 import type { SpfResult, SpfResultWord } from './types.js';
 
 /** Result words as pyspf writes them in Received-SPF, which our users' filters match on. */
@@ -112,7 +118,6 @@ export function authenticationResults(authservId: string, clauses: string[]): st
 
 const DOMAIN =
   /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 
 /** A domain-name pvalue when the text is one, else a quoted-string. */
 function domainValue(text: string): string {
@@ -125,7 +130,7 @@ function addressValue(address: string): string {
   if (
     address.length <= VALUE_MAX &&
     at > 0 &&
-    DOT_ATOM.test(address.slice(0, at)) &&
+    isDotAtom(address.slice(0, at)) &&
     DOMAIN.test(address.slice(at + 1))
   ) {
     return address;

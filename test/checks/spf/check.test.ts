@@ -49,6 +49,8 @@ before(async () => {
     'empty-why.example': [{ TXT: '' }],
     'slowptr.example': [{ TXT: 'v=spf1 ptr -all' }],
     '8.2.0.192.in-addr.arpa': ['TIMEOUT'],
+    'ptrfail.example': [{ TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example ptr +all' }],
+    '7.2.0.192.in-addr.arpa': [{ RCODE: 'SERVFAIL' }],
     'ptrvoid.example': [{ TXT: 'v=spf1 a:n1.voids.example a:n2.voids.example ptr +all' }],
     ...chain,
   });
@@ -298,4 +300,60 @@ test('problems name the failure, never our DNS servers', async () => {
     { resolver: resolver() },
   );
   assert.doesNotMatch(`${r.problem} ${r.reply.text} ${receivedSpf(r)}`, /127\.0\.0\.1|:\d{2,5}\b/);
+});
+
+test('limits given as undefined keep their defaults; nonsense is refused', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.9', sender: 'a@mapped.example' },
+    { resolver: resolver(), limits: { timeBudgetMs: undefined, terms: undefined } },
+  );
+  assert.equal(r.result, 'pass');
+  await assert.rejects(
+    checkSpf(
+      { ip: '192.0.2.9', sender: 'a@mapped.example' },
+      { resolver: resolver(), limits: { terms: -1 } },
+    ),
+    TypeError,
+  );
+});
+
+test('an over-long record is permerror', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.9', sender: 'a@mapped.example' },
+    { resolver: resolver(), limits: { recordLength: 10 } },
+  );
+  assert.equal(r.result, 'permerror');
+  assert.match(r.problem ?? '', /over the limit of 10/);
+});
+
+test('a PTR lookup that fails is no match, and not a void lookup', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.7', sender: 'a@ptrfail.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'pass');
+  assert.equal(r.voidLookups, 2);
+});
+
+test('senders may come with the angle brackets of the SMTP command', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.9', sender: '<a@mapped.example>' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'pass');
+  assert.equal(r.sender, 'a@mapped.example');
+  const nullSender = await checkSpf(
+    { ip: '192.0.2.77', sender: '<>', helo: 'withhelo.example' },
+    { resolver: resolver() },
+  );
+  assert.equal(nullSender.identity, 'helo');
+  assert.equal(nullSender.result, 'pass');
+});
+
+test('one trailing dot is dropped, not two', async () => {
+  const r = await checkSpf(
+    { ip: '192.0.2.9', sender: 'a@mapped.example..' },
+    { resolver: resolver() },
+  );
+  assert.equal(r.result, 'none');
 });
