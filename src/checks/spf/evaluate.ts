@@ -125,7 +125,9 @@ export class SpfEvaluation {
     const record = parseRecord(text, this.ctx.lax);
     for (const directive of record.directives) {
       if (directive.queriesDns) this.countTerm(directive.text);
-      if (await this.matches(directive, domain)) {
+      // ip4, ip6 and all answer at once; only DNS mechanisms pay for a trip through the queue.
+      const matched = this.matches(directive, domain);
+      if (typeof matched === 'boolean' ? matched : await matched) {
         const result = QUALIFIER_RESULT[directive.qualifier];
         if (result === 'fail') {
           return { result, mechanism: directive.text, failedAt: { record, domain } };
@@ -171,7 +173,7 @@ export class SpfEvaluation {
     }
   }
 
-  private async matches(d: Directive, domain: string): Promise<boolean> {
+  private matches(d: Directive, domain: string): boolean | Promise<boolean> {
     const ip = this.ctx.ip;
     switch (d.kind) {
       case 'all':
@@ -179,38 +181,51 @@ export class SpfEvaluation {
       case 'ip4':
       case 'ip6':
         return inPrefix(ip, d.network!, ip.family === 4 ? d.cidr4 : d.cidr6);
-      case 'a': {
-        const target = d.domain ? await this.expandDomain(d.domain, domain) : domain;
-        const found = await this.addressMatch(target, d, true);
-        if (found instanceof SpfProblem) throw found;
-        return found;
-      }
+      case 'a':
+        return this.matchA(d, domain);
       case 'mx':
-        return this.matchMx(d, d.domain ? await this.expandDomain(d.domain, domain) : domain);
+        return this.target(d, domain).then((target) => this.matchMx(d, target));
       case 'ptr':
-        return this.matchPtr(d, d.domain ? await this.expandDomain(d.domain, domain) : domain);
-      case 'exists': {
-        const target = await this.expandDomain(d.domain!, domain);
-        // exists always asks for A records, whatever the client's address family (RFC 7208 5.7).
-        const answer = await this.query(target, 'A');
-        if (answer.kind === 'temporary') {
-          throw this.temporary(answer, `exists lookup for ${target}`, d.text);
-        }
-        if (answer.kind !== 'answer') {
-          this.countVoid(d.text);
-          return false;
-        }
-        return true;
-      }
-      case 'include': {
-        const target = await this.expandDomain(d.domain!, domain);
-        const outcome = await this.checkHost(target);
-        if (outcome.result === 'none' && !this.ctx.lax) {
-          throw new SpfProblem('permerror', `include target ${target} has no SPF record`, d.text);
-        }
-        return outcome.result === 'pass';
-      }
+        return this.target(d, domain).then((target) => this.matchPtr(d, target));
+      case 'exists':
+        return this.matchExists(d, domain);
+      case 'include':
+        return this.matchInclude(d, domain);
     }
+  }
+
+  /** The domain a directive is about: its domain-spec expanded, or the current domain. */
+  private async target(d: Directive, domain: string): Promise<string> {
+    return d.domain ? this.expandDomain(d.domain, domain) : domain;
+  }
+
+  private async matchA(d: Directive, domain: string): Promise<boolean> {
+    const found = await this.addressMatch(await this.target(d, domain), d, true);
+    if (found instanceof SpfProblem) throw found;
+    return found;
+  }
+
+  private async matchExists(d: Directive, domain: string): Promise<boolean> {
+    const target = await this.expandDomain(d.domain!, domain);
+    // exists always asks for A records, whatever the client's address family (RFC 7208 5.7).
+    const answer = await this.query(target, 'A');
+    if (answer.kind === 'temporary') {
+      throw this.temporary(answer, `exists lookup for ${target}`, d.text);
+    }
+    if (answer.kind !== 'answer') {
+      this.countVoid(d.text);
+      return false;
+    }
+    return true;
+  }
+
+  private async matchInclude(d: Directive, domain: string): Promise<boolean> {
+    const target = await this.expandDomain(d.domain!, domain);
+    const outcome = await this.checkHost(target);
+    if (outcome.result === 'none' && !this.ctx.lax) {
+      throw new SpfProblem('permerror', `include target ${target} has no SPF record`, d.text);
+    }
+    return outcome.result === 'pass';
   }
 
   /**
