@@ -3,6 +3,7 @@
  * codes.
  */
 import { Command, CommanderError } from 'commander';
+import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerSpfCommand } from './spf.js';
 import { UsageError } from './usage.js';
 import { VERSION } from './version.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
       outputError: (text, write) => write(`mailgate: ${text.replace(/^error: /, '').trim()}\n`),
     });
   registerSpfCommand(program);
+  registerSampleMilterCommand(program);
 
   if (argv.length === 0) {
     program.outputHelp();
