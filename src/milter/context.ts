@@ -23,6 +23,8 @@ export interface ContextHost {
   replaceBody(chunk: Buffer): void;
   /** Send SMFIR_PROGRESS now. */
   progress(): void;
+  /** Whether a callback is running now (progress may be sent during any of them). */
+  inCallback(): boolean;
 }
 
 const NAMES_OF_FLAG: Record<number, ModificationAction> = {
@@ -200,8 +202,11 @@ export class HandlerContext implements MilterContext {
     this.send({ type: 'quarantine', reason });
   }
 
+  /** Allowed during any callback, as libmilter's smfi_progress: it resets the MTA's timer. */
   progress(): void {
-    this.allow('progress', 0);
+    if (!this.host.inCallback()) {
+      throw new MilterActionError('progress() is only allowed while a callback is running');
+    }
     this.host.progress();
   }
 }

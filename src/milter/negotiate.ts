@@ -164,7 +164,12 @@ export function negotiate(
   let protocol = 0;
   for (const step of STEPS) {
     const flags = STEP_FLAGS[step];
-    if (!plan.callbacks.has(step)) {
+    // CONNECT and HELO are always wanted: they carry the facts ctx.connection and ctx.helo give
+    // every later callback. Without a callback they need no reply, which saves the round trip.
+    const factStep = step === 'connect' || step === 'helo';
+    if (!plan.callbacks.has(step) && factStep) {
+      if (mta & flags.noReply) protocol |= flags.noReply;
+    } else if (!plan.callbacks.has(step)) {
       if (mta & flags.no) protocol |= flags.no;
       // Not sent at all is best; if the MTA cannot leave it out, at least it need not wait.
       else if (mta & flags.noReply) protocol |= flags.noReply;

@@ -13,8 +13,11 @@ import { type PreparedMilter, prepareMilter } from './negotiate.js';
 import { DEFAULT_CALLBACK_TIMEOUT_MS, MilterSession } from './session.js';
 import type { MilterDefinition, MilterLogger, MilterServerOptions } from './types.js';
 
-/** MTAs keep a milter connection open for a whole SMTP session; this is Postfix's default. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 7 * 60_000;
+/**
+ * How long a connection may stay silent. The MTA says nothing to the milter while the SMTP client
+ * sends the message, so this must outlast a slow DATA phase: libmilter waits 7210 s.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 7210_000;
 /** How long `close()` lets sessions finish by default. */
 export const DEFAULT_CLOSE_DEADLINE_MS = 10_000;
 /**
@@ -118,7 +121,9 @@ class Connection {
       this.decoder.push(chunk);
       this.feed();
     });
-    socket.on('drain', () => this.flow());
+    socket.on('drain', () => {
+      if (!this.feeding) this.feed();
+    });
     socket.on('timeout', () => {
       // A callback at work is not idleness; it has its own timeout.
       if (this.session.busy) return;
@@ -147,7 +152,14 @@ class Connection {
   private feed(): void {
     this.feeding = true;
     try {
-      while (!this.session.busy && !this.session.closed && !this.socket.destroyed) {
+      // Stop when the MTA stops reading our replies, not only between reads: a burst of
+      // pipelined packets must not pile up unbounded output.
+      while (
+        !this.session.busy &&
+        !this.session.closed &&
+        !this.socket.destroyed &&
+        !this.socket.writableNeedDrain
+      ) {
         let frame: ReturnType<FrameDecoder['next']>;
         try {
           frame = this.decoder.next();

@@ -14,13 +14,14 @@
  * it, or by the end of the connection. As in libmilter it is not called after end of message or
  * after a final verdict ended the message, so the second ABORT Postfix sends is a no-op.
  *
- * Verdicts. Like libmilter: `accept`, `reject`, `tempfail`, `discard` (or a custom reply) at
- * connect or helo end the handler's part in the connection; at envfrom, data, header, eoh, body
+ * Verdicts. As Postfix and Sendmail act on them: `accept`, `reject`, `tempfail` (or a custom
+ * reply) at connect or helo end the handler's part in the connection; at envfrom, data, header, eoh, body
  * or eom they end the message; at envrcpt only `accept` ends the message (a rejected recipient
  * is just that recipient); at unknown they change nothing, except that `accept` ends an open
  * message. When the MTA sends commands for a connection or message that was already decided
- * (MTAs do not), the handler is not called and the deciding reply is repeated. (`discard` at
- * connect or helo means nothing to an MTA: Postfix logs a warning and goes on; do not use it.)
+ * (MTAs do not), the handler is not called and the deciding reply is repeated. `discard` at
+ * connect or helo means nothing to an MTA (Postfix logs a warning and goes on), so it is sent
+ * once, logged, and does not end the connection's handling.
  *
  * Errors. A callback that throws, rejects, outlasts callbackTimeoutMs or returns something that
  * is not a verdict or a valid SmtpReply is logged (logger.error with `err` and `step`) and
@@ -53,8 +54,12 @@ import type {
   Verdict,
 } from './types.js';
 
-/** A callback default: long enough for DNS work, short enough for the MTA's own timeouts. */
-export const DEFAULT_CALLBACK_TIMEOUT_MS = 60_000;
+/**
+ * How long a callback may take before the session answers as `onError` says. It must stay below
+ * the MTA's own wait (Postfix's milter_command_timeout is 30 s by default, Sendmail's T=R 10 s):
+ * an MTA that gives up first drops the connection, and `onError` would never be heard.
+ */
+export const DEFAULT_CALLBACK_TIMEOUT_MS = 8_000;
 
 /** Where a session's packets go. */
 export interface SessionIO {
@@ -162,6 +167,8 @@ export class MilterSession {
   private readonly macros = new MacroStore();
   /** The context whose eom callback is running: the only one allowed to modify. */
   private eomContext: HandlerContext | undefined;
+  /** The connection's own context during an eom: handlers that kept it may use it too. */
+  private eomBase: HandlerContext | undefined;
   private modifications: Buffer[] = [];
   private bodyParts: Buffer[] = [];
 
@@ -227,6 +234,12 @@ export class MilterSession {
    * message is aborted and the handler closed, after the callback that may be running.
    */
   terminate(): Promise<void> {
+    if (this.running && !this.stopped && !this.silent) {
+      this.logger?.warn(
+        { callbackTimeoutMs: this.callbackTimeoutMs },
+        'the MTA closed the connection while a callback was running (its timeout is shorter than ours?)',
+      );
+    }
     this.silent = true;
     if (!this.stopped) {
       this.stopped = true;
@@ -557,10 +570,15 @@ export class MilterSession {
       this.write(CONTINUE);
       return;
     }
-    this.eomContext = context;
-    const result = this.invoke('eom', () => handler.eom!(context));
+    // Each eom call gets a view of its own: a late action from an eom that timed out must not
+    // land in the next message's end of message.
+    const view = Object.create(context) as HandlerContext;
+    this.eomContext = view;
+    this.eomBase = context;
+    const result = this.invoke('eom', () => handler.eom!(view));
     const finish = (value: unknown): void => {
       this.eomContext = undefined;
+      this.eomBase = undefined;
       const outcome = this.outcome('eom', value);
       const parts = outcome.failed ? [] : this.modifications;
       if (!outcome.failed && this.bodyParts.length > 0) {
@@ -683,6 +701,12 @@ export class MilterSession {
       return;
     }
     if (scope === 'connection') {
+      // Postfix refuses DISCARD at connect and HELO and goes on; making it final would discard
+      // every later message. It is sent once, and the handler keeps its say.
+      if (verdict === 'discard') {
+        this.logger?.warn({ step }, `'discard' means nothing at ${step}; the MTA ignores it`);
+        return;
+      }
       this.connectionFinal = packet;
     } else if (scope === 'message' || verdict === 'accept') {
       if (scope === 'message' || this.message === 'open') {
@@ -807,7 +831,9 @@ export class MilterSession {
         listed: this.session.milter.plan.actions,
       };
     },
-    inEom: (context: HandlerContext) => this.eomContext === context,
+    inEom: (context: HandlerContext) =>
+      context === this.eomContext || (context !== undefined && context === this.eomBase),
+    inCallback: () => this.running,
     modify: (packet: Buffer) => {
       this.modifications.push(packet);
     },

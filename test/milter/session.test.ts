@@ -10,7 +10,7 @@ import {
   MilterReplyError,
   reply,
 } from '../../src/milter/index.js';
-import { be16, be32, cs, Harness, macroPkt, optnegPkt, pkt } from './helpers.js';
+import { be16, be32, cs, Harness, macroPkt, optnegPkt, pkt, splitPackets } from './helpers.js';
 
 const CONNECT = pkt('C', cs('client.example'), '4', be16(40000), cs('192.0.2.1'));
 
@@ -172,11 +172,12 @@ describe('option negotiation', () => {
   test('steps without a callback are asked not to be sent; the MTA sending them anyway gets continue', async () => {
     const h = new Harness({ name: 'helo-only', handler: () => ({ helo: () => 'continue' }) });
     await h.send(optnegPkt());
-    // NOCONNECT NOMAIL NORCPT NOBODY NOHDRS NOEOH NOUNKNOWN NODATA SKIP; no actions, no lists.
-    assert.deepEqual(h.writes, [pkt('O', be32(6), be32(0), be32(0x77d))]);
+    // NOMAIL NORCPT NOBODY NOHDRS NOEOH NOUNKNOWN NODATA SKIP, and NR_CONN: CONNECT is still
+    // wanted, for ctx.connection, but needs no reply. No actions, no lists.
+    assert.deepEqual(h.writes, [pkt('O', be32(6), be32(0), be32(0x177c))]);
     h.take();
     await h.send(CONNECT, pkt('M', cs('<a@b>')), pkt('T'), pkt('L', cs('X'), cs('y')), pkt('E'));
-    assert.equal(h.letters(), 'ccccc');
+    assert.equal(h.letters(), 'cccc');
   });
 
   test('what is asked for is a subset of what was offered', async () => {
@@ -604,7 +605,7 @@ describe('end-of-message actions', () => {
     await h.send(optnegPkt(), pkt('H', cs('h')), pkt('E'));
     assert.deepEqual(errors, [
       'addHeader in helo: addHeader() is only allowed in the eom callback (end of message)',
-      'progress in helo: progress() is only allowed in the eom callback (end of message)',
+      'progress in helo: no error',
       "changeFrom not listed: changeFrom() needs the 'changeFrom' action: list it in the milter definition's actions",
       "addRecipient with args: addRecipient() needs the 'addRecipientWithArgs' action: list it in the milter definition's actions",
       'bad header name: addHeader(): header name "X Bad" must be printable ASCII without spaces or colon',
@@ -612,7 +613,7 @@ describe('end-of-message actions', () => {
       'CR in recipient: addRecipient(): the recipient must be a non-empty string without CR, LF or NUL',
       'fine: no error',
     ]);
-    assert.equal(h.letters(), 'Ochc');
+    assert.equal(h.letters(), 'Opchc'); // the progress in helo goes out at once
     assert.equal(h.logger.lines.length, 0);
 
     errors.length = 0;
@@ -760,6 +761,86 @@ describe('replies and failures', () => {
     assert.ok(late instanceof MilterActionError);
     await h.send(pkt('Q'));
     assert.deepEqual(h.closedWith, [undefined]);
+  });
+
+  test('a handler without connect and helo callbacks still knows the connection and HELO', async () => {
+    let seen: unknown;
+    const h = new Harness({
+      name: 'facts',
+      handler: () => ({
+        envfrom: (ctx) => {
+          seen = { address: ctx.connection?.address, helo: ctx.helo };
+          return 'continue';
+        },
+      }),
+    });
+    await h.send(optnegPkt(), CONNECT, pkt('H', cs('client.example')), pkt('M', cs('<a@b>')));
+    // CONNECT and HELO need no reply (NR_CONN, NR_HELO); MAIL is answered.
+    assert.equal(h.letters(), 'Oc');
+    assert.deepEqual(seen, { address: '192.0.2.1', helo: 'client.example' });
+  });
+
+  test('discard at connect is sent once and does not end the connection', async () => {
+    let mails = 0;
+    const h = new Harness({
+      name: 'discarder',
+      handler: () => ({
+        connect: () => 'discard',
+        envfrom: () => {
+          mails += 1;
+          return 'continue';
+        },
+      }),
+    });
+    await h.send(optnegPkt(), CONNECT, pkt('M', cs('<a@b>')));
+    assert.equal(h.letters(), 'Odc');
+    assert.equal(mails, 1);
+    assert.equal(h.logger.lines.length, 1);
+  });
+
+  test("a timed-out eom's late actions do not land in the next message's end of message", async () => {
+    let finishFirst!: () => void;
+    let late: unknown;
+    let calls = 0;
+    const h = new Harness(
+      {
+        name: 'late',
+        actions: ['addHeader'],
+        handler: () => ({
+          eom: (ctx) => {
+            calls += 1;
+            if (calls === 2) {
+              // The second message's eom is running while the first one's late action comes.
+              finishFirst();
+              ctx.addHeader('X-Second', '2');
+              return 'continue';
+            }
+            return new Promise<'continue'>((resolve) => {
+              finishFirst = () => {
+                try {
+                  ctx.addHeader('X-From-First', '1');
+                } catch (err) {
+                  late = err;
+                }
+                resolve('continue');
+              };
+            });
+          },
+        }),
+      },
+      { callbackTimeoutMs: 20 },
+    );
+    await h.send(optnegPkt(), pkt('E'));
+    assert.equal(h.letters(), 'Ot', 'the first eom timed out');
+    h.take();
+    await h.send(pkt('E'));
+    assert.ok(late instanceof MilterActionError, 'the late action was refused');
+    const packets = splitPackets(Buffer.concat(h.writes));
+    assert.deepEqual(
+      packets.map(([letter]) => letter),
+      ['h', 'c'],
+    );
+    assert.match(packets[0]![1].toString('latin1'), /^X-Second\0/);
   });
 
   test('abort and close failures are logged, and change nothing else', async () => {
