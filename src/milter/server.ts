@@ -7,6 +7,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { type BoundAddress, listenOn, parseListenSpec } from '../listen/index.js';
+import { MILTER_CHUNK_SIZE } from './constants.js';
 import { DEFAULT_MAX_PACKET_BYTES, FrameDecoder, MilterProtocolError } from './frame.js';
 import { escapeLogText, stderrLogger } from './log.js';
 import { type PreparedMilter, prepareMilter } from './negotiate.js';
@@ -239,6 +240,12 @@ export function createMilterServer(
     ),
     maxPacketBytes: positive('maxPacketBytes', options.maxPacketBytes, DEFAULT_MAX_PACKET_BYTES),
   };
+  // A full body chunk (65535 bytes) plus the length and command bytes must fit.
+  if (settings.maxPacketBytes < MILTER_CHUNK_SIZE + 5) {
+    throw new Error(
+      `maxPacketBytes must be at least ${MILTER_CHUNK_SIZE + 5}: MTAs send 64 KiB body chunks`,
+    );
+  }
   const connections = new Map<Socket, Connection>();
   let closing: Promise<void> | undefined;
   let address: string | undefined;
