@@ -167,3 +167,52 @@ export function sameIp(a: IpAddress, b: IpAddress): boolean {
   for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return false;
   return true;
 }
+
+/** An IP network: address and prefix length. */
+export interface IpNetwork {
+  network: IpAddress;
+  prefix: number;
+}
+
+/**
+ * Parse `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a single host); `null` when it is
+ * neither. The host bits need not be zero: `192.0.2.7/24` is the network 192.0.2.0/24.
+ *
+ * @example
+ * parseNetwork('10.0.0.0/8')?.prefix  // 8
+ * parseNetwork('2001:db8::1')?.prefix  // 128
+ */
+export function parseNetwork(text: string): IpNetwork | null {
+  const slash = text.indexOf('/');
+  const network = parseIp(slash < 0 ? text : text.slice(0, slash));
+  if (!network) return null;
+  const max = network.family === 4 ? 32 : 128;
+  if (slash < 0) return { network, prefix: max };
+  const length = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(length) || Number(length) > max) return null;
+  return { network, prefix: Number(length) };
+}
+
+/**
+ * Whether an address is in any of the networks. IPv4-mapped IPv6 addresses are compared as IPv4.
+ *
+ * @example
+ * inNetworks(parseIp('10.1.2.3')!, [parseNetwork('10.0.0.0/8')!])  // true
+ */
+export function inNetworks(ip: IpAddress, networks: readonly IpNetwork[]): boolean {
+  const address = unmapIpv4(ip);
+  return networks.some((n) => inPrefix(address, n.network, n.prefix));
+}
+
+/**
+ * Whether an address is a loopback address: 127.0.0.0/8, ::1, or IPv4-mapped loopback.
+ *
+ * @example
+ * isLoopback(parseIp('::ffff:127.0.0.1')!)  // true
+ */
+export function isLoopback(ip: IpAddress): boolean {
+  const address = unmapIpv4(ip);
+  if (address.family === 4) return address.bytes[0] === 127;
+  for (let i = 0; i < 15; i++) if (address.bytes[i] !== 0) return false;
+  return address.bytes[15] === 1;
+}
