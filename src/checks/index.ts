@@ -8,4 +8,9 @@
  *
  * May import src/dns and src/text; never policy, serve, or a protocol library.
  */
+
+export * from './csa/index.js';
+export * from './dnsxl/index.js';
+export * from './helo/index.js';
+export * from './ptr/index.js';
 export * from './spf/index.js';

@@ -3,6 +3,7 @@
  * codes.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCsaCommand } from './csa.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerSpfCommand } from './spf.js';
 import { UsageError } from './usage.js';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
       outputError: (text, write) => write(`mailgate: ${text.replace(/^error: /, '').trim()}\n`),
     });
   registerSpfCommand(program);
+  registerCsaCommand(program);
   registerSampleMilterCommand(program);
 
   if (argv.length === 0) {

@@ -39,6 +39,8 @@
  *   - TTL: 60                   # records listed after this entry carry TTL 60
  *
  *   startDnsServer(zone, { ednsFormerr: true })  # FORMERR to every query with an OPT record
+ *   startDnsServer(zone, { srvAdditional: true })  # SRV answers carry their targets' A and
+ *                               # AAAA records (and CNAMEs on the way) in the additional section
  *
  * UDP replies respect the client's EDNS payload size (512 without OPT); a reply that does not
  * fit goes out with TC set and no records, so clients retry over TCP. Malformed packets are
@@ -238,6 +240,40 @@ export class FixtureZone {
     }
   }
 
+  /**
+   * What a recursive server that has them at hand puts in the additional section of an SRV
+   * answer (RFC 2782): the A and AAAA records of each target among `answers`, with the CNAMEs
+   * leading to them. Targets that are `.`, absent, time out or fail add nothing.
+   *
+   * @example
+   * zone.srvAdditionals(reply.answers)  // [{ name: 'host.example.com', type: 'A', ... }]
+   */
+  srvAdditionals(answers: packet.Answer[]): packet.Answer[] {
+    const out: packet.Answer[] = [];
+    const seen = new Set<string>();
+    for (const srv of answers) {
+      if (srv.type !== 'SRV') continue;
+      const target = bare(srv.data.target);
+      if (target === '.' || target === '') continue;
+      for (const type of ['A', 'AAAA']) {
+        const reply = this.answer(target, type, { errorPrefixTimeout: false });
+        if (reply.kind !== 'reply' || reply.rcode !== 0) continue;
+        if (!reply.answers.some((r) => r.type === type)) continue;
+        for (const record of reply.answers) {
+          const key = JSON.stringify([
+            record.type,
+            record.name.toLowerCase(),
+            'data' in record ? record.data : null,
+          ]);
+          if (seen.has(key)) continue;
+          seen.add(key);
+          out.push(record);
+        }
+      }
+    }
+    return out;
+  }
+
   #negative(rcode: number, name: string, answers: packet.Answer[]): FixtureReply {
     const labels = name.split('.').filter((l) => l !== '');
     const apex = labels.length >= 2 ? labels.slice(-2).join('.') : '.';
@@ -370,6 +406,12 @@ export interface DnsServerOptions extends ZoneOptions {
   ednsFormerr?: boolean;
   /** Drop queries for absent names starting with `error.`, as the reference driver. Default true. */
   errorPrefixTimeout?: boolean;
+  /**
+   * Put the A and AAAA records of SRV targets (and CNAMEs leading to them) that the zone holds in
+   * the additional section of SRV answers, as recursive servers often do. Default false: the
+   * additional section carries only the OPT record.
+   */
+  srvAdditional?: boolean;
 }
 
 export interface FixtureDnsServer {
@@ -443,12 +485,16 @@ export async function startDnsServer(
     try {
       reply = state.zone.answer(question.name, question.type, options);
       if (reply.kind === 'drop') return null;
+      const extra =
+        options.srvAdditional && question.type === 'SRV'
+          ? state.zone.srvAdditionals(reply.answers)
+          : [];
       full = packet.encode({
         ...base,
         flags: flags | reply.rcode,
         answers: reply.answers,
         authorities: reply.authorities,
-        additionals,
+        additionals: [...extra, ...additionals],
       });
     } catch {
       // Bad zone data (say an unparsable address) should read as a server failure, not a crash.
