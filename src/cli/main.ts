@@ -3,6 +3,7 @@
  * codes.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCheckCommand } from './check.js';
 import { registerCsaCommand } from './csa.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerSpfCommand } from './spf.js';
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
       outputError: (text, write) => write(`mailgate: ${text.replace(/^error: /, '').trim()}\n`),
     });
   registerSpfCommand(program);
+  registerCheckCommand(program);
   registerCsaCommand(program);
   registerSampleMilterCommand(program);
 

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
+import { runCli } from '../support/run-cli.js';
+
+let server: FixtureDnsServer;
+
+before(async () => {
+  server = await startDnsServer({
+    // A well-run sender: verified PTR, HELO = PTR, CSA record, SPF pass.
+    '10.2.0.192.in-addr.arpa': [{ PTR: 'mail.example.com' }],
+    'mail.example.com': [{ A: '192.0.2.10' }],
+    '_client._smtp.mail.example.com': [{ SRV: [1, 2, 0, 'mail.example.com'] }],
+    'example.com': [{ TXT: 'v=spf1 a:mail.example.com -all' }],
+    // A dial-up looking client on a blocklist.
+    '9.113.0.203.in-addr.arpa': [{ PTR: 'dsl-203-0-113-9.dyn.example.net' }],
+    'dsl-203-0-113-9.dyn.example.net': [{ A: '203.0.113.9' }],
+    '9.113.0.203.bl.example': [{ A: '127.0.0.2' }, { TXT: 'listed for spam\r\nX-Injected: 1' }],
+    '_client._smtp.example.net': [{ SRV: [1, 1, 1, '.'] }],
+  });
+});
+
+after(() => server.close());
+
+const check = (...args: string[]) => runCli(['--dns', server.address, 'check', ...args]);
+
+test('--json prints one row per check', async () => {
+  const run = await check(
+    '--ip',
+    '192.0.2.10',
+    '--helo',
+    'mail.example.com',
+    '--sender',
+    'jo@example.com',
+    '--dnsbl',
+    'bl.example',
+    '--json',
+  );
+  assert.equal(run.code, 0, run.stderr);
+  const out = JSON.parse(run.stdout) as {
+    checks: Array<{ name: string; result: string; detail: string }>;
+  };
+  const byName = Object.fromEntries(out.checks.map((c) => [c.name, c]));
+  assert.deepEqual(
+    out.checks.map((c) => c.name),
+    ['ptr', 'helo', 'csa', 'dnsbl bl.example', 'spf', 'class'],
+  );
+  assert.equal(byName.ptr!.result, 'verified');
+  assert.match(byName.ptr!.detail, /mail\.example\.com/);
+  assert.equal(byName.helo!.result, 'pass');
+  assert.match(byName.helo!.detail, /bley score 0/);
+  assert.equal(byName.csa!.result, 'pass');
+  assert.equal(byName['dnsbl bl.example']!.result, 'not-listed');
+  assert.equal(byName.spf!.result, 'pass');
+  assert.equal(byName.class!.result, 'EXTERNAL');
+  for (const c of out.checks)
+    assert.ok(typeof c.detail === 'string' && c.detail.length > 0, c.name);
+});
+
+test('a listed dynamic client: the table shows why', async () => {
+  const run = await check(
+    '--ip',
+    '203.0.113.9',
+    '--helo',
+    'box.example.net',
+    '--dnsbl',
+    'bl.example',
+  );
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^ptr +verified +dsl-203-0-113-9\.dyn\.example\.net; dynamic \(/m);
+  assert.match(
+    run.stdout,
+    /^dnsbl bl\.example +listed +127\.0\.0\.2; listed for spam\?\?X-Injected: 1/m,
+  );
+  assert.match(run.stdout, /^csa +fail +explicit-authorization-required/m);
+  assert.match(run.stdout, /^class +DYNAMIC +dynamic-ptr$/m);
+  assert.doesNotMatch(run.stdout, /\r/);
+});
+
+test('internal networks and SMTP AUTH classify as INTERNAL', async () => {
+  const run = await check(
+    '--ip',
+    '192.0.2.10',
+    '--helo',
+    'mail.example.com',
+    '--internal',
+    '192.0.2.0/24',
+    '--json',
+  );
+  const out = JSON.parse(run.stdout) as {
+    checks: Array<{ name: string; result: string; detail: string }>;
+  };
+  assert.deepEqual(out.checks.at(-1), {
+    name: 'class',
+    result: 'INTERNAL',
+    detail: 'internal-network',
+  });
+});
+
+test('bad arguments exit 2 with one line', async () => {
+  for (const args of [
+    ['check', '--ip', 'nope', '--helo', 'x.example'],
+    ['check', '--ip', '192.0.2.1'],
+    ['check', '--ip', '192.0.2.1', '--helo', 'x.example', '--internal', '10.0.0.0/99'],
+  ]) {
+    const run = await runCli(['--dns', server.address, ...args]);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  }
+});
