@@ -2,6 +2,7 @@
  * checkCsa: Client SMTP Authorization (draft-ietf-marid-csv-csa-02) of one HELO name, with the
  * subdomain search of the parent domains that csv.py left out.
  */
+
 import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from '../../dns/address.js';
 import type {
   AaaaRecord,
@@ -16,6 +17,7 @@ import type {
   SrvRecord,
 } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { resolveLimits } from '../limits.js';
 import { csaReply } from './reply.js';
 import { csaSubject, isLoopback } from './subject.js';
 import {
@@ -186,7 +188,7 @@ class Lookup {
   private readonly meter: QueryMeter;
 
   constructor(options: CsaOptions, draft: Draft) {
-    const limits = csaLimits(options.limits);
+    const limits = resolveLimits<CsaLimits>('CSA', DEFAULT_CSA_LIMITS, options.limits);
     this.resolver = options.resolver;
     this.clock = options.clock ?? { now: Date.now };
     this.deadline = this.clock.now() + limits.timeBudgetMs;
@@ -212,24 +214,6 @@ function problem(answer: { reason: string }, what: string): string {
         ? 'time budget exhausted'
         : answer.reason;
   return `${what} failed (${why})`;
-}
-
-/**
- * The limits in force: the defaults, overridden by what is given. Keys given as `undefined` keep
- * their default; anything but a whole number of at least 0 is a programming error.
- */
-function csaLimits(given: Partial<CsaLimits> | undefined): CsaLimits {
-  const limits: CsaLimits = { ...DEFAULT_CSA_LIMITS };
-  if (!given) return limits;
-  for (const key of Object.keys(DEFAULT_CSA_LIMITS) as Array<keyof CsaLimits>) {
-    const value = given[key];
-    if (value === undefined) continue;
-    if (!(Number.isInteger(value) && value >= 0)) {
-      throw new TypeError(`CSA limit ${key} must be a whole number, got ${String(value)}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }
 
 function finish(draft: Draft, result: CsaResultWord, reason: CsaReason): CsaResult {

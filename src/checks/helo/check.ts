@@ -2,9 +2,11 @@
  * checkHelo: the HELO/EHLO argument judged by named, switchable rules (bms.py's HELO checks and
  * the usual MTA restrictions), a verdict with a suggested reply, and bley's HELO score.
  */
+
 import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from '../../dns/address.js';
 import type { DnsResult, RecordType } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { resolveLimits } from '../limits.js';
 import { comparableName, isLocalhostName, isLoopback } from '../ptr/names.js';
 import {
   checkName,
@@ -65,7 +67,7 @@ export async function checkHelo(input: HeloInput, context: HeloContext): Promise
   if (!parsedIp) throw new TypeError(`not an IP address: ${printableAscii(input.ip)}`);
   const client = unmapIpv4(parsedIp);
   const settings = heloSettings(context.options);
-  const limits = heloLimits(context.limits);
+  const limits = resolveLimits<HeloLimits>('HELO', DEFAULT_HELO_LIMITS, context.limits);
   const clock = context.clock ?? { now: Date.now };
   const deadline = clock.now() + limits.timeBudgetMs;
   let queries = 0;
@@ -401,22 +403,4 @@ function heloSettings(options: HeloOptions = {}): Settings {
 function normalName(text: string): string {
   const checked = checkName(text);
   return typeof checked === 'string' ? checked : comparableName(text);
-}
-
-/**
- * The limits in force: the defaults, overridden by what is given. Anything but a whole number of
- * at least 0 is a programming error.
- */
-function heloLimits(given: Partial<HeloLimits> | undefined): HeloLimits {
-  const limits: HeloLimits = { ...DEFAULT_HELO_LIMITS };
-  if (!given) return limits;
-  for (const key of Object.keys(DEFAULT_HELO_LIMITS) as Array<keyof HeloLimits>) {
-    const value = given[key];
-    if (value === undefined) continue;
-    if (!(Number.isInteger(value) && value >= 0)) {
-      throw new TypeError(`HELO limit ${key} must be a whole number, got ${String(value)}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }

@@ -2,6 +2,7 @@
  * checkPtr: the client's reverse DNS, forward-confirmed (FCrDNS), with the dynamic-address
  * heuristic and the flags for PTR names no remote host may have.
  */
+
 import {
   formatIp,
   type IpAddress,
@@ -12,6 +13,7 @@ import {
 } from '../../dns/address.js';
 import type { AaaaRecord, ARecord, DnsResult, RecordType } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { resolveLimits } from '../limits.js';
 import { looksDynamic } from './dynamic.js';
 import { isLocalhostName, isLoopback } from './names.js';
 import { ptrReply } from './reply.js';
@@ -42,7 +44,7 @@ export async function checkPtr(input: PtrInput, context: PtrContext): Promise<Pt
   const parsed = parseIp(input.ip);
   if (!parsed) throw new TypeError(`not an IP address: ${printableAscii(input.ip)}`);
   const ip = unmapIpv4(parsed);
-  const limits = ptrLimits(context.limits);
+  const limits = resolveLimits<PtrLimits>('PTR', DEFAULT_PTR_LIMITS, context.limits);
   const clock = context.clock ?? { now: Date.now };
   const deadline = clock.now() + limits.timeBudgetMs;
   let queries = 0;
@@ -127,22 +129,4 @@ async function confirm(
 /** A temporary failure in words fit for a reply: the resolver's detail names our servers. */
 function why(reason: string): string {
   return reason === 'deadline' ? 'time budget exhausted' : reason;
-}
-
-/**
- * The limits in force: the defaults, overridden by what is given. Anything but a whole number of
- * at least 0 (at least 1 for the time budget) is a programming error.
- */
-function ptrLimits(given: Partial<PtrLimits> | undefined): PtrLimits {
-  const limits: PtrLimits = { ...DEFAULT_PTR_LIMITS };
-  if (!given) return limits;
-  for (const key of Object.keys(DEFAULT_PTR_LIMITS) as Array<keyof PtrLimits>) {
-    const value = given[key];
-    if (value === undefined) continue;
-    if (!(Number.isInteger(value) && value >= 0)) {
-      throw new TypeError(`PTR limit ${key} must be a whole number, got ${String(value)}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }

@@ -2,9 +2,11 @@
  * checkSpf: one SPF check of one identity, with pyspf's extras (lax mode, best guess, a local
  * fallback zone) around RFC 7208's check_host().
  */
+
 import { domainToASCII } from 'node:url';
 import { formatIp, parseIp, unmapIpv4 } from '../../dns/address.js';
 import { printableAscii } from '../../text/index.js';
+import { resolveLimits } from '../limits.js';
 import { type EvaluationContext, type HostOutcome, SpfEvaluation } from './evaluate.js';
 import {
   expandMacroString,
@@ -60,7 +62,7 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
   const helo = input.helo ?? '';
   const who = identityOf(input, helo);
   const clock = options.clock ?? { now: Date.now };
-  const limits = spfLimits(options.limits);
+  const limits = resolveLimits<SpfLimits>('SPF', DEFAULT_SPF_LIMITS, options.limits);
   const start = clock.now();
   const receiver = options.receiver ?? 'unknown';
 
@@ -256,24 +258,6 @@ function defaultExplanation(template: string | undefined, values: MacroValues): 
     parsedDefaults.set(text, parsed);
   }
   return printableAscii(parsed ? expandMacroString(parsed, values) : text);
-}
-
-/**
- * The limits in force: the defaults, overridden by what is given. Keys given as `undefined` keep
- * their default; anything but a whole number of at least 0 is a programming error.
- */
-function spfLimits(given: Partial<SpfLimits> | undefined): SpfLimits {
-  const limits: SpfLimits = { ...DEFAULT_SPF_LIMITS };
-  if (!given) return limits;
-  for (const key of Object.keys(DEFAULT_SPF_LIMITS) as Array<keyof SpfLimits>) {
-    const value = given[key];
-    if (value === undefined) continue;
-    if (!(Number.isInteger(value) && value >= 0)) {
-      throw new TypeError(`SPF limit ${key} must be a whole number, got ${String(value)}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }
 
 function atLeast(limits: SpfLimits, floor: Partial<SpfLimits>): Partial<SpfLimits> {
