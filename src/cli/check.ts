@@ -106,7 +106,7 @@ async function runChecks(
     checkCsa({ ip, helo }, { resolver }),
     checkHelo(
       { ip, helo, ptrName: ptr.name ?? null, internal, authenticated: options.authenticated },
-      { resolver, options: { ourNames: options.ourName ?? [] } },
+      { resolver, options: ourIdentity(options.ourName ?? []) },
     ),
     ipLists.length + domainLists.length > 0
       ? checkDnsxl({ ip, domain: senderDomain }, { resolver, lists: [...ipLists, ...domainLists] })
@@ -117,7 +117,12 @@ async function runChecks(
     {
       ip,
       authenticated: options.authenticated,
-      ptr: { verified: ptr.result === 'verified', name: ptr.name, dynamic: ptr.dynamic },
+      ptr: {
+        verified: ptr.result === 'verified',
+        name: ptr.name,
+        dynamic: ptr.dynamic,
+        tempfail: ptr.result === 'tempfail',
+      },
     },
     networks,
   );
@@ -181,6 +186,18 @@ async function runChecks(
     result: row.result,
     detail: escapeForLog(row.detail),
   }));
+}
+
+/** `--our-name` takes names and addresses alike; the HELO check wants them apart. */
+function ourIdentity(values: string[]): { ourNames: string[]; ourAddresses: string[] } {
+  const ourNames: string[] = [];
+  const ourAddresses: string[] = [];
+  for (const value of values) {
+    const bare = value.replace(/^\[(?:IPv6:)?(.*)\]$/i, '$1');
+    if (parseIp(bare)) ourAddresses.push(bare);
+    else ourNames.push(value);
+  }
+  return { ourNames, ourAddresses };
 }
 
 function join(parts: Array<string | undefined>): string {

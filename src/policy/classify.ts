@@ -14,7 +14,7 @@ export interface ClassifyInput {
   /** The client authenticated with SMTP AUTH. */
   authenticated?: boolean;
   /** The reverse-DNS finding, when it was looked up (see the ptr check). */
-  ptr?: { verified: boolean; name?: string; dynamic: boolean };
+  ptr?: { verified: boolean; name?: string; dynamic: boolean; tempfail?: boolean };
 }
 
 /** The networks that decide; written as CIDRs or single addresses. */
@@ -76,6 +76,8 @@ export function classifyConnection(
   if (internal.length) return { class: 'INTERNAL', reasons: internal };
   if (inNetworks(ip, networks.trusted)) return { class: 'TRUSTED', reasons: ['trusted-relay'] };
   if (input.ptr) {
+    // A lookup that failed says nothing about the client: it is not DYNAMIC for a DNS hiccup.
+    if (input.ptr.tempfail) return { class: 'EXTERNAL', reasons: ['ptr-tempfail'] };
     if (!input.ptr.verified) return { class: 'DYNAMIC', reasons: ['no-verified-ptr'] };
     if (input.ptr.dynamic) return { class: 'DYNAMIC', reasons: ['dynamic-ptr'] };
     return { class: 'EXTERNAL', reasons: ['verified-ptr'] };

@@ -97,6 +97,22 @@ test('internal networks and SMTP AUTH classify as INTERNAL', async () => {
   });
 });
 
+test('--our-name takes names and addresses', async () => {
+  for (const [helo, ours] of [
+    ['mx.example.org', 'mx.example.org'],
+    ['[192.0.2.1]', '192.0.2.1'],
+    ['[IPv6:2001:db8::25]', '[IPv6:2001:db8::25]'],
+  ]) {
+    const run = await check('--ip', '198.51.100.7', '--helo', helo!, '--our-name', ours!, '--json');
+    const out = JSON.parse(run.stdout) as {
+      checks: Array<{ name: string; result: string; detail: string }>;
+    };
+    const row = out.checks.find((c) => c.name === 'helo')!;
+    assert.equal(row.result, 'reject', `${helo}: ${row.detail}`);
+    assert.match(row.detail, /own-name/);
+  }
+});
+
 test('bad arguments exit 2 with one line', async () => {
   for (const args of [
     ['check', '--ip', 'nope', '--helo', 'x.example'],

@@ -70,6 +70,16 @@ test('no verified PTR, or a dynamic one, is DYNAMIC; a verified static one is EX
   });
 });
 
+test('a PTR lookup that failed does not make a client DYNAMIC', () => {
+  assert.deepEqual(
+    classifyConnection(
+      { ip: '203.0.113.5', ptr: { verified: false, dynamic: false, tempfail: true } },
+      networks,
+    ),
+    { class: 'EXTERNAL', reasons: ['ptr-tempfail'] },
+  );
+});
+
 test('bad networks and addresses are refused', () => {
   assert.throws(() => classifyNetworks({ internalNetworks: ['10.0.0.0/33'] }), /internal_connect/);
   assert.throws(() => classifyNetworks({ trustedRelays: ['relay.example.com'] }), /trusted_relay/);
