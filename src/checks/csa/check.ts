@@ -7,16 +7,14 @@ import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from '../../dns/
 import type {
   AaaaRecord,
   ARecord,
-  Clock,
   CnameRecord,
   DnsRecord,
   DnsResult,
-  QueryMeter,
   RecordType,
-  Resolver,
   SrvRecord,
 } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { BudgetedQueries, systemClock } from '../budget.js';
 import { resolveLimits } from '../limits.js';
 import { csaReply } from './reply.js';
 import { csaSubject, isLoopback } from './subject.js';
@@ -182,23 +180,22 @@ function fromAdditional(
 
 /** The queries of one check, counted and bounded by its query and time budgets. */
 class Lookup {
-  private readonly resolver: Resolver;
-  private readonly clock: Clock;
-  private readonly deadline: number;
-  private readonly meter: QueryMeter;
+  private readonly dns: BudgetedQueries;
 
   constructor(options: CsaOptions, draft: Draft) {
     const limits = resolveLimits<CsaLimits>('CSA', DEFAULT_CSA_LIMITS, options.limits);
-    this.resolver = options.resolver;
-    this.clock = options.clock ?? { now: Date.now };
-    this.deadline = this.clock.now() + limits.timeBudgetMs;
-    this.meter = { charge: () => ++draft.queries <= limits.queries };
+    // The meter counts into the result as it goes, and refuses past the query limit.
+    const meter = { charge: () => ++draft.queries <= limits.queries };
+    this.dns = new BudgetedQueries(
+      options.resolver,
+      options.clock ?? systemClock,
+      limits.timeBudgetMs,
+      meter,
+    );
   }
 
   query<T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> {
-    // The time left goes as a relative timeout: the resolver may keep another clock than ours.
-    const timeout = this.deadline - this.clock.now();
-    return this.resolver.query(name, type, { timeout, meter: this.meter });
+    return this.dns.query(name, type);
   }
 }
 

@@ -2,9 +2,11 @@
  * checkDnsxl: one client address and/or domain against the configured DNS lists (RFC 5782), all
  * asked at once within one time budget.
  */
+
 import { formatIp, parseIp, reverseLabels, unmapIpv4 } from '../../dns/address.js';
 import type { DnsResult, Resolver, TemporaryReason } from '../../dns/types.js';
 import { printableAscii, truncate } from '../../text/index.js';
+import { BudgetedQueries, systemClock } from '../budget.js';
 import { dnsxlDomain } from './domain.js';
 import {
   type CompiledList,
@@ -86,13 +88,12 @@ export async function checkDnsxl(input: DnsxlInput, options: DnsxlOptions): Prom
     throw new TypeError('checkDnsxl: rhsbl lists need a domain');
   }
 
-  const clock = options.clock ?? { now: Date.now };
-  const deadline = clock.now() + budget;
+  const dns = new BudgetedQueries(options.resolver, options.clock ?? systemClock, budget);
   const lookup: Lookup = {
     resolver: options.resolver,
     reversed,
     domain,
-    timeLeft: () => deadline - clock.now(),
+    timeLeft: () => dns.timeLeft(),
   };
   // Every list at once: one slow list must not use up the time of the others.
   const results = await Promise.all(lists.map((list) => askList(list, lookup)));

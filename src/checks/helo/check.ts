@@ -6,6 +6,7 @@
 import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from '../../dns/address.js';
 import type { DnsResult, RecordType } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { BudgetedQueries, systemClock } from '../budget.js';
 import { resolveLimits } from '../limits.js';
 import { comparableName, isLocalhostName, isLoopback } from '../ptr/names.js';
 import {
@@ -68,14 +69,13 @@ export async function checkHelo(input: HeloInput, context: HeloContext): Promise
   const client = unmapIpv4(parsedIp);
   const settings = heloSettings(context.options);
   const limits = resolveLimits<HeloLimits>('HELO', DEFAULT_HELO_LIMITS, context.limits);
-  const clock = context.clock ?? { now: Date.now };
-  const deadline = clock.now() + limits.timeBudgetMs;
-  let queries = 0;
-  const query = <T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> => {
-    queries++;
-    // Time left goes as a relative timeout: the resolver may keep another clock than ours.
-    return context.resolver.query(name, type, { timeout: deadline - clock.now() });
-  };
+  const dns = new BudgetedQueries(
+    context.resolver,
+    context.clock ?? systemClock,
+    limits.timeBudgetMs,
+  );
+  const query = <T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> =>
+    dns.query(name, type);
 
   const helo = input.helo ?? '';
   const parsed = parseHelo(helo);
@@ -142,7 +142,7 @@ export async function checkHelo(input: HeloInput, context: HeloContext): Promise
     ip: formatIp(client),
     helo,
     form: parsed.form,
-    queries,
+    queries: dns.queries,
     reply: heloReply({
       result,
       decided,

@@ -13,6 +13,7 @@ import {
 } from '../../dns/address.js';
 import type { AaaaRecord, ARecord, DnsResult, RecordType } from '../../dns/types.js';
 import { printableAscii } from '../../text/index.js';
+import { BudgetedQueries, systemClock } from '../budget.js';
 import { resolveLimits } from '../limits.js';
 import { looksDynamic } from './dynamic.js';
 import { isLocalhostName, isLoopback } from './names.js';
@@ -45,14 +46,13 @@ export async function checkPtr(input: PtrInput, context: PtrContext): Promise<Pt
   if (!parsed) throw new TypeError(`not an IP address: ${printableAscii(input.ip)}`);
   const ip = unmapIpv4(parsed);
   const limits = resolveLimits<PtrLimits>('PTR', DEFAULT_PTR_LIMITS, context.limits);
-  const clock = context.clock ?? { now: Date.now };
-  const deadline = clock.now() + limits.timeBudgetMs;
-  let queries = 0;
-  const query = <T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> => {
-    queries++;
-    // Time left goes as a relative timeout: the resolver may keep another clock than ours.
-    return context.resolver.query(name, type, { timeout: deadline - clock.now() });
-  };
+  const dns = new BudgetedQueries(
+    context.resolver,
+    context.clock ?? systemClock,
+    limits.timeBudgetMs,
+  );
+  const query = <T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> =>
+    dns.query(name, type);
 
   const result: Omit<PtrResult, 'reply'> = {
     result: 'none',
@@ -92,7 +92,7 @@ export async function checkPtr(input: PtrInput, context: PtrContext): Promise<Pt
       result.reasons = verdict.reasons;
     }
   }
-  result.queries = queries;
+  result.queries = dns.queries;
   (result as PtrResult).reply = ptrReply(result);
   return result as PtrResult;
 }

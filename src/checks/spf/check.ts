@@ -6,6 +6,7 @@
 import { domainToASCII } from 'node:url';
 import { formatIp, parseIp, unmapIpv4 } from '../../dns/address.js';
 import { printableAscii } from '../../text/index.js';
+import { systemClock } from '../budget.js';
 import { resolveLimits } from '../limits.js';
 import { type EvaluationContext, type HostOutcome, SpfEvaluation } from './evaluate.js';
 import {
@@ -61,7 +62,7 @@ export async function checkSpf(input: SpfInput, options: SpfOptions): Promise<Sp
   const ip = unmapIpv4(parsed);
   const helo = input.helo ?? '';
   const who = identityOf(input, helo);
-  const clock = options.clock ?? { now: Date.now };
+  const clock = options.clock ?? systemClock;
   const limits = resolveLimits<SpfLimits>('SPF', DEFAULT_SPF_LIMITS, options.limits);
   const start = clock.now();
   const receiver = options.receiver ?? 'unknown';

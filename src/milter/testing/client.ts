@@ -6,6 +6,7 @@
  * answers nothing for (NR_*) is not waited for, and after `skip` the skipped step is not sent
  * again. Replies that break the protocol are errors with a clear message, never guesses.
  */
+
 import { connect as netConnect, type Socket } from 'node:net';
 import { parseListenSpec } from '../../listen/index.js';
 import {
@@ -18,7 +19,7 @@ import {
   replyName,
 } from '../codec.js';
 import { Action, Command, MILTER_CHUNK_SIZE, Protocol, Reply } from '../constants.js';
-import { MACRO_STAGE_NUMBER, STEP_FLAGS } from '../negotiate.js';
+import { ACTION_FLAGS, MACRO_STAGE_NUMBER, STEP_FLAGS } from '../negotiate.js';
 import type { ConnectInfo, MacroStageName, Step } from '../types.js';
 
 /** What the MTA does with a step's reply. A custom reply is `reject` (5xx) or `tempfail` (4xx). */
@@ -112,16 +113,11 @@ const VERDICT_OF: Partial<Record<MilterReply['type'], ResponseVerdict>> = {
   connFail: 'connFail',
 };
 
+// The flag each modification needs: the milter's own table, and insertHeader, which rides on
+// the add-headers flag.
 const MODIFICATION_FLAG: Partial<Record<MilterReply['type'], number>> = {
-  addHeader: Action.ADDHDRS,
+  ...ACTION_FLAGS,
   insertHeader: Action.ADDHDRS,
-  changeHeader: Action.CHGHDRS,
-  addRecipient: Action.ADDRCPT,
-  addRecipientWithArgs: Action.ADDRCPT_PAR,
-  deleteRecipient: Action.DELRCPT,
-  changeFrom: Action.CHGFROM,
-  replaceBody: Action.CHGBODY,
-  quarantine: Action.QUARANTINE,
 };
 
 const STAGE_NAME = new Map<number, MacroStageName>(
