@@ -47,6 +47,10 @@ export interface GreylistSettings {
   header: boolean;
   /** Write each decision to the store's decision log. Default true. */
   decisionLog: boolean;
+  /** When the store fails: `open` passes (DUNNO) and logs, `tempfail` answers `storeFailureAction`. */
+  storeFailure: 'open' | 'tempfail';
+  /** The action for a store failure under `tempfail`. Default `DEFER 4.3.0 temporary failure, try again later`. */
+  storeFailureAction: string;
 }
 
 /** The facts of one request (Postfix's policy attributes, or the milter's equivalents). */
