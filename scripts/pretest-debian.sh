@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs from Debian what the interoperability tests need: Postfix, swaks, miltertest and
-# PostgreSQL. It runs before `npm test`. As root it installs whatever is missing (one
+# Installs from Debian what the interoperability tests need: Postfix, swaks, miltertest,
+# PostgreSQL and an unpacked Exim. It runs before `npm test`. As root it installs whatever is missing (one
 # `apt-get update`, then `apt-get install -y`); otherwise it says loudly what is missing, and the
 # tests that need it skip themselves, naming it again.
 set -u
@@ -13,9 +13,18 @@ have /usr/sbin/postfix || missing+=(postfix)
 have swaks || missing+=(swaks)
 have miltertest || missing+=(miltertest)
 have_postgres || missing+=(postgresql)
+# Debian's exim4 conflicts with postfix, so Exim is unpacked, not installed: the binary under
+# /opt/mailgate-test/exim4 (run with -C and -bh by test/support/exim.ts), the libraries it links
+# that postfix does not pull in, and its compiled-in user, which must exist even when the test
+# configuration runs it as nobody.
+EXIM_ROOT=/opt/mailgate-test/exim4
+EXIM="$EXIM_ROOT/usr/sbin/exim4"
+exim_libs_ok() { [ -x "$EXIM" ] && ! ldd "$EXIM" 2>/dev/null | grep -q 'not found'; }
+have_exim() { exim_libs_ok && getent passwd Debian-exim >/dev/null; }
+have_exim || missing+=(exim4-daemon-light)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "pretest: postfix, swaks, miltertest and postgresql are installed"
+  echo "pretest: postfix, swaks, miltertest, postgresql and exim (unpacked) are installed"
   exit 0
 fi
 
@@ -38,7 +47,15 @@ if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
 fi
 packages=()
-for m in "${missing[@]}"; do packages+=("$m"); done
+want_exim=no
+for m in "${missing[@]}"; do
+  if [ "$m" = exim4-daemon-light ]; then
+    want_exim=yes
+    packages+=(libidn12)
+  else
+    packages+=("$m")
+  fi
+done
 if ! apt-get update -q >/tmp/mailgate-apt-update.log 2>&1; then
   echo "pretest: apt-get update failed (see /tmp/mailgate-apt-update.log); interop tests may skip" >&2
   exit 0
@@ -50,3 +67,26 @@ if ! apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-co
   exit 0
 fi
 echo "pretest: installed ${packages[*]}"
+
+if [ "$want_exim" = yes ]; then
+  if [ ! -x "$EXIM" ]; then
+    download=$(mktemp -d)
+    if (cd "$download" && apt-get download -q exim4-daemon-light) >/tmp/mailgate-exim.log 2>&1 &&
+      mkdir -p "$EXIM_ROOT" && dpkg-deb -x "$download"/exim4-daemon-light_*.deb "$EXIM_ROOT"; then
+      echo "pretest: unpacked exim4-daemon-light into $EXIM_ROOT"
+    else
+      echo "pretest: could not download or unpack exim4-daemon-light (see /tmp/mailgate-exim.log)" >&2
+    fi
+    rm -rf "$download"
+  fi
+  if ! getent passwd Debian-exim >/dev/null; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      --user-group Debian-exim && echo "pretest: created the system user Debian-exim"
+  fi
+  if [ -x "$EXIM" ] && ! exim_libs_ok; then
+    echo "================================================================" >&2
+    echo "pretest: $EXIM lacks libraries; the Exim interop test will be SKIPPED:" >&2
+    ldd "$EXIM" | grep 'not found' >&2
+    echo "================================================================" >&2
+  fi
+fi
