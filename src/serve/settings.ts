@@ -1,0 +1,67 @@
+/**
+ * From the configuration file's vocabulary to the settings of the parts it drives.
+ */
+import { hostname as systemHostname } from 'node:os';
+import type { Config } from '../config/index.js';
+import type { ResolverOptions } from '../dns/index.js';
+import type { GreylistSettings } from '../greylist/types.js';
+
+/**
+ * The greylister's settings for a configuration.
+ *
+ * @example
+ * greylistSettings(parseConfig({}), '0.2.0').periodMs  // 1740000
+ */
+export function greylistSettings(config: Config, version: string): GreylistSettings {
+  const g = config.greylist;
+  return {
+    periodMs: g.period,
+    penaltyMs: g.penalty,
+    maxMs: g.max,
+    lists: [...g.dnswl, ...g.dnsbl],
+    dnsblThreshold: g.dnsbl_threshold,
+    dnswlThreshold: g.dnswl_threshold,
+    rfcThreshold: g.rfc_threshold,
+    spf: g.spf,
+    keyByNetwork: g.key_by_network,
+    autoWhitelistAfter: g.auto_whitelist_clients,
+    cacheMs: g.cache_valid,
+    cacheEntries: 100_000,
+    passedTtlMs: g.expire_passed,
+    greylistedTtlMs: g.expire_greylisted,
+    decisionTtlMs: g.expire_decisions,
+    greylistAction: g.action,
+    hostname: daemonHostname(config),
+    version,
+    header: g.header,
+    decisionLog: g.decision_log,
+    storeFailure: config.store.fail,
+    storeFailureAction: config.store.fail_action,
+  };
+}
+
+/**
+ * The host name this instance calls itself: the configured one, else the system's.
+ *
+ * @example
+ * daemonHostname(parseConfig({ hostname: 'mx1.example.net' }))  // 'mx1.example.net'
+ */
+export function daemonHostname(config: Config): string {
+  return config.hostname ?? systemHostname();
+}
+
+/**
+ * The resolver's options for a configuration.
+ *
+ * @example
+ * resolverOptions(parseConfig({ dns: { servers: ['127.0.0.1:5353'] } })).servers  // ['127.0.0.1:5353']
+ */
+export function resolverOptions(config: Config): ResolverOptions {
+  const options: ResolverOptions = {
+    timeout: config.dns.timeout,
+    attempts: config.dns.attempts,
+    cache: config.dns.cache_entries === 0 ? false : { maxEntries: config.dns.cache_entries },
+  };
+  if (config.dns.servers) options.servers = [...config.dns.servers];
+  return options;
+}
