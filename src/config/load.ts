@@ -71,7 +71,9 @@ export function parseConfigText(text: string, source = 'configuration'): Config 
 
 function describeIssue(issue: z.core.$ZodIssue): string[] {
   const where = issue.path
-    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`))
+    .map((part, i) =>
+      typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`,
+    )
     .join('');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => `${where ? `${where}.` : ''}${key}: unknown key`);

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import {
+  ConfigError,
+  formatDuration,
+  loadConfig,
+  parseConfig,
+  parseConfigText,
+  parseDuration,
+} from '../../src/config/index.js';
+
+function problemsOf(text: string): readonly string[] {
+  try {
+    parseConfigText(text, 'test.toml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('durations', () => {
+  it('reads units and sums', () => {
+    assert.equal(parseDuration('29m'), 29 * 60_000);
+    assert.equal(parseDuration('12h'), 12 * 3_600_000);
+    assert.equal(parseDuration('40d'), 40 * 86_400_000);
+    assert.equal(parseDuration('1h30m'), 90 * 60_000);
+    assert.equal(parseDuration('500ms'), 500);
+    assert.equal(parseDuration('1.5s'), 1500);
+    assert.equal(parseDuration('2w'), 14 * 86_400_000);
+    assert.equal(parseDuration(' 10s '), 10_000);
+  });
+  it('refuses bare numbers, unknown units and junk', () => {
+    for (const text of [
+      '30',
+      '',
+      'm',
+      '5 m',
+      '5x',
+      '-5m',
+      '5m junk',
+      '1e3s',
+      `${'9'.repeat(70)}s`,
+    ]) {
+      assert.equal(parseDuration(text), null, text);
+    }
+  });
+  it('formats with the largest units', () => {
+    assert.equal(formatDuration(90 * 60_000), '1h30m');
+    assert.equal(formatDuration(0), '0s');
+    assert.equal(formatDuration(86_400_000 + 1500), '1d1s500ms');
+  });
+});
+
+describe('configuration', () => {
+  it('has a default for every key', () => {
+    const config = parseConfig({});
+    assert.equal(config.store.url, 'sqlite:./var/mailgate.db');
+    assert.equal(config.store.fail, 'open');
+    assert.deepEqual(config.policy.listen, ['inet:10027@127.0.0.1']);
+    assert.equal(config.policy.mode, 'postfix');
+    assert.equal(config.greylist.enabled, true);
+    assert.equal(config.greylist.period, 29 * 60_000);
+    assert.equal(config.greylist.penalty, 10 * 60_000);
+    assert.equal(config.greylist.max, 12 * 3_600_000);
+    assert.equal(config.greylist.dnsbl_threshold, 1);
+    assert.equal(config.greylist.dnswl_threshold, 1);
+    assert.equal(config.greylist.rfc_threshold, 2);
+    assert.equal(config.greylist.action, 'DEFER_IF_PERMIT greylisted, try again later');
+    assert.equal(config.greylist.expire_passed, 40 * 86_400_000);
+    assert.equal(config.greylist.expire_greylisted, 10 * 86_400_000);
+    assert.equal(config.dns.servers, undefined);
+  });
+
+  it('reads the documented example keys', () => {
+    const config = parseConfigText(
+      `
+[dns]
+servers = ["127.0.0.1:53"]
+[store]
+url = "postgres://mailgate@db.example:5432/mailgate"
+fail = "tempfail"
+[policy]
+listen = ["inet:10027@127.0.0.1", "unix:/run/mailgate/policy.sock"]
+mode = "exim"
+socket_mode = "0660"
+[greylist]
+enabled = true
+period = "5m"
+penalty = "1m"
+max = "6h"
+dnsbl = ["zone.example", { zone = "other.example", weight = 2, codes = ["127.0.0.2-127.0.0.11"] }]
+dnswl = ["list.example"]
+dnsbl_threshold = 2
+dnswl_threshold = 1
+rfc_threshold = 3
+whitelist_recipients = "/etc/mailgate/whitelist_recipients"
+whitelist_clients = "/etc/mailgate/whitelist_clients"
+`,
+      'example.toml',
+    );
+    assert.deepEqual(config.dns.servers, ['127.0.0.1:53']);
+    assert.equal(config.store.fail, 'tempfail');
+    assert.equal(config.policy.mode, 'exim');
+    assert.equal(config.policy.socket_mode, 0o660);
+    assert.equal(config.greylist.period, 300_000);
+    assert.deepEqual(config.greylist.dnsbl, [
+      { zone: 'zone.example', kind: 'dnsbl' },
+      { zone: 'other.example', kind: 'dnsbl', weight: 2, codes: ['127.0.0.2-127.0.0.11'] },
+    ]);
+    assert.deepEqual(config.greylist.dnswl, [{ zone: 'list.example', kind: 'dnswl' }]);
+    assert.equal(config.greylist.whitelist_clients, '/etc/mailgate/whitelist_clients');
+  });
+
+  it('names unknown keys, at the top and in tables', () => {
+    assert.deepEqual(problemsOf('colour = "blue"\n'), ['colour: unknown key']);
+    assert.deepEqual(problemsOf('[greylist]\nperod = "5m"\n'), ['greylist.perod: unknown key']);
+    assert.deepEqual(problemsOf('[greylist]\ndnsbl = [{ zone = "a.example", wieght = 2 }]\n'), [
+      'greylist.dnsbl[0].wieght: unknown key',
+    ]);
+  });
+
+  it('names bad values with the key', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['[greylist]\nperiod = "5"\n', /^greylist\.period: not a duration: "5"/],
+      ['[greylist]\nperiod = 300\n', /^greylist\.period: /],
+      ['[store]\nfail = "closed"\n', /^store\.fail: /],
+      ['[store]\nurl = "mysql://x"\n', /^store\.url: must start with sqlite: or postgres:\/\//],
+      ['[policy]\nlisten = ["bogus"]\n', /^policy\.listen\[0\]: listen spec "bogus"/],
+      ['[policy]\nlisten = []\n', /^policy\.listen: /],
+      ['[policy]\nmode = "sendmail"\n', /^policy\.mode: /],
+      ['[policy]\nsocket_mode = "rw"\n', /^policy\.socket_mode: /],
+      ['[dns]\nservers = ["not an address"]\n', /^dns\.servers\[0\]: /],
+      ['[dns]\nattempts = 0\n', /^dns\.attempts: /],
+      [
+        '[greylist]\ndnsbl = [{ zone = "a.example", codes = ["10.0.0.1"] }]\n',
+        /^greylist\.dnsbl: .*127\.0\.0\.0\/8/,
+      ],
+      ['[greylist]\nrfc_threshold = -1\n', /^greylist\.rfc_threshold: /],
+      ['[greylist]\naction = "DEFER_IF_PERMIT a\\nb"\n', /^greylist\.action: must be one line/],
+      ['[greylist]\nauto_whitelist_clients = 1.5\n', /^greylist\.auto_whitelist_clients: /],
+      ['hostname = "bad host"\n', /^hostname: /],
+      ['[log]\nlevel = "loud"\n', /^log\.level: /],
+    ];
+    for (const [text, pattern] of cases) {
+      const problems = problemsOf(text);
+      assert.equal(problems.length, 1, `${text}: ${problems.join(' | ')}`);
+      assert.match(problems[0] ?? '', pattern, text);
+    }
+  });
+
+  it('reports every problem at once', () => {
+    const problems = problemsOf('[greylist]\nperiod = "x"\nmax = "y"\n[store]\nfail = "z"\n');
+    assert.equal(problems.length, 3);
+  });
+
+  it('gives TOML syntax errors with file, line and column', () => {
+    assert.throws(
+      () => parseConfigText('[store]\nurl = \n', 'bad.toml'),
+      (err: unknown) => err instanceof ConfigError && /^bad\.toml:2:\d+: /.test(err.message),
+    );
+  });
+
+  describe('files', () => {
+    let dir = '';
+    after(async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+    it('loads a file, and names a file it cannot read', async () => {
+      dir = await mkdtemp(join(tmpdir(), 'mailgate-config-'));
+      const path = join(dir, 'mailgate.toml');
+      await writeFile(path, '[greylist]\nperiod = "1m"\n');
+      assert.equal((await loadConfig(path)).greylist.period, 60_000);
+      assert.equal((await loadConfig()).greylist.period, 29 * 60_000);
+      await assert.rejects(loadConfig(join(dir, 'missing.toml')), (err: unknown) => {
+        return (
+          err instanceof ConfigError && err.message.includes('missing.toml: cannot read: ENOENT')
+        );
+      });
+    });
+  });
+});
