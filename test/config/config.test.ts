@@ -183,3 +183,19 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
     });
   });
 });
+
+describe('the shipped example', () => {
+  it('etc/mailgate.toml is valid and its commented values are the defaults', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(new URL('../../etc/mailgate.toml', import.meta.url), 'utf8');
+    assert.deepEqual(parseConfigText(text, 'etc/mailgate.toml'), parseConfig({}));
+    // Uncommenting every key that holds a default gives the same configuration: the example
+    // says the truth about the defaults. (Lines with example values are left commented.)
+    const examples = new Set(['hostname', 'servers', 'url', 'socket_mode', 'dnsbl', 'dnswl']);
+    const uncommented = text.replace(/^#(\w+) = /gmu, (line, key: string) =>
+      examples.has(key) || key.startsWith('whitelist_') ? line : `${key} = `,
+    );
+    assert.notEqual(uncommented, text);
+    assert.deepEqual(parseConfigText(uncommented, 'uncommented'), parseConfig({}));
+  });
+});
