@@ -1,0 +1,259 @@
+/**
+ * What both backends share: the open options, the logger they report to, the checks every
+ * argument passes before it reaches a driver, error wrapping that never leaks a password, and
+ * the mapping from database rows to the public types.
+ */
+import type { ClientCounter, Decision, StoredDecision, Triplet, TripletKey } from './types.js';
+import { StoreError } from './types.js';
+
+/** Where the store reports trouble that belongs to no call (a pooled connection dropped). pino fits. */
+export interface StoreLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+/** Settings for `openStore`; each applies to one backend and is ignored by the other. */
+export interface OpenStoreOptions {
+  /** SQLite: how long a write waits for another process's lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /** PostgreSQL: connections in the pool at most. Default 10. */
+  poolSize?: number;
+  /** PostgreSQL: how long opening one connection may take. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL: how long one query may take before the call rejects, so that a database that
+   * stops answering cannot hold an SMTP session. Default 10000 ms.
+   */
+  queryTimeoutMs?: number;
+  /** Default: warnings and errors as single lines on stderr. */
+  logger?: StoreLogger;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+export const DEFAULT_POOL_SIZE = 10;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
+
+function stderrLine(level: string, fields: Record<string, unknown>, message: string): string {
+  const parts = [`store ${level}: ${message}`];
+  for (const [key, value] of Object.entries(fields)) {
+    const text = value instanceof Error ? `${value.name}: ${value.message}` : String(value);
+    parts.push(`${key}=${JSON.stringify(text)}`);
+  }
+  return `${parts.join(' ')}\n`;
+}
+
+/** The logger when none is given: one line per event on stderr. */
+export const stderrStoreLogger: StoreLogger = {
+  warn(fields, message) {
+    process.stderr.write(stderrLine('warn', fields, message));
+  },
+  error(fields, message) {
+    process.stderr.write(stderrLine('error', fields, message));
+  },
+};
+
+/**
+ * Replaces every secret (a password from the URL) in a driver's message: drivers may quote
+ * their connection settings, and a store error ends up in logs.
+ */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length > 0) out = out.split(secret).join('***');
+  }
+  return out;
+}
+
+/**
+ * A `StoreError` naming the operation, with the driver's message (and code, when it has one)
+ * and no password. A `StoreError` passes through unchanged.
+ *
+ * @example
+ * try { db.exec(sql); } catch (error) { throw storeError('expire', error, []); }
+ */
+export function storeError(op: string, error: unknown, secrets: readonly string[]): StoreError {
+  if (error instanceof StoreError) return error;
+  let detail = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.length > 0 && !detail.includes(code)) {
+    detail = `${detail} (${code})`;
+  }
+  if (detail.length === 0 && error instanceof AggregateError) {
+    detail = error.errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+  }
+  return new StoreError(redact(`store ${op} failed: ${detail}`, secrets), error);
+}
+
+/**
+ * Refuses a key that contains NUL. PostgreSQL text cannot hold NUL, and replacing it would make
+ * two different keys one; callers normalise keys before, so a NUL here is refused the same way
+ * by every backend rather than stored by one and rejected by the other.
+ */
+export function checkKeyText(op: string, field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new StoreError(`store ${op}: ${field} is not a string`);
+  if (value.includes('\0')) {
+    throw new StoreError(`store ${op}: ${field} contains NUL, which no backend can store`);
+  }
+  return value;
+}
+
+/** Checks the three parts of a triplet key (see `checkKeyText`). */
+export function checkTripletKey(op: string, key: TripletKey): void {
+  checkKeyText(op, 'client', key?.client);
+  checkKeyText(op, 'sender', key?.sender);
+  checkKeyText(op, 'recipient', key?.recipient);
+}
+
+/** Times are integral milliseconds; anything else is a caller's bug, refused alike everywhere. */
+export function checkTime(op: string, name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new StoreError(
+      `store ${op}: ${name} must be integral milliseconds, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Free text in the decision log (HELO names, client names) is kept, not refused: NUL becomes
+ * U+FFFD, so the line that records a hostile request is never the one that gets lost.
+ */
+function logText(value: string | undefined): string | null {
+  if (value === undefined || value === null) return null;
+  return String(value).replaceAll('\0', '\uFFFD');
+}
+
+/** A decision's columns, in table order, checked and ready to bind. */
+export interface DecisionColumns {
+  time: number;
+  host: string;
+  client: string;
+  clientName: string | null;
+  helo: string | null;
+  sender: string;
+  recipient: string;
+  action: string;
+  reason: string;
+  delay: number | null;
+  scores: string | null;
+}
+
+/** Checks a decision and turns it into columns; scores must be finite numbers (JSON has no NaN). */
+export function decisionColumns(decision: Decision): DecisionColumns {
+  const op = 'logDecision';
+  if (decision === null || typeof decision !== 'object') {
+    throw new StoreError(`store ${op}: the decision is not an object`);
+  }
+  const time = checkTime(op, 'time', decision.time);
+  if (decision.delay !== undefined && !Number.isFinite(decision.delay)) {
+    throw new StoreError(`store ${op}: delay must be a finite number`);
+  }
+  let scores: string | null = null;
+  if (decision.scores !== undefined) {
+    for (const [name, value] of Object.entries(decision.scores)) {
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        throw new StoreError(
+          `store ${op}: score ${JSON.stringify(name)} must be a finite number, got ${String(value)}`,
+        );
+      }
+    }
+    scores = JSON.stringify(decision.scores);
+  }
+  return {
+    time,
+    host: logText(String(decision.host ?? '')) ?? '',
+    client: logText(String(decision.client ?? '')) ?? '',
+    clientName: logText(decision.clientName),
+    helo: logText(decision.helo),
+    sender: logText(String(decision.sender ?? '')) ?? '',
+    recipient: logText(String(decision.recipient ?? '')) ?? '',
+    action: logText(String(decision.action ?? '')) ?? '',
+    reason: logText(String(decision.reason ?? '')) ?? '',
+    delay: decision.delay ?? null,
+    scores,
+  };
+}
+
+/** A limit for `recentDecisions`: a whole number of at least 0. */
+export function checkLimit(limit: unknown): number {
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    throw new StoreError(`store recentDecisions: limit must be a whole number >= 0, got ${limit}`);
+  }
+  return limit;
+}
+
+/** One row as a driver returns it; PostgreSQL gives bigint columns as strings. */
+export type Row = Record<string, unknown>;
+
+const num = (value: unknown): number => Number(value);
+
+/** A `triplets` row as a `Triplet`. */
+export function rowToTriplet(row: Row): Triplet {
+  return {
+    client: String(row['client']),
+    sender: String(row['sender']),
+    recipient: String(row['recipient']),
+    state: row['state'] === 'passed' ? 'passed' : 'greylisted',
+    firstSeen: num(row['first_seen']),
+    lastSeen: num(row['last_seen']),
+    failCount: num(row['fail_count']),
+    passCount: num(row['pass_count']),
+  };
+}
+
+/** A `client_counters` row as a `ClientCounter`. */
+export function rowToClient(row: Row): ClientCounter {
+  return {
+    client: String(row['client']),
+    count: num(row['count']),
+    firstSeen: num(row['first_seen']),
+    lastCounted: num(row['last_counted']),
+    lastSeen: num(row['last_seen']),
+  };
+}
+
+/** Scores as stored; entries that are not finite numbers (a hand-edited row) are left out. */
+function parseScores(text: string): Record<string, number> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const scores: Record<string, number> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (typeof value === 'number' && Number.isFinite(value)) scores[name] = value;
+  }
+  return scores;
+}
+
+/** A `decision_log` row as a `StoredDecision`; NULL columns become absent properties. */
+export function rowToDecision(row: Row): StoredDecision {
+  const decision: StoredDecision = {
+    id: num(row['id']),
+    time: num(row['time']),
+    host: String(row['host']),
+    client: String(row['client']),
+    sender: String(row['sender']),
+    recipient: String(row['recipient']),
+    action: String(row['action']),
+    reason: String(row['reason']),
+  };
+  if (row['client_name'] !== null && row['client_name'] !== undefined) {
+    decision.clientName = String(row['client_name']);
+  }
+  if (row['helo'] !== null && row['helo'] !== undefined) decision.helo = String(row['helo']);
+  if (row['delay'] !== null && row['delay'] !== undefined) decision.delay = num(row['delay']);
+  if (typeof row['scores'] === 'string') {
+    const scores = parseScores(row['scores']);
+    if (scores) decision.scores = scores;
+  }
+  return decision;
+}
+
+/** The error for any call after `close()`. */
+export function closedError(op: string, description: string): StoreError {
+  return new StoreError(`store ${op}: ${description} is closed`);
+}

@@ -1,0 +1,208 @@
+/**
+ * The schema, as an ordered list of versioned migrations with SQL for each dialect, and the code
+ * that brings a database up to date when a store opens. Applied versions are recorded in
+ * `mailgate_schema`; a database at a version this code does not know (written by a newer
+ * mailgate) is refused rather than used, since its tables may mean something else by now.
+ *
+ * A new migration is appended with the next version and never edits an earlier one: databases
+ * out there have run the earlier ones already.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import type { ClientBase } from 'pg';
+import { StoreError } from './types.js';
+
+/** One schema step. Each dialect's statements run in order, in one transaction with the rest. */
+export interface Migration {
+  version: number;
+  description: string;
+  sqlite: readonly string[];
+  postgres: readonly string[];
+}
+
+/**
+ * Times are bigint milliseconds in both dialects (SQLite's INTEGER is 64-bit). The triplet key is
+ * the primary key, which is what makes concurrent first attempts create one row. Scores are JSON
+ * text rather than jsonb so that both dialects store the same bytes.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'greylist triplets, client counters, decision log',
+    sqlite: [
+      `CREATE TABLE triplets (
+        client TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('greylisted', 'passed')),
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        fail_count INTEGER NOT NULL DEFAULT 0,
+        pass_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (client, sender, recipient)
+      ) WITHOUT ROWID`,
+      'CREATE INDEX triplets_last_seen ON triplets (last_seen)',
+      `CREATE TABLE client_counters (
+        client TEXT PRIMARY KEY NOT NULL,
+        count INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_counted INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+      ) WITHOUT ROWID`,
+      'CREATE INDEX client_counters_last_seen ON client_counters (last_seen)',
+      `CREATE TABLE decision_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        client TEXT NOT NULL,
+        client_name TEXT,
+        helo TEXT,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        delay REAL,
+        scores TEXT
+      )`,
+      'CREATE INDEX decision_log_time ON decision_log (time)',
+    ],
+    postgres: [
+      `CREATE TABLE triplets (
+        client TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('greylisted', 'passed')),
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        fail_count INTEGER NOT NULL DEFAULT 0,
+        pass_count INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (client, sender, recipient)
+      )`,
+      'CREATE INDEX triplets_last_seen ON triplets (last_seen)',
+      `CREATE TABLE client_counters (
+        client TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_counted BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+      )`,
+      'CREATE INDEX client_counters_last_seen ON client_counters (last_seen)',
+      `CREATE TABLE decision_log (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        time BIGINT NOT NULL,
+        host TEXT NOT NULL,
+        client TEXT NOT NULL,
+        client_name TEXT,
+        helo TEXT,
+        sender TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        delay DOUBLE PRECISION,
+        scores TEXT
+      )`,
+      'CREATE INDEX decision_log_time ON decision_log (time)',
+    ],
+  },
+];
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/**
+ * Any key works as long as every mailgate uses the same one; this is "mailgate" in ASCII, so it
+ * is recognisable in pg_locks.
+ */
+export const POSTGRES_MIGRATION_LOCK = '7881694341520761957';
+
+const SCHEMA_TABLE_SQLITE = `CREATE TABLE IF NOT EXISTS mailgate_schema (
+  version INTEGER PRIMARY KEY NOT NULL,
+  description TEXT NOT NULL,
+  applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)`;
+
+const SCHEMA_TABLE_POSTGRES = `CREATE TABLE IF NOT EXISTS mailgate_schema (
+  version INTEGER PRIMARY KEY,
+  description TEXT NOT NULL,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)`;
+
+export const CURRENT_VERSION_SQL =
+  'SELECT coalesce(max(version), 0) AS version FROM mailgate_schema';
+
+/**
+ * The migrations a database at `current` still needs, in order; throws when the database is
+ * newer than this code.
+ *
+ * @example
+ * pendingMigrations(0).map((m) => m.version)  // [1]
+ */
+export function pendingMigrations(current: number, where = 'the database'): Migration[] {
+  if (current > SCHEMA_VERSION) {
+    throw new StoreError(
+      `${where} is at schema version ${current}, newer than this mailgate knows (${SCHEMA_VERSION}); ` +
+        'refusing to use it: upgrade mailgate, or point it at another database',
+    );
+  }
+  return MIGRATIONS.filter((m) => m.version > current);
+}
+
+/**
+ * Brings an SQLite database up to date in one IMMEDIATE transaction, which takes the write lock
+ * at once: a second process opening the same file waits (busy timeout) and then finds the work
+ * done. Returns the version the database is at.
+ *
+ * @example
+ * const version = migrateSqlite(new Database('./var/mailgate.db'), 'sqlite:./var/mailgate.db');
+ */
+export function migrateSqlite(db: BetterSqlite3.Database, where: string): number {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(SCHEMA_TABLE_SQLITE);
+    const row = db.prepare(CURRENT_VERSION_SQL).get() as { version: number };
+    const record = db.prepare('INSERT INTO mailgate_schema (version, description) VALUES (?, ?)');
+    let version = Number(row.version);
+    for (const migration of pendingMigrations(version, where)) {
+      for (const sql of migration.sqlite) db.exec(sql);
+      record.run(migration.version, migration.description);
+      version = migration.version;
+    }
+    db.exec('COMMIT');
+    return version;
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/**
+ * Brings a PostgreSQL database up to date in one transaction under a transaction-level advisory
+ * lock, so that several MX hosts starting at once apply each migration once: the others wait on
+ * the lock and then find the work done. Returns the version the database is at. The caller owns
+ * the connection (and its release).
+ *
+ * @example
+ * const version = await migratePostgres(await pool.connect(), 'postgres://mailgate@db/mailgate');
+ */
+export async function migratePostgres(client: ClientBase, where: string): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [POSTGRES_MIGRATION_LOCK]);
+    await client.query(SCHEMA_TABLE_POSTGRES);
+    const { rows } = await client.query<{ version: number | string }>(CURRENT_VERSION_SQL);
+    let version = Number(rows[0]?.version ?? 0);
+    for (const migration of pendingMigrations(version, where)) {
+      for (const sql of migration.postgres) await client.query(sql);
+      await client.query('INSERT INTO mailgate_schema (version, description) VALUES ($1, $2)', [
+        migration.version,
+        migration.description,
+      ]);
+      version = migration.version;
+    }
+    await client.query('COMMIT');
+    return version;
+  } catch (error) {
+    // A failed ROLLBACK means the connection is gone; the first error is the one to report.
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * The PostgreSQL backend, for several MX hosts sharing one greylist: a connection pool, and one
+ * statement per method wherever one statement can do the whole job atomically (upserts with
+ * ON CONFLICT, UPDATE ... RETURNING). Times are bigint milliseconds; pg hands bigints back as
+ * strings, which the row mappers turn into numbers (milliseconds stay far below 2^53).
+ */
+import pg from 'pg';
+import {
+  checkKeyText,
+  checkLimit,
+  checkTime,
+  checkTripletKey,
+  closedError,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_POOL_SIZE,
+  DEFAULT_QUERY_TIMEOUT_MS,
+  decisionColumns,
+  type OpenStoreOptions,
+  type Row,
+  redact,
+  rowToClient,
+  rowToDecision,
+  rowToTriplet,
+  stderrStoreLogger,
+  storeError,
+} from './common.js';
+import { CURRENT_VERSION_SQL, migratePostgres } from './migrations.js';
+import type {
+  ClientCounter,
+  Decision,
+  ExpiryCounts,
+  ExpiryCutoffs,
+  FirstAttempt,
+  Store,
+  StoredDecision,
+  Triplet,
+  TripletKey,
+  TripletState,
+} from './types.js';
+import { StoreError } from './types.js';
+
+/** Where a PostgreSQL store lives. */
+export interface PostgresTarget {
+  /** The connection URL, as pg accepts it. */
+  url: string;
+  /** For logs: the URL without its password. */
+  description: string;
+  /** Strings no error message may contain (the password). */
+  secrets: readonly string[];
+}
+
+const KEY = 'client = $1 AND sender = $2 AND recipient = $3';
+
+const SQL = {
+  getTriplet: `SELECT * FROM triplets WHERE ${KEY}`,
+  insertTriplet: `INSERT INTO triplets
+      (client, sender, recipient, state, first_seen, last_seen, fail_count, pass_count)
+    VALUES ($1, $2, $3, $4, $5, $5, 0, $6)
+    ON CONFLICT (client, sender, recipient) DO NOTHING
+    RETURNING *`,
+  earlyRetry: `UPDATE triplets SET fail_count = fail_count + 1, last_seen = $4
+    WHERE ${KEY} RETURNING *`,
+  pass: `UPDATE triplets SET state = 'passed', pass_count = pass_count + 1, last_seen = $4
+    WHERE ${KEY} RETURNING *`,
+  getClient: 'SELECT * FROM client_counters WHERE client = $1',
+  countClient: `INSERT INTO client_counters AS c (client, count, first_seen, last_counted, last_seen)
+    VALUES ($1, 1, $2::bigint, $2::bigint, $2::bigint)
+    ON CONFLICT (client) DO UPDATE SET
+      count = CASE WHEN c.last_counted < $3::bigint THEN c.count + 1 ELSE c.count END,
+      last_counted = CASE WHEN c.last_counted < $3::bigint THEN $2::bigint ELSE c.last_counted END,
+      last_seen = $2::bigint
+    RETURNING *`,
+  touchClient: 'UPDATE client_counters SET last_seen = $2 WHERE client = $1',
+  logDecision: `INSERT INTO decision_log
+      (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+  recentDecisions: 'SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT $1',
+  expirePassed: "DELETE FROM triplets WHERE state = 'passed' AND last_seen < $1",
+  expireGreylisted: "DELETE FROM triplets WHERE state = 'greylisted' AND last_seen < $1",
+  expireClients: 'DELETE FROM client_counters WHERE last_seen < $1',
+  expireDecisions: 'DELETE FROM decision_log WHERE time < $1',
+} as const;
+
+/** A racing expire may delete the row between the insert that found it and the read; retry. */
+const FIRST_ATTEMPT_TRIES = 3;
+
+class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly target: PostgresTarget,
+    private readonly logger: NonNullable<OpenStoreOptions['logger']>,
+  ) {}
+
+  get description(): string {
+    return this.target.description;
+  }
+
+  private async query(op: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+    if (this.closing) throw closedError(op, this.description);
+    try {
+      return await this.pool.query(sql, params);
+    } catch (error) {
+      throw storeError(op, error, this.target.secrets);
+    }
+  }
+
+  /** Runs `work` in one transaction on one pooled connection. */
+  private async transaction<T>(op: string, work: (client: pg.PoolClient) => Promise<T>) {
+    if (this.closing) throw closedError(op, this.description);
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw storeError(op, error, this.target.secrets);
+    }
+    const lost = watchCheckedOut(client, this.logger, this.target);
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw storeError(op, error, this.target.secrets);
+    } finally {
+      lost.stop();
+      client.release(broken ?? lost.error);
+    }
+  }
+
+  async getTriplet(key: TripletKey): Promise<Triplet | null> {
+    checkTripletKey('getTriplet', key);
+    const { rows } = await this.query('getTriplet', SQL.getTriplet, [
+      key.client,
+      key.sender,
+      key.recipient,
+    ]);
+    return rows[0] ? rowToTriplet(rows[0] as Row) : null;
+  }
+
+  async firstAttempt(key: TripletKey, state: TripletState, now: number): Promise<FirstAttempt> {
+    checkTripletKey('firstAttempt', key);
+    checkTime('firstAttempt', 'now', now);
+    if (state !== 'greylisted' && state !== 'passed') {
+      throw new StoreError(`store firstAttempt: unknown state ${JSON.stringify(state)}`);
+    }
+    const passCount = state === 'passed' ? 1 : 0;
+    const keyParams = [key.client, key.sender, key.recipient];
+    for (let attempt = 0; attempt < FIRST_ATTEMPT_TRIES; attempt++) {
+      const inserted = await this.query('firstAttempt', SQL.insertTriplet, [
+        ...keyParams,
+        state,
+        now,
+        passCount,
+      ]);
+      if (inserted.rows[0])
+        return { triplet: rowToTriplet(inserted.rows[0] as Row), created: true };
+      // Another request (or MX host) inserted it; its transaction has committed by now, since
+      // ON CONFLICT waits for it, so a fresh read sees the row.
+      const existing = await this.query('firstAttempt', SQL.getTriplet, keyParams);
+      if (existing.rows[0]) {
+        return { triplet: rowToTriplet(existing.rows[0] as Row), created: false };
+      }
+    }
+    throw new StoreError('store firstAttempt: the triplet kept vanishing between insert and read');
+  }
+
+  async recordEarlyRetry(key: TripletKey, now: number): Promise<Triplet | null> {
+    checkTripletKey('recordEarlyRetry', key);
+    checkTime('recordEarlyRetry', 'now', now);
+    const { rows } = await this.query('recordEarlyRetry', SQL.earlyRetry, [
+      key.client,
+      key.sender,
+      key.recipient,
+      now,
+    ]);
+    return rows[0] ? rowToTriplet(rows[0] as Row) : null;
+  }
+
+  async recordPass(key: TripletKey, now: number): Promise<Triplet | null> {
+    checkTripletKey('recordPass', key);
+    checkTime('recordPass', 'now', now);
+    const { rows } = await this.query('recordPass', SQL.pass, [
+      key.client,
+      key.sender,
+      key.recipient,
+      now,
+    ]);
+    return rows[0] ? rowToTriplet(rows[0] as Row) : null;
+  }
+
+  async getClient(client: string): Promise<ClientCounter | null> {
+    checkKeyText('getClient', 'client', client);
+    const { rows } = await this.query('getClient', SQL.getClient, [client]);
+    return rows[0] ? rowToClient(rows[0] as Row) : null;
+  }
+
+  async countClient(client: string, now: number, countAfter: number): Promise<ClientCounter> {
+    checkKeyText('countClient', 'client', client);
+    checkTime('countClient', 'now', now);
+    checkTime('countClient', 'countAfter', countAfter);
+    const { rows } = await this.query('countClient', SQL.countClient, [client, now, countAfter]);
+    if (!rows[0]) throw new StoreError('store countClient: the upsert returned no row');
+    return rowToClient(rows[0] as Row);
+  }
+
+  async touchClient(client: string, now: number): Promise<void> {
+    checkKeyText('touchClient', 'client', client);
+    checkTime('touchClient', 'now', now);
+    await this.query('touchClient', SQL.touchClient, [client, now]);
+  }
+
+  async logDecision(decision: Decision): Promise<void> {
+    const c = decisionColumns(decision);
+    await this.query('logDecision', SQL.logDecision, [
+      c.time,
+      c.host,
+      c.client,
+      c.clientName,
+      c.helo,
+      c.sender,
+      c.recipient,
+      c.action,
+      c.reason,
+      c.delay,
+      c.scores,
+    ]);
+  }
+
+  async recentDecisions(limit: number): Promise<StoredDecision[]> {
+    const { rows } = await this.query('recentDecisions', SQL.recentDecisions, [checkLimit(limit)]);
+    return rows.map((row) => rowToDecision(row as Row));
+  }
+
+  async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
+    for (const name of [
+      'passedBefore',
+      'greylistedBefore',
+      'clientsBefore',
+      'decisionsBefore',
+    ] as const) {
+      checkTime('expire', name, cutoffs?.[name]);
+    }
+    return this.transaction('expire', async (client) => ({
+      passed: (await client.query(SQL.expirePassed, [cutoffs.passedBefore])).rowCount ?? 0,
+      greylisted:
+        (await client.query(SQL.expireGreylisted, [cutoffs.greylistedBefore])).rowCount ?? 0,
+      clients: (await client.query(SQL.expireClients, [cutoffs.clientsBefore])).rowCount ?? 0,
+      decisions: (await client.query(SQL.expireDecisions, [cutoffs.decisionsBefore])).rowCount ?? 0,
+    }));
+  }
+
+  async schemaVersion(): Promise<number> {
+    const { rows } = await this.query('schemaVersion', CURRENT_VERSION_SQL);
+    return Number((rows[0] as Row | undefined)?.['version'] ?? 0);
+  }
+
+  async ping(): Promise<void> {
+    await this.query('ping', 'SELECT 1');
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.end().catch((error: unknown) => {
+      this.logger.warn(
+        { err: redact(String(error), this.target.secrets), store: this.description },
+        'closing the PostgreSQL pool failed',
+      );
+    });
+    return this.closing;
+  }
+}
+
+/**
+ * While a connection is checked out the pool does not listen for its errors, and an `error`
+ * event without a listener ends the process; this listens, logs, and keeps the error so that the
+ * connection is discarded rather than pooled again.
+ */
+function watchCheckedOut(
+  client: pg.PoolClient,
+  logger: NonNullable<OpenStoreOptions['logger']>,
+  target: PostgresTarget,
+) {
+  const state: { error: Error | undefined; stop(): void } = {
+    error: undefined,
+    stop: () => client.removeListener('error', onError),
+  };
+  function onError(error: Error) {
+    state.error = error;
+    logger.warn(
+      { err: redact(error.message, target.secrets), store: target.description },
+      'PostgreSQL connection failed while in use',
+    );
+  }
+  client.on('error', onError);
+  return state;
+}
+
+/**
+ * Opens a PostgreSQL store: a pool, and the schema brought up to date under an advisory lock.
+ * Rejects with a StoreError (no password in it) when the server cannot be reached within the
+ * connect timeout or refuses the login.
+ *
+ * @example
+ * const store = await openPostgres(
+ *   { url: 'postgres://mailgate@db1/mailgate', description: 'postgres://mailgate@db1/mailgate', secrets: [] },
+ *   { poolSize: 10 },
+ * );
+ */
+export async function openPostgres(
+  target: PostgresTarget,
+  options: OpenStoreOptions = {},
+): Promise<Store> {
+  const logger = options.logger ?? stderrStoreLogger;
+  let pool: pg.Pool;
+  try {
+    pool = new pg.Pool({
+      connectionString: target.url,
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      application_name: 'mailgate',
+    });
+  } catch (error) {
+    throw storeError(`open ${target.description}`, error, target.secrets);
+  }
+  // An idle connection that the server drops (restart, failover, idle kill) is reported here;
+  // the pool discards it and opens another when one is next needed.
+  pool.on('error', (error) => {
+    logger.warn(
+      { err: redact(error.message, target.secrets), store: target.description },
+      'idle PostgreSQL connection lost; the pool will reconnect',
+    );
+  });
+  try {
+    const client = await pool.connect();
+    const lost = watchCheckedOut(client, logger, target);
+    let failed = false;
+    try {
+      await migratePostgres(client, target.description);
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      lost.stop();
+      // After a failure the connection may be mid-transaction; it is not pooled again.
+      client.release(lost.error ?? failed);
+    }
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw storeError(`open ${target.description}`, error, target.secrets);
+  }
+  return new PostgresStore(pool, target, logger);
+}

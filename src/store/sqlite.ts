@@ -1,0 +1,300 @@
+/**
+ * The SQLite backend: one file (WAL journal) on one host, shared safely by every mailgate process
+ * on it. The driver is synchronous; each method does its work in one go, so a method is atomic
+ * within the process, and SQLite's locking (a busy timeout, IMMEDIATE transactions) makes it
+ * atomic between processes.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  checkKeyText,
+  checkLimit,
+  checkTime,
+  checkTripletKey,
+  closedError,
+  DEFAULT_BUSY_TIMEOUT_MS,
+  decisionColumns,
+  type Row,
+  rowToClient,
+  rowToDecision,
+  rowToTriplet,
+  storeError,
+} from './common.js';
+import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
+import type {
+  ClientCounter,
+  Decision,
+  ExpiryCounts,
+  ExpiryCutoffs,
+  FirstAttempt,
+  Store,
+  StoredDecision,
+  Triplet,
+  TripletKey,
+  TripletState,
+} from './types.js';
+import { StoreError } from './types.js';
+
+/** Where an SQLite store lives: a file path, or `:memory:`. */
+export interface SqliteTarget {
+  /** An absolute path, or `:memory:`. */
+  path: string;
+  /** For logs: the URL as given. */
+  description: string;
+}
+
+const KEY = 'client = ? AND sender = ? AND recipient = ?';
+
+function prepareAll(db: Database.Database) {
+  return {
+    getTriplet: db.prepare(`SELECT * FROM triplets WHERE ${KEY}`),
+    insertTriplet: db.prepare(
+      `INSERT INTO triplets
+         (client, sender, recipient, state, first_seen, last_seen, fail_count, pass_count)
+       VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+       ON CONFLICT (client, sender, recipient) DO NOTHING
+       RETURNING *`,
+    ),
+    earlyRetry: db.prepare(
+      `UPDATE triplets SET fail_count = fail_count + 1, last_seen = ? WHERE ${KEY} RETURNING *`,
+    ),
+    pass: db.prepare(
+      `UPDATE triplets SET state = 'passed', pass_count = pass_count + 1, last_seen = ?
+       WHERE ${KEY} RETURNING *`,
+    ),
+    getClient: db.prepare('SELECT * FROM client_counters WHERE client = ?'),
+    countClient: db.prepare(
+      `INSERT INTO client_counters (client, count, first_seen, last_counted, last_seen)
+       VALUES (@client, 1, @now, @now, @now)
+       ON CONFLICT (client) DO UPDATE SET
+         count = CASE WHEN client_counters.last_counted < @countAfter
+                      THEN client_counters.count + 1 ELSE client_counters.count END,
+         last_counted = CASE WHEN client_counters.last_counted < @countAfter
+                             THEN @now ELSE client_counters.last_counted END,
+         last_seen = @now
+       RETURNING *`,
+    ),
+    touchClient: db.prepare('UPDATE client_counters SET last_seen = ? WHERE client = ?'),
+    logDecision: db.prepare(
+      `INSERT INTO decision_log
+         (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
+       VALUES (@time, @host, @client, @clientName, @helo, @sender, @recipient, @action, @reason,
+               @delay, @scores)`,
+    ),
+    recentDecisions: db.prepare('SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT ?'),
+    expirePassed: db.prepare("DELETE FROM triplets WHERE state = 'passed' AND last_seen < ?"),
+    expireGreylisted: db.prepare(
+      "DELETE FROM triplets WHERE state = 'greylisted' AND last_seen < ?",
+    ),
+    expireClients: db.prepare('DELETE FROM client_counters WHERE last_seen < ?'),
+    expireDecisions: db.prepare('DELETE FROM decision_log WHERE time < ?'),
+    schemaVersion: db.prepare(CURRENT_VERSION_SQL),
+    ping: db.prepare('SELECT 1 AS one'),
+  };
+}
+
+class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly statements: ReturnType<typeof prepareAll>;
+  private readonly firstAttemptTx: (
+    key: TripletKey,
+    state: TripletState,
+    now: number,
+  ) => { row: Row | undefined; created: boolean };
+  private readonly expireTx: (cutoffs: ExpiryCutoffs) => ExpiryCounts;
+  private closed = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly description: string,
+  ) {
+    const s = prepareAll(db);
+    this.statements = s;
+    // IMMEDIATE takes the write lock before reading, so the insert-or-read of one process never
+    // interleaves with another's and no transaction has to upgrade its lock (which can deadlock).
+    const firstAttempt = db.transaction((key: TripletKey, state: TripletState, now: number) => {
+      const passCount = state === 'passed' ? 1 : 0;
+      const inserted = s.insertTriplet.get(
+        key.client,
+        key.sender,
+        key.recipient,
+        state,
+        now,
+        now,
+        passCount,
+      ) as Row | undefined;
+      if (inserted) return { row: inserted, created: true };
+      const existing = s.getTriplet.get(key.client, key.sender, key.recipient) as Row | undefined;
+      return { row: existing, created: false };
+    });
+    this.firstAttemptTx = (key, state, now) => firstAttempt.immediate(key, state, now);
+    const expire = db.transaction(
+      (c: ExpiryCutoffs): ExpiryCounts => ({
+        passed: s.expirePassed.run(c.passedBefore).changes,
+        greylisted: s.expireGreylisted.run(c.greylistedBefore).changes,
+        clients: s.expireClients.run(c.clientsBefore).changes,
+        decisions: s.expireDecisions.run(c.decisionsBefore).changes,
+      }),
+    );
+    this.expireTx = (cutoffs) => expire.immediate(cutoffs);
+  }
+
+  /** Runs one operation: refused after close, driver errors as StoreError. */
+  private run<T>(op: string, work: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(closedError(op, this.description));
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      return Promise.reject(storeError(op, error, []));
+    }
+  }
+
+  getTriplet(key: TripletKey): Promise<Triplet | null> {
+    return this.run('getTriplet', () => {
+      checkTripletKey('getTriplet', key);
+      const row = this.statements.getTriplet.get(key.client, key.sender, key.recipient);
+      return row ? rowToTriplet(row as Row) : null;
+    });
+  }
+
+  firstAttempt(key: TripletKey, state: TripletState, now: number): Promise<FirstAttempt> {
+    return this.run('firstAttempt', () => {
+      checkTripletKey('firstAttempt', key);
+      checkTime('firstAttempt', 'now', now);
+      if (state !== 'greylisted' && state !== 'passed') {
+        throw new StoreError(`store firstAttempt: unknown state ${JSON.stringify(state)}`);
+      }
+      const { row, created } = this.firstAttemptTx(key, state, now);
+      if (!row) throw new StoreError('store firstAttempt: the triplet vanished while it was read');
+      return { triplet: rowToTriplet(row), created };
+    });
+  }
+
+  recordEarlyRetry(key: TripletKey, now: number): Promise<Triplet | null> {
+    return this.run('recordEarlyRetry', () => {
+      checkTripletKey('recordEarlyRetry', key);
+      checkTime('recordEarlyRetry', 'now', now);
+      const row = this.statements.earlyRetry.get(now, key.client, key.sender, key.recipient);
+      return row ? rowToTriplet(row as Row) : null;
+    });
+  }
+
+  recordPass(key: TripletKey, now: number): Promise<Triplet | null> {
+    return this.run('recordPass', () => {
+      checkTripletKey('recordPass', key);
+      checkTime('recordPass', 'now', now);
+      const row = this.statements.pass.get(now, key.client, key.sender, key.recipient);
+      return row ? rowToTriplet(row as Row) : null;
+    });
+  }
+
+  getClient(client: string): Promise<ClientCounter | null> {
+    return this.run('getClient', () => {
+      checkKeyText('getClient', 'client', client);
+      const row = this.statements.getClient.get(client);
+      return row ? rowToClient(row as Row) : null;
+    });
+  }
+
+  countClient(client: string, now: number, countAfter: number): Promise<ClientCounter> {
+    return this.run('countClient', () => {
+      checkKeyText('countClient', 'client', client);
+      checkTime('countClient', 'now', now);
+      checkTime('countClient', 'countAfter', countAfter);
+      const row = this.statements.countClient.get({ client, now, countAfter });
+      return rowToClient(row as Row);
+    });
+  }
+
+  touchClient(client: string, now: number): Promise<void> {
+    return this.run('touchClient', () => {
+      checkKeyText('touchClient', 'client', client);
+      checkTime('touchClient', 'now', now);
+      this.statements.touchClient.run(now, client);
+    });
+  }
+
+  logDecision(decision: Decision): Promise<void> {
+    return this.run('logDecision', () => {
+      this.statements.logDecision.run({ ...decisionColumns(decision) });
+    });
+  }
+
+  recentDecisions(limit: number): Promise<StoredDecision[]> {
+    return this.run('recentDecisions', () => {
+      const rows = this.statements.recentDecisions.all(checkLimit(limit)) as Row[];
+      return rows.map(rowToDecision);
+    });
+  }
+
+  expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
+    return this.run('expire', () => {
+      for (const name of [
+        'passedBefore',
+        'greylistedBefore',
+        'clientsBefore',
+        'decisionsBefore',
+      ] as const) {
+        checkTime('expire', name, cutoffs?.[name]);
+      }
+      return this.expireTx(cutoffs);
+    });
+  }
+
+  schemaVersion(): Promise<number> {
+    return this.run('schemaVersion', () => {
+      const row = this.statements.schemaVersion.get() as { version: number };
+      return Number(row.version);
+    });
+  }
+
+  ping(): Promise<void> {
+    return this.run('ping', () => {
+      this.statements.ping.get();
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    try {
+      this.db.close();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(storeError('close', error, []));
+    }
+  }
+}
+
+/**
+ * Opens (creating file and parent directory when needed) an SQLite store and brings its schema up
+ * to date.
+ *
+ * @example
+ * const store = await openSqlite({ path: '/var/lib/mailgate/mailgate.db',
+ *   description: 'sqlite:/var/lib/mailgate/mailgate.db' });
+ */
+export async function openSqlite(
+  target: SqliteTarget,
+  { busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS }: { busyTimeoutMs?: number } = {},
+): Promise<Store> {
+  let db: Database.Database | undefined;
+  try {
+    if (target.path !== ':memory:') mkdirSync(dirname(target.path), { recursive: true });
+    db = new Database(target.path, { timeout: busyTimeoutMs });
+    // WAL lets readers go on while one process writes; NORMAL is safe with WAL (a power cut may
+    // lose the last transactions, never corrupt), and greylist state is cheap to lose.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrateSqlite(db, target.description);
+    return new SqliteStore(db, target.description);
+  } catch (error) {
+    try {
+      db?.close();
+    } catch {
+      // the open error is the one worth reporting
+    }
+    throw storeError(`open ${target.description}`, error, []);
+  }
+}
