@@ -7,12 +7,12 @@
  * than fail or pass silently.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 /** What a test may need. `root` because Postfix's master must start as root. */
-export type Requirement = 'postfix' | 'swaks' | 'root';
+export type Requirement = 'postfix' | 'swaks' | 'root' | 'postgresql';
 
 /** The lowest Postfix with `maillog_file` (logging without syslog). */
 const MIN_POSTFIX = [3, 4] as const;
@@ -43,6 +43,34 @@ export function postfixVersion(): number[] | undefined {
   return run.stdout.trim().split('.').map(Number);
 }
 
+/** Debian installs each PostgreSQL major version's server programs under its own directory. */
+const POSTGRES_ROOT = '/usr/lib/postgresql';
+
+/**
+ * The bin directory of the newest installed PostgreSQL server (with initdb and postgres), or
+ * undefined when there is none. Debian keeps them off PATH.
+ */
+export function postgresBinDir(): string | undefined {
+  let versions: string[];
+  try {
+    versions = readdirSync(POSTGRES_ROOT).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return undefined;
+  }
+  versions.sort((a, b) => Number(b) - Number(a));
+  for (const version of versions) {
+    const bin = join(POSTGRES_ROOT, version, 'bin');
+    try {
+      accessSync(join(bin, 'initdb'), constants.X_OK);
+      accessSync(join(bin, 'postgres'), constants.X_OK);
+      return bin;
+    } catch {
+      // an incomplete install; try an older one
+    }
+  }
+  return undefined;
+}
+
 let cache: Map<Requirement, string | undefined> | undefined;
 
 /** Why a requirement is unmet (e.g. `postfix (not installed)`), or undefined when it is met. */
@@ -52,6 +80,11 @@ function unmet(requirement: Requirement): string | undefined {
   let why: string | undefined;
   if (requirement === 'root') {
     if (process.getuid?.() !== 0) why = "root (Postfix's master must start as root)";
+  } else if (requirement === 'postgresql') {
+    if (!postgresBinDir()) why = `postgresql (no initdb and postgres under ${POSTGRES_ROOT}/*/bin)`;
+    else if (process.getuid?.() === 0 && !findProgram('setpriv')) {
+      why = 'setpriv (util-linux; as root, PostgreSQL runs as nobody through it)';
+    }
   } else if (requirement === 'swaks') {
     if (!findProgram('swaks')) why = 'swaks (not installed)';
   } else {
