@@ -105,6 +105,8 @@ export interface GreylistDecision {
   action: string;
   /** Problems met on the way (a DNS list tempfail, a store error), for the log line. */
   problems: string[];
+  /** For `whitelist-client` / `whitelist-recipient`: the entry that matched, `file:line: entry`. */
+  match?: string;
 }
 
 /** Services a greylister uses. */
@@ -112,4 +114,14 @@ export interface GreylistServices {
   store: Store;
   resolver: Resolver;
   clock?: Clock;
+}
+
+/**
+ * The log calls greylisting makes, in pino's call shape (`logger.info(fields, message)`), so a
+ * pino logger can be passed as it is.
+ */
+export interface GreylistLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
 }
