@@ -12,7 +12,7 @@ import {
   parseNetwork,
   unmapIpv4,
 } from '../dns/address.js';
-import { escapeForLog, truncate } from '../text/index.js';
+import { escapeForLog, printableAscii, truncate } from '../text/index.js';
 import { MAX_ADDRESS_LENGTH, normaliseAddress } from './normalise.js';
 
 /** Longest host name compared or matched, in characters. */
@@ -25,7 +25,7 @@ export interface WhitelistProblem {
   /** The file (or `inline`) the line came from. */
   source: string;
   line: number;
-  /** The line as written, escaped and cut for logs. */
+  /** The line as written, cut, with anything unprintable as `?`. */
   text: string;
   problem: string;
 }
@@ -87,7 +87,7 @@ const PARTIAL_IPV4 = /^(\d{1,3})(?:\.(\d{1,3}))?(?:\.(\d{1,3}))?\.?$/;
 
 /** What matched, for the log: `source:line: entry`. */
 function origin(source: string, line: number, text: string): string {
-  return `${escapeForLog(source)}:${line}: ${escapeForLog(truncate(text, 200))}`;
+  return `${escapeForLog(source)}:${line}: ${printableAscii(truncate(text, 200))}`;
 }
 
 /** Parsed lines of one whitelist, with what was skipped. */
@@ -138,7 +138,7 @@ export class ClientWhitelist {
     for (const { line, text: entry } of meaningfulLines(text)) {
       const problem = list.add(entry, origin(source, line, entry));
       if (problem) {
-        problems.push({ source, line, text: escapeForLog(truncate(entry, 200)), problem });
+        problems.push({ source, line, text: printableAscii(truncate(entry, 200)), problem });
       }
     }
     return { list, problems };
@@ -266,7 +266,7 @@ export class RecipientWhitelist {
     for (const { line, text: entry } of meaningfulLines(text)) {
       const problem = list.add(entry, origin(source, line, entry));
       if (problem) {
-        problems.push({ source, line, text: escapeForLog(truncate(entry, 200)), problem });
+        problems.push({ source, line, text: printableAscii(truncate(entry, 200)), problem });
       }
     }
     return { list, problems };
