@@ -1,0 +1,142 @@
+/**
+ * The store suite against SQLite files in a temp directory, and what only SQLite has: the file
+ * and its directories created on first start, WAL, the URL forms, a lock held too long.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { openStore, SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
+import { type SuiteBackend, storeSuite } from './store-suite.js';
+
+let dir: string;
+let serial = 0;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mailgate-store-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function rawQuery(path: string, sql: string): Record<string, unknown>[] {
+  const db = new Database(path);
+  try {
+    const statement = db.prepare(sql);
+    if (statement.reader) return statement.all() as Record<string, unknown>[];
+    statement.run();
+    return [];
+  } finally {
+    db.close();
+  }
+}
+
+const backend: SuiteBackend = {
+  kind: 'sqlite',
+  async freshDatabase() {
+    const path = join(dir, `suite-${++serial}.db`);
+    const url = `sqlite:${path}`;
+    return {
+      url,
+      open: (options) => openStore(url, options),
+      query: async (sql) => rawQuery(path, sql),
+    };
+  },
+};
+
+describe('sqlite store', () => storeSuite(() => backend));
+
+describe('sqlite specifics', () => {
+  test('the file and its missing directories are created on first start', async () => {
+    const path = join(dir, 'fresh', 'nested', 'deeper', 'mailgate.db');
+    const store = await openStore(`sqlite:${path}`);
+    try {
+      assert.ok(existsSync(path));
+      assert.equal(store.description, `sqlite:${path}`);
+      assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      assert.deepEqual(rawQuery(path, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a relative path is relative to the current directory; sqlite:/// is absolute', async () => {
+    const cwd = process.cwd();
+    const work = join(dir, 'relative');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(work);
+    process.chdir(work);
+    try {
+      const store = await openStore('sqlite:./var/mailgate.db');
+      await store.close();
+      assert.ok(existsSync(join(work, 'var', 'mailgate.db')));
+    } finally {
+      process.chdir(cwd);
+    }
+    const absolute = join(dir, 'triple-slash.db');
+    const store = await openStore(`sqlite://${absolute}`);
+    await store.firstAttempt({ client: 'c', sender: 's', recipient: 'r' }, 'passed', 1);
+    await store.close();
+    assert.equal(rawQuery(absolute, 'SELECT count(*) AS n FROM triplets')[0]?.['n'], 1);
+  });
+
+  test('sqlite::memory: works and is private to its store', async () => {
+    const a = await openStore('sqlite::memory:');
+    const b = await openStore('sqlite::memory:');
+    try {
+      await a.firstAttempt({ client: 'c', sender: 's', recipient: 'r' }, 'greylisted', 1);
+      assert.notEqual(await a.getTriplet({ client: 'c', sender: 's', recipient: 'r' }), null);
+      assert.equal(await b.getTriplet({ client: 'c', sender: 's', recipient: 'r' }), null);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('a lock held past the busy timeout rejects with a StoreError naming the call', async () => {
+    const path = join(dir, 'locked.db');
+    const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 100 });
+    const holder = new Database(path);
+    try {
+      holder.exec('BEGIN EXCLUSIVE');
+      await assert.rejects(
+        store.firstAttempt({ client: 'c', sender: 's', recipient: 'r' }, 'greylisted', 1),
+        (error: unknown) =>
+          error instanceof StoreError &&
+          /store firstAttempt failed: database is locked/.test(error.message),
+      );
+      holder.exec('ROLLBACK');
+      assert.equal(
+        (await store.firstAttempt({ client: 'c', sender: 's', recipient: 'r' }, 'greylisted', 1))
+          .created,
+        true,
+        'the store works again once the lock is gone',
+      );
+    } finally {
+      holder.close();
+      await store.close();
+    }
+  });
+
+  test('a path that cannot be created rejects with a StoreError naming the open', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    await assert.rejects(openStore(`sqlite:${file}/sub/mailgate.db`), (error: unknown) => {
+      assert.ok(error instanceof StoreError);
+      assert.match(error.message, new RegExp(`store open sqlite:${file}/sub/mailgate.db failed`));
+      return true;
+    });
+  });
+
+  test('a file that is not a database rejects with a StoreError', async () => {
+    const file = join(dir, 'garbage.db');
+    writeFileSync(file, 'x'.repeat(4096));
+    await assert.rejects(openStore(`sqlite:${file}`), (error: unknown) => {
+      assert.ok(error instanceof StoreError);
+      assert.match(error.message, /store open .* failed: file is not a database/);
+      return true;
+    });
+  });
+});

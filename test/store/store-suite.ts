@@ -1,0 +1,643 @@
+/**
+ * The behaviour every store backend must have, written once and run against SQLite and
+ * PostgreSQL (sqlite.test.ts, postgres.test.ts). Each test takes a fresh database from the
+ * backend, so tests neither see nor disturb each other's rows.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  MIGRATIONS,
+  type OpenStoreOptions,
+  SCHEMA_VERSION,
+  type Store,
+  StoreError,
+  type TripletKey,
+} from '../../src/store/index.js';
+
+/** A fresh, empty database of the backend under test. */
+export interface SuiteDatabase {
+  url: string;
+  open(options?: OpenStoreOptions): Promise<Store>;
+  /** Raw SQL against the database, bypassing the store (to inspect or tamper). */
+  query(sql: string): Promise<Record<string, unknown>[]>;
+}
+
+export interface SuiteBackend {
+  kind: 'sqlite' | 'postgres';
+  freshDatabase(): Promise<SuiteDatabase>;
+}
+
+const KEY: TripletKey = {
+  client: '192.0.2.1',
+  sender: 'alice@example.org',
+  recipient: 'bob@example.net',
+};
+
+const count = async (db: SuiteDatabase, table: string) =>
+  Number((await db.query(`SELECT count(*) AS n FROM ${table}`))[0]?.['n']);
+
+/** Asserts that a promise rejects with a StoreError whose message matches. */
+async function rejectsStore(promise: Promise<unknown>, message: RegExp) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof StoreError, `not a StoreError: ${error}`);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+/**
+ * Registers the shared tests. `backend` is called inside each test, so the caller may set it up
+ * in `before`.
+ *
+ * @example
+ * describe('sqlite store', () => storeSuite(() => sqliteBackend));
+ */
+export function storeSuite(backend: () => SuiteBackend): void {
+  /** Opens a fresh database, runs `body`, closes every store it opened. */
+  async function withDatabase(body: (db: SuiteDatabase, open: SuiteDatabase['open']) => unknown) {
+    const db = await backend().freshDatabase();
+    const opened: Store[] = [];
+    const open = async (options?: OpenStoreOptions) => {
+      const store = await db.open(options);
+      opened.push(store);
+      return store;
+    };
+    try {
+      await body(db, open);
+    } finally {
+      await Promise.all(opened.map((store) => store.close()));
+    }
+  }
+
+  test('migrations create the schema and record every version', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      assert.equal(store.kind, backend().kind);
+      assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      const versions = await db.query('SELECT version FROM mailgate_schema ORDER BY version');
+      assert.deepEqual(
+        versions.map((row) => Number(row['version'])),
+        MIGRATIONS.map((m) => m.version),
+      );
+      for (const table of ['triplets', 'client_counters', 'decision_log']) {
+        assert.equal(await count(db, table), 0, table);
+      }
+      await store.ping();
+    }));
+
+  test('reopening is idempotent and keeps the data', () =>
+    withDatabase(async (db, open) => {
+      const first = await open();
+      await first.firstAttempt(KEY, 'greylisted', 1_000);
+      await first.close();
+      const again = await open();
+      assert.equal(await again.schemaVersion(), SCHEMA_VERSION);
+      assert.equal(await count(db, 'mailgate_schema'), MIGRATIONS.length);
+      assert.equal((await again.getTriplet(KEY))?.firstSeen, 1_000);
+    }));
+
+  test('stores opening a new database at once migrate it once', () =>
+    withDatabase(async (db, open) => {
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
+      for (const store of stores) assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      assert.equal(await count(db, 'mailgate_schema'), MIGRATIONS.length);
+    }));
+
+  test('a database at a newer schema version is refused', () =>
+    withDatabase(async (db, open) => {
+      await (await open()).close();
+      const newer = SCHEMA_VERSION + 1;
+      await db.query(
+        `INSERT INTO mailgate_schema (version, description) VALUES (${newer}, 'from the future')`,
+      );
+      await rejectsStore(
+        db.open(),
+        new RegExp(
+          `schema version ${newer}, newer than this mailgate knows \\(${SCHEMA_VERSION}\\)`,
+        ),
+      );
+    }));
+
+  test('firstAttempt creates once and then returns the stored triplet', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      assert.equal(await store.getTriplet(KEY), null);
+      const first = await store.firstAttempt(KEY, 'greylisted', 1_000);
+      assert.equal(first.created, true);
+      assert.deepEqual(first.triplet, {
+        ...KEY,
+        state: 'greylisted',
+        firstSeen: 1_000,
+        lastSeen: 1_000,
+        failCount: 0,
+        passCount: 0,
+      });
+      const second = await store.firstAttempt(KEY, 'passed', 5_000);
+      assert.equal(second.created, false);
+      assert.deepEqual(second.triplet, first.triplet);
+      assert.deepEqual(await store.getTriplet(KEY), first.triplet);
+
+      const passedKey = { ...KEY, recipient: 'carol@example.net' };
+      const passed = await store.firstAttempt(passedKey, 'passed', 2_000);
+      assert.equal(passed.created, true);
+      assert.equal(passed.triplet.state, 'passed');
+      assert.equal(passed.triplet.passCount, 1);
+      await rejectsStore(
+        store.firstAttempt(KEY, 'whitelisted' as never, 1),
+        /firstAttempt: unknown state/,
+      );
+    }));
+
+  test('keys match exactly: case, null sender and each part count', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const keys: TripletKey[] = [
+        KEY,
+        { ...KEY, sender: 'Alice@example.org' },
+        { ...KEY, sender: '' },
+        { ...KEY, client: '192.0.2.0/24' },
+        { ...KEY, recipient: 'bob@example.net ' },
+        { client: KEY.sender, sender: KEY.client, recipient: KEY.recipient },
+      ];
+      for (const key of keys)
+        assert.equal((await store.firstAttempt(key, 'greylisted', 1)).created, true);
+      for (const key of keys) assert.deepEqual((await store.getTriplet(key))?.sender, key.sender);
+    }));
+
+  test('fifty concurrent first attempts through two stores create one row per key', () =>
+    withDatabase(async (db, open) => {
+      const poolSize = 25;
+      const [a, b] = [await open({ poolSize }), await open({ poolSize })];
+      // Open every pooled connection first, so the attempts below really run side by side
+      // rather than queueing behind connection set-up.
+      await Promise.all(Array.from({ length: poolSize * 2 }, (_, i) => (i % 2 ? a : b).ping()));
+      const keys = Array.from({ length: 20 }, (_, k) => ({ ...KEY, sender: `s${k}@example.org` }));
+      const attempts = await Promise.all(
+        keys.map((key) =>
+          Promise.all(
+            Array.from({ length: 50 }, (_, i) =>
+              (i % 2 === 0 ? a : b).firstAttempt(key, 'greylisted', 10_000 + i),
+            ),
+          ),
+        ),
+      );
+      for (const perKey of attempts) {
+        assert.equal(perKey.filter((x) => x.created).length, 1);
+        const firstSeen = new Set(perKey.map((x) => x.triplet.firstSeen));
+        assert.equal(firstSeen.size, 1, 'every caller sees the one stored row');
+      }
+      assert.equal(await count(db, 'triplets'), keys.length);
+    }));
+
+  test('first attempts from several processes at once create one row per key', () =>
+    withDatabase(async (db, open) => {
+      await (await open()).close(); // migrate before the race, so the children only race on rows
+      const keys = 20;
+      const hammer = fileURLToPath(new URL('./hammer.ts', import.meta.url));
+      const children = Array.from({ length: 3 }, () =>
+        spawn(process.execPath, ['--import', 'tsx', hammer, db.url, String(keys)], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        }),
+      );
+      const outputs = children.map((child) => {
+        let out = '';
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => {
+          err += d;
+        });
+        const ready = new Promise<void>((resolve) => {
+          child.stdout.on('data', (d: Buffer) => {
+            out += d;
+            if (out.startsWith('ready\n')) resolve();
+          });
+        });
+        const done = new Promise<number[]>((resolve, reject) => {
+          child.on('error', reject);
+          child.on('close', (code) => {
+            if (code === 0) resolve(JSON.parse(out.slice('ready\n'.length)) as number[]);
+            else reject(new Error(`hammer exited ${code}: ${err}`));
+          });
+        });
+        return { ready, done };
+      });
+      // A child that dies before it is ready fails the test through `done`, not a hang.
+      await Promise.race([
+        Promise.all(outputs.map((o) => o.ready)),
+        Promise.all(outputs.map((o) => o.done)),
+      ]);
+      for (const child of children) child.stdin.write('go\n');
+      const runs = await Promise.all(outputs.map((o) => o.done));
+      const created = runs.flat().sort((x, y) => x - y);
+      assert.deepEqual(
+        created,
+        Array.from({ length: keys }, (_, i) => i),
+        'each key created exactly once across processes',
+      );
+      assert.equal(await count(db, 'triplets'), keys);
+    }));
+
+  test('early retries and passes update counters; unknown triplets give null', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const unknown = { ...KEY, sender: 'nobody@example.org' };
+      assert.equal(await store.recordEarlyRetry(unknown, 2_000), null);
+      assert.equal(await store.recordPass(unknown, 2_000), null);
+      assert.equal(await store.getTriplet(unknown), null, 'no row appears for an unknown key');
+
+      await store.firstAttempt(KEY, 'greylisted', 1_000);
+      await store.recordEarlyRetry(KEY, 2_000);
+      const retried = await store.recordEarlyRetry(KEY, 3_000);
+      assert.deepEqual(retried, {
+        ...KEY,
+        state: 'greylisted',
+        firstSeen: 1_000,
+        lastSeen: 3_000,
+        failCount: 2,
+        passCount: 0,
+      });
+      const passed = await store.recordPass(KEY, 4_000);
+      assert.deepEqual(passed, { ...retried, state: 'passed', lastSeen: 4_000, passCount: 1 });
+      const again = await store.recordPass(KEY, 5_000);
+      assert.equal(again?.passCount, 2);
+      assert.equal(again?.lastSeen, 5_000);
+      assert.deepEqual(await store.getTriplet(KEY), again);
+    }));
+
+  test('client counters count only when last counted before countAfter', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const client = '203.0.113.9';
+      assert.equal(await store.getClient(client), null);
+      await store.touchClient(client, 500);
+      assert.equal(await store.getClient(client), null, 'touching an unknown client adds nothing');
+
+      const first = await store.countClient(client, 1_000, 0);
+      assert.deepEqual(first, {
+        client,
+        count: 1,
+        firstSeen: 1_000,
+        lastCounted: 1_000,
+        lastSeen: 1_000,
+      });
+      // Counted at 1000; a countAfter of 1000 is not after it, so this delivery is not counted.
+      const same = await store.countClient(client, 2_000, 1_000);
+      assert.deepEqual(same, { ...first, lastSeen: 2_000 });
+      const counted = await store.countClient(client, 3_000, 1_001);
+      assert.deepEqual(counted, {
+        client,
+        count: 2,
+        firstSeen: 1_000,
+        lastCounted: 3_000,
+        lastSeen: 3_000,
+      });
+      await store.touchClient(client, 4_000);
+      assert.deepEqual(await store.getClient(client), { ...counted, lastSeen: 4_000 });
+      assert.equal(await store.getClient('203.0.113.10'), null);
+    }));
+
+  test('concurrent counts of one client through two stores count once per window', () =>
+    withDatabase(async (_db, open) => {
+      const [a, b] = [await open(), await open()];
+      const client = '2001:db8:1:2::/64';
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).countClient(client, 1_000 + i, 0)),
+      );
+      const counter = await a.getClient(client);
+      assert.equal(counter?.count, 1, 'the first count moves lastCounted past countAfter');
+    }));
+
+  test('the decision log round-trips every field, newest first, up to the limit', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const full = {
+        time: 3_000,
+        host: 'mx1.example.net',
+        client: '192.0.2.1',
+        clientName: 'mail.example.org',
+        helo: 'mail.example.org',
+        sender: 'alice@example.org',
+        recipient: 'bob@example.net',
+        action: 'pass',
+        reason: 'waited',
+        delay: 1_800.5,
+        scores: { dnsbl: 0, dnswl: -1, helo: 0.25, spf: 1 },
+      };
+      const bare = {
+        time: 1_000,
+        host: 'mx2.example.net',
+        client: '192.0.2.2',
+        sender: '',
+        recipient: 'bob@example.net',
+        action: 'greylist',
+        reason: 'new-clean',
+      };
+      await store.logDecision(bare);
+      await store.logDecision(full);
+      await store.logDecision({ ...bare, time: 2_000, reason: 'early-retry', scores: {} });
+      await store.logDecision({ ...bare, time: 2_000, reason: 'same-time-later' });
+
+      const all = await store.recentDecisions(10);
+      assert.deepEqual(
+        all.map((d) => [d.time, d.reason]),
+        [
+          [3_000, 'waited'],
+          [2_000, 'same-time-later'],
+          [2_000, 'early-retry'],
+          [1_000, 'new-clean'],
+        ],
+      );
+      const [newest, , empty, oldest] = all;
+      assert.ok(newest && empty && oldest);
+      const { id: newestId, ...newestRest } = newest;
+      assert.deepEqual(newestRest, full);
+      assert.equal(typeof newestId, 'number');
+      const { id: oldestId, ...oldestRest } = oldest;
+      assert.deepEqual(oldestRest, bare, 'absent optional fields stay absent');
+      assert.ok(oldestId < newestId);
+      assert.deepEqual(empty.scores, {});
+      assert.equal(new Set(all.map((d) => d.id)).size, 4);
+
+      assert.deepEqual(
+        (await store.recentDecisions(2)).map((d) => d.reason),
+        ['waited', 'same-time-later'],
+      );
+      assert.deepEqual(await store.recentDecisions(0), []);
+      await rejectsStore(store.recentDecisions(-1), /recentDecisions: limit/);
+    }));
+
+  test('a decision with a score that JSON cannot hold is refused, and nothing is written', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const decision = {
+        time: 1,
+        host: 'h',
+        client: 'c',
+        sender: 's',
+        recipient: 'r',
+        action: 'pass',
+        reason: 'x',
+      };
+      await rejectsStore(
+        store.logDecision({ ...decision, scores: { dnsbl: Number.NaN } }),
+        /logDecision: score "dnsbl" must be a finite number/,
+      );
+      await rejectsStore(
+        store.logDecision({ ...decision, delay: Number.POSITIVE_INFINITY }),
+        /logDecision: delay/,
+      );
+      assert.equal(await count(db, 'decision_log'), 0);
+    }));
+
+  test('expire removes what is older than each cut-off and counts it', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const key = (name: string) => ({ ...KEY, sender: `${name}@example.org` });
+      await store.firstAttempt(key('passed-old'), 'passed', 100);
+      await store.firstAttempt(key('passed-new'), 'passed', 100);
+      await store.recordPass(key('passed-new'), 900);
+      await store.firstAttempt(key('grey-old'), 'greylisted', 100);
+      await store.firstAttempt(key('grey-edge'), 'greylisted', 500);
+      await store.countClient('old', 100, 0);
+      await store.countClient('new', 100, 0);
+      await store.touchClient('new', 800);
+      for (const time of [100, 200, 600]) {
+        await store.logDecision({
+          time,
+          host: 'h',
+          client: 'c',
+          sender: 's',
+          recipient: 'r',
+          action: 'pass',
+          reason: `t${time}`,
+        });
+      }
+      const cutoffs = {
+        passedBefore: 500,
+        greylistedBefore: 500,
+        clientsBefore: 500,
+        decisionsBefore: 500,
+      };
+      assert.deepEqual(await store.expire(cutoffs), {
+        passed: 1,
+        greylisted: 1,
+        clients: 1,
+        decisions: 2,
+      });
+      assert.equal(await store.getTriplet(key('passed-old')), null);
+      assert.equal((await store.getTriplet(key('passed-new')))?.lastSeen, 900);
+      assert.equal(await store.getTriplet(key('grey-old')), null);
+      assert.notEqual(
+        await store.getTriplet(key('grey-edge')),
+        null,
+        'exactly at the cut-off stays',
+      );
+      assert.equal(await store.getClient('old'), null);
+      assert.notEqual(await store.getClient('new'), null);
+      assert.deepEqual(
+        (await store.recentDecisions(10)).map((d) => d.reason),
+        ['t600'],
+      );
+      assert.deepEqual(await store.expire(cutoffs), {
+        passed: 0,
+        greylisted: 0,
+        clients: 0,
+        decisions: 0,
+      });
+      // The state decides which cut-off applies: a greylisted row only goes by greylistedBefore.
+      assert.deepEqual(await store.expire({ ...cutoffs, passedBefore: 10_000 }), {
+        passed: 1,
+        greylisted: 0,
+        clients: 0,
+        decisions: 0,
+      });
+      assert.equal(await count(db, 'triplets'), 1);
+    }));
+
+  test('hostile and long strings are stored as they are', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const nasty = [
+        "o'brien@example.org",
+        'x"; DROP TABLE triplets; --@example.org',
+        "'); DELETE FROM triplets; --",
+        'back\\slash%_wild*card@example.org',
+        'ünïcødé@exämple.org',
+        '😀@example.org',
+        '\r\n\t\x01\x7f',
+        `${'a'.repeat(64)}@${'b'.repeat(189)}`,
+        'é'.repeat(254),
+        '😀'.repeat(127),
+      ];
+      for (const text of nasty) {
+        const key = { client: text, sender: text, recipient: text };
+        const { created, triplet } = await store.firstAttempt(key, 'greylisted', 1);
+        assert.equal(created, true, text);
+        assert.deepEqual(
+          { client: triplet.client, sender: triplet.sender, recipient: triplet.recipient },
+          key,
+        );
+        assert.equal((await store.countClient(text, 1, 0)).client, text);
+        await store.logDecision({
+          time: 1,
+          host: text,
+          client: text,
+          clientName: text,
+          helo: text,
+          sender: text,
+          recipient: text,
+          action: 'greylist',
+          reason: text,
+          scores: { [text]: 1 },
+        });
+        const [logged] = await store.recentDecisions(1);
+        assert.equal(logged?.helo, text);
+        assert.deepEqual(logged?.scores, { [text]: 1 });
+      }
+      for (const text of nasty) {
+        assert.notEqual(
+          await store.getTriplet({ client: text, sender: text, recipient: text }),
+          null,
+        );
+      }
+    }));
+
+  test('NUL: refused in keys, replaced in decision-log text, and the store carries on', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const bad = { ...KEY, sender: 'a\0b@example.org' };
+      await rejectsStore(
+        store.firstAttempt(bad, 'greylisted', 1),
+        /firstAttempt: sender contains NUL/,
+      );
+      await rejectsStore(store.getTriplet(bad), /getTriplet: sender contains NUL/);
+      await rejectsStore(store.recordPass(bad, 1), /recordPass: sender contains NUL/);
+      await rejectsStore(store.countClient('1.2.3.4\0', 1, 0), /countClient: client contains NUL/);
+      assert.equal(await count(db, 'triplets'), 0);
+
+      await store.logDecision({
+        time: 1,
+        host: 'mx',
+        client: '192.0.2.1',
+        helo: 'evil\0helo',
+        sender: 'a\0b',
+        recipient: 'r',
+        action: 'greylist',
+        reason: 'new-clean',
+      });
+      const [logged] = await store.recentDecisions(1);
+      assert.equal(logged?.helo, 'evil\uFFFDhelo');
+      assert.equal(logged?.sender, 'a\uFFFDb');
+      assert.equal((await store.firstAttempt(KEY, 'greylisted', 1)).created, true);
+    }));
+
+  test('times that are not integral milliseconds are refused', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await rejectsStore(store.firstAttempt(KEY, 'greylisted', 1.5), /firstAttempt: now/);
+      await rejectsStore(store.firstAttempt(KEY, 'greylisted', Number.NaN), /firstAttempt: now/);
+      await rejectsStore(store.countClient('c', 1, Number.NaN), /countClient: countAfter/);
+      await rejectsStore(
+        store.expire({
+          passedBefore: 1,
+          greylistedBefore: 1,
+          clientsBefore: 1,
+          decisionsBefore: Number.POSITIVE_INFINITY,
+        }),
+        /expire: decisionsBefore/,
+      );
+      assert.equal(await store.getTriplet(KEY), null);
+    }));
+
+  test('two stores on one database see each other’s writes (several MX hosts)', () =>
+    withDatabase(async (_db, open) => {
+      const [mx1, mx2] = [await open(), await open()];
+      await mx1.firstAttempt(KEY, 'greylisted', 1_000);
+      assert.equal((await mx2.getTriplet(KEY))?.state, 'greylisted');
+      assert.equal((await mx2.firstAttempt(KEY, 'greylisted', 1_500)).created, false);
+      await mx2.recordEarlyRetry(KEY, 2_000);
+      await mx2.recordPass(KEY, 3_000);
+      assert.deepEqual(await mx1.getTriplet(KEY), {
+        ...KEY,
+        state: 'passed',
+        firstSeen: 1_000,
+        lastSeen: 3_000,
+        failCount: 1,
+        passCount: 1,
+      });
+      await mx1.countClient('192.0.2.1', 1_000, 0);
+      await mx2.countClient('192.0.2.1', 5_000, 2_000);
+      assert.equal((await mx1.getClient('192.0.2.1'))?.count, 2);
+      const line = {
+        client: '192.0.2.1',
+        sender: 's',
+        recipient: 'r',
+        action: 'pass',
+        reason: 'x',
+      };
+      await mx1.logDecision({ ...line, time: 1, host: 'mx1' });
+      await mx2.logDecision({ ...line, time: 2, host: 'mx2' });
+      for (const store of [mx1, mx2]) {
+        assert.deepEqual(
+          (await store.recentDecisions(5)).map((d) => d.host),
+          ['mx2', 'mx1'],
+        );
+      }
+      assert.deepEqual(
+        await mx2.expire({
+          passedBefore: 3_001,
+          greylistedBefore: 0,
+          clientsBefore: 0,
+          decisionsBefore: 0,
+        }),
+        { passed: 1, greylisted: 0, clients: 0, decisions: 0 },
+      );
+      assert.equal(await mx1.getTriplet(KEY), null);
+    }));
+
+  test('a closed store rejects every call; close is idempotent', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await store.close();
+      await store.close();
+      const calls: [string, () => Promise<unknown>][] = [
+        ['getTriplet', () => store.getTriplet(KEY)],
+        ['firstAttempt', () => store.firstAttempt(KEY, 'greylisted', 1)],
+        ['recordEarlyRetry', () => store.recordEarlyRetry(KEY, 1)],
+        ['recordPass', () => store.recordPass(KEY, 1)],
+        ['getClient', () => store.getClient('c')],
+        ['countClient', () => store.countClient('c', 1, 0)],
+        ['touchClient', () => store.touchClient('c', 1)],
+        [
+          'logDecision',
+          () =>
+            store.logDecision({
+              time: 1,
+              host: 'h',
+              client: 'c',
+              sender: 's',
+              recipient: 'r',
+              action: 'a',
+              reason: 'r',
+            }),
+        ],
+        ['recentDecisions', () => store.recentDecisions(1)],
+        [
+          'expire',
+          () =>
+            store.expire({
+              passedBefore: 1,
+              greylistedBefore: 1,
+              clientsBefore: 1,
+              decisionsBefore: 1,
+            }),
+        ],
+        ['schemaVersion', () => store.schemaVersion()],
+        ['ping', () => store.ping()],
+      ];
+      for (const [name, call] of calls) {
+        await rejectsStore(call(), new RegExp(`store ${name}: .* is closed`));
+      }
+    }));
+}
