@@ -199,6 +199,8 @@ export function storeSuite(backend: () => SuiteBackend): void {
       const children = Array.from({ length: 3 }, () =>
         spawn(process.execPath, ['--import', 'tsx', hammer, db.url, String(keys)], {
           stdio: ['pipe', 'pipe', 'pipe'],
+          // `--import tsx` resolves from the working directory: the repository's.
+          cwd: fileURLToPath(new URL('../..', import.meta.url)),
         }),
       );
       const outputs = children.map((child) => {
