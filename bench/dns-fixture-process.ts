@@ -1,7 +1,8 @@
 /**
- * The SPF benchmark's fixture DNS server, run as a child process so that its CPU work counts
- * against neither side. It serves the benchmark zone (bench/zone.ts) and speaks line-delimited
- * JSON on stdio:
+ * The benchmarks' fixture DNS server, run as a child process so that its CPU work counts
+ * against neither side. It serves the SPF benchmark zone (bench/zone.ts), or with
+ * `--zone-json=FILE` the zone in that file (ZoneData as JSON), and speaks line-delimited JSON on
+ * stdio:
  *
  *   stdout, once:        {"type":"ready","address":"127.0.0.1:PORT","pid":N}
  *   stdin  "stats\n"  →  {"type":"stats","queries":N,"cpuMicros":N}
@@ -13,12 +14,21 @@
  * @example
  * node --import tsx bench/dns-fixture-process.ts
  */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { startDnsServer } from '../test/support/dns-server.js';
+import { startDnsServer, type ZoneData } from '../test/support/dns-server.js';
 import { buildBenchWorld } from './zone.js';
 
+const zoneFile = process.argv
+  .slice(2)
+  .find((a) => a.startsWith('--zone-json='))
+  ?.slice('--zone-json='.length);
+const zone = zoneFile
+  ? (JSON.parse(readFileSync(zoneFile, 'utf8')) as ZoneData)
+  : buildBenchWorld().zone;
+
 // TTLs longer than any run, so the warm caches never expire mid-measurement.
-const server = await startDnsServer(buildBenchWorld().zone, { ttl: 3600, negativeTtl: 3600 });
+const server = await startDnsServer(zone, { ttl: 3600, negativeTtl: 3600 });
 
 // The server logs every query; fold the log into a counter now and then so it stays small.
 let folded = 0;

@@ -1,0 +1,1101 @@
+/**
+ * npm run bench:policy — Postfix policy-delegation requests per second over loopback, with a warm
+ * DNS cache, against three servers in the same run, each in its own child process:
+ *
+ *   mailgate  `mailgate serve` with a configuration written for the run: SQLite store, a block
+ *             list and a white list served by the fixture DNS server, the same whitelist files as
+ *             postgrey, log level `warn`; everything else as shipped, so the decision log (one
+ *             store row per request) stays on (from the TypeScript sources by default, or the
+ *             built bin/mailgate with --from=dist);
+ *   postgrey  Debian's postgrey (Perl, Berkeley DB), installed when missing and running as root,
+ *             with its own database directory, the same whitelist files, `--delay` equal to
+ *             mailgate's greylisting period, `--lookup-by-host` (mailgate keys by address too),
+ *             `-q` (no line per request, like mailgate at `warn`);
+ *   trivial   a server that reads each request up to its empty line and answers DUNNO
+ *             (bench/policy-null-server.ts): the ceiling on this machine.
+ *
+ * The fixture DNS server (bench/dns-fixture-process.ts) runs in its own child process with the
+ * zone of bench/policy-world.ts. The client is this process: C connections (C = 1 and 50), each
+ * sending one request and waiting for its reply before the next, as Postfix's smtpd does. Every
+ * server gets the same requests in the same order (bench/policy-world.ts: 1200 requests at RCPT
+ * from 300 clients, some on the block list, some on the white list, mixed HELO quality).
+ *
+ * First a pass over the whole set on each server: it fills mailgate's DNS cache and creates every
+ * triplet (its answers are shown per client kind). Then, per concurrency, an untimed warm-up
+ * round on each server and timed rounds that go round-robin over the servers (the order rotates
+ * each round); each round starts at the first request. req/s is the median round; a ratio is the
+ * median over rounds of the ratio within the round. Answers are counted by action word; a server
+ * that answers mostly errors (a 4.3.0 temporary failure) fails the run.
+ *
+ * Settings (argument or environment): --seconds=N per timed round (BENCH_SECONDS, 3),
+ * --rounds=N (BENCH_ROUNDS, 5), --warmup-seconds=N (BENCH_WARMUP_SECONDS, 1),
+ * --only=c1|c50 (BENCH_ONLY), --servers=mailgate,postgrey,trivial (BENCH_SERVERS),
+ * --from=source|dist (BENCH_FROM, source), --profile-dir=DIR (BENCH_PROFILE_DIR: run mailgate
+ * under `node --cpu-prof`, leave the profile there and print its top functions),
+ * --keep (keep the temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000).
+ *
+ * Exits 0 when the measurement completed, whether or not the goals are met; 1 on real errors.
+ * The child processes are always stopped (SIGTERM, then SIGKILL).
+ *
+ * @example
+ * node --import tsx bench/policy.ts --only=c50 --seconds=5
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { formatSummary, summariseProfile } from './cpuprofile-top.js';
+import {
+  buildPolicyWorld,
+  CLIENT_COUNT,
+  CLIENT_KINDS,
+  DNSBL_ZONE,
+  DNSWL_ZONE,
+  type PolicyRequest,
+  REQUEST_COUNT,
+} from './policy-world.js';
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+function setting(name: string, env: string, fallback: string): string {
+  const prefix = `--${name}=`;
+  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
+  return arg?.slice(prefix.length) ?? process.env[env] ?? fallback;
+}
+
+function positiveNumber(name: string, env: string, fallback: number, whole = true): number {
+  const text = setting(name, env, String(fallback));
+  const value = Number(text);
+  if (!(value > 0 && (!whole || Number.isInteger(value)))) {
+    throw new Error(`bench:policy: --${name} (${env}) must be a positive number, got ${text}`);
+  }
+  return value;
+}
+
+const SERVER_NAMES = ['mailgate', 'postgrey', 'trivial'] as const;
+type ServerName = (typeof SERVER_NAMES)[number];
+
+const CONCURRENCIES = { c1: 1, c50: 50 } as const;
+
+interface Settings {
+  concurrencies: number[];
+  seconds: number;
+  rounds: number;
+  warmupSeconds: number;
+  servers: ServerName[];
+  from: 'source' | 'dist';
+  profileDir: string | undefined;
+  keep: boolean;
+}
+
+function readSettings(): Settings {
+  const only = setting('only', 'BENCH_ONLY', '');
+  if (only !== '' && !(only in CONCURRENCIES)) {
+    throw new Error(`bench:policy: --only takes c1 or c50, got ${only}`);
+  }
+  const servers = setting('servers', 'BENCH_SERVERS', SERVER_NAMES.join(','))
+    .split(',')
+    .map((s) => s.trim()) as ServerName[];
+  for (const name of servers) {
+    if (!SERVER_NAMES.includes(name)) {
+      throw new Error(`bench:policy: --servers takes ${SERVER_NAMES.join(', ')}; got ${name}`);
+    }
+  }
+  const from = setting('from', 'BENCH_FROM', 'source');
+  if (from !== 'source' && from !== 'dist') {
+    throw new Error(`bench:policy: --from takes source or dist, got ${from}`);
+  }
+  return {
+    concurrencies: only ? [CONCURRENCIES[only as keyof typeof CONCURRENCIES]] : [1, 50],
+    seconds: positiveNumber('seconds', 'BENCH_SECONDS', 3, false),
+    rounds: positiveNumber('rounds', 'BENCH_ROUNDS', 5),
+    warmupSeconds: positiveNumber('warmup-seconds', 'BENCH_WARMUP_SECONDS', 1, false),
+    servers,
+    from,
+    profileDir: setting('profile-dir', 'BENCH_PROFILE_DIR', '') || undefined,
+    keep: process.argv.includes('--keep'),
+  };
+}
+
+const GOALS = {
+  /** mailgate/postgrey at each concurrency. */
+  vsPostgrey: 5,
+  /** mailgate/trivial at each concurrency. */
+  vsTrivial: 0.5,
+} as const;
+
+/** mailgate's default greylisting period (29 min), given to postgrey as its --delay. */
+const GREYLIST_DELAY_SECONDS = 29 * 60;
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+const CLOCK_TICKS = (() => {
+  const run = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const value = Number(run.stdout?.trim());
+  return Number.isInteger(value) && value > 0 ? value : 100;
+})();
+
+/** A process's user+system CPU seconds so far, all threads, from /proc (undefined elsewhere). */
+function cpuSecondsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5), utime and stime; the list starts at field 3.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last lines of a stream, and how many there were. */
+class Tail {
+  lines: string[] = [];
+  count = 0;
+  add(line: string): void {
+    if (line.trim() === '') return;
+    this.count++;
+    this.lines.push(line);
+    if (this.lines.length > 20) this.lines.shift();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+/** A policy server in a child process, ready once its port accepts a connection. */
+class ServerProcess {
+  readonly #child: ChildProcess;
+  readonly #exit: Promise<void>;
+  #exited = false;
+  readonly stdout = new Tail();
+  readonly stderr = new Tail();
+
+  constructor(
+    readonly name: ServerName,
+    readonly port: number,
+    command: string,
+    args: string[],
+    readonly stopGraceMs = 3000,
+  ) {
+    this.#child = spawn(command, args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stdin!.on('error', () => {
+      // The child went away; the exit handler reports it.
+    });
+    createInterface({ input: this.#child.stdout! }).on('line', (l) => this.stdout.add(l));
+    createInterface({ input: this.#child.stderr! }).on('line', (l) => this.stderr.add(l));
+    this.#exit = new Promise((resolve) => {
+      this.#child.once('exit', () => {
+        this.#exited = true;
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** What it said, for error messages. */
+  get said(): string {
+    const parts = [this.stderr.text, this.stdout.text].filter(Boolean);
+    return parts.length ? parts.join('\n') : '(nothing on stdout or stderr)';
+  }
+
+  cpuSeconds(): number | undefined {
+    return cpuSecondsOf(this.#child.pid);
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.#exited) throw new Error(`${this.name} exited at start:\n${this.said}`);
+      if (await canConnect(this.port)) return;
+      if (Date.now() > deadline) {
+        throw new Error(`${this.name} did not listen within ${timeoutMs} ms:\n${this.said}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Close stdin, SIGTERM, and SIGKILL if it lingers. Safe to call more than once. */
+  async stop(): Promise<void> {
+    if (this.#exited) return;
+    this.#child.stdin!.end();
+    this.#child.kill('SIGTERM');
+    const killer = setTimeout(() => this.#child.kill('SIGKILL'), this.stopGraceMs);
+    await this.#exit;
+    clearTimeout(killer);
+  }
+
+  /** Last resort from a synchronous exit handler. */
+  killNow(): void {
+    if (!this.#exited) this.#child.kill('SIGKILL');
+  }
+}
+
+/** The fixture DNS server in a child process, with a query counter. */
+class DnsFixture {
+  readonly #child: ChildProcess;
+  readonly #waiting: Array<(line: string) => void> = [];
+  readonly #exit: Promise<void>;
+  #exited = false;
+  address = '';
+
+  private constructor(zoneFile: string) {
+    const script = fileURLToPath(new URL('./dns-fixture-process.ts', import.meta.url));
+    this.#child = spawn(process.execPath, ['--import', 'tsx', script, `--zone-json=${zoneFile}`], {
+      cwd: REPO,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.#child.stdin!.on('error', () => {});
+    this.#exit = new Promise((resolve) => {
+      this.#child.once('exit', () => {
+        this.#exited = true;
+        for (const waiter of this.#waiting.splice(0)) waiter('');
+        resolve();
+      });
+    });
+    createInterface({ input: this.#child.stdout! }).on('line', (l) => this.#waiting.shift()?.(l));
+  }
+
+  static async start(zoneFile: string): Promise<DnsFixture> {
+    const fixture = new DnsFixture(zoneFile);
+    try {
+      const ready = await fixture.#next(20_000);
+      if (ready.type !== 'ready' || typeof ready.address !== 'string') {
+        throw new Error(`fixture DNS process: unexpected first line ${JSON.stringify(ready)}`);
+      }
+      fixture.address = ready.address;
+      return fixture;
+    } catch (err) {
+      await fixture.stop();
+      throw err;
+    }
+  }
+
+  /** Queries received since it started. */
+  async queries(): Promise<number> {
+    const reply = this.#next(5000);
+    this.#child.stdin!.write('stats\n');
+    return Number((await reply).queries);
+  }
+
+  #next(timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (this.#exited) {
+        reject(new Error('fixture DNS process has exited'));
+        return;
+      }
+      const timer = setTimeout(() => {
+        const i = this.#waiting.indexOf(take);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(new Error(`fixture DNS process: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const take = (line: string) => {
+        clearTimeout(timer);
+        if (line === '') reject(new Error('fixture DNS process exited'));
+        else resolve(JSON.parse(line) as Record<string, unknown>);
+      };
+      this.#waiting.push(take);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.#exited) return;
+    this.#child.stdin!.end();
+    this.#child.kill('SIGTERM');
+    const killer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
+    await this.#exit;
+    clearTimeout(killer);
+  }
+
+  killNow(): void {
+    if (!this.#exited) this.#child.kill('SIGKILL');
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three servers
+
+async function startMailgate(
+  settings: Settings,
+  dir: string,
+  dnsAddress: string,
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const config = join(dir, 'mailgate.toml');
+  writeFileSync(
+    config,
+    [
+      '# Written by bench/policy.ts; everything not set here has its default.',
+      'hostname = "mx.bench.test"',
+      '',
+      '[log]',
+      'level = "warn"',
+      '',
+      '[dns]',
+      `servers = ["${dnsAddress}"]`,
+      '',
+      '[store]',
+      `url = "sqlite:${join(dir, 'bench.db')}"`,
+      '',
+      '[policy]',
+      `listen = ["inet:${port}@127.0.0.1"]`,
+      '',
+      '[greylist]',
+      `dnsbl = ["${DNSBL_ZONE}"]`,
+      `dnswl = ["${DNSWL_ZONE}"]`,
+      `whitelist_clients = "${join(dir, 'whitelist_clients')}"`,
+      `whitelist_recipients = "${join(dir, 'whitelist_recipients')}"`,
+      'decision_log = true',
+      '',
+    ].join('\n'),
+  );
+  const nodeFlags = settings.profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`]
+    : [];
+  const entry =
+    settings.from === 'dist'
+      ? [join(REPO, 'bin', 'mailgate')]
+      : ['--import', 'tsx', join(REPO, 'test', 'support', 'cli-entry.ts')];
+  const server = new ServerProcess(
+    'mailgate',
+    port,
+    process.execPath,
+    [...nodeFlags, ...entry, 'serve', '--config', config],
+    settings.profileDir ? 20_000 : 5000,
+  );
+  await server.ready(30_000);
+  return server;
+}
+
+async function startTrivial(): Promise<ServerProcess> {
+  const port = await freePort();
+  const script = fileURLToPath(new URL('./policy-null-server.ts', import.meta.url));
+  const server = new ServerProcess('trivial', port, process.execPath, [
+    '--import',
+    'tsx',
+    script,
+    `--port=${port}`,
+    '--exit-on-stdin-eof',
+  ]);
+  await server.ready(20_000);
+  return server;
+}
+
+function findPostgrey(): string | undefined {
+  for (const path of ['/usr/sbin/postgrey', '/usr/local/sbin/postgrey']) {
+    if (existsSync(path)) return path;
+  }
+  const which = spawnSync('sh', ['-c', 'command -v postgrey'], { encoding: 'utf8' });
+  return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : undefined;
+}
+
+function postgreyVersion(path: string): string {
+  const run = spawnSync(path, ['--version'], { encoding: 'utf8' });
+  return (run.stdout || run.stderr || '').trim().split('\n')[0] ?? 'postgrey';
+}
+
+/** postgrey's path, after installing it as root when missing; or why it is skipped. */
+function postgreyOrWhyNot(): { path: string } | { skipped: string } {
+  const found = findPostgrey();
+  if (found) return { path: found };
+  if (process.getuid?.() !== 0) {
+    return {
+      skipped:
+        'postgrey (Debian package postgrey) is not installed and this is not root, so it cannot be installed',
+    };
+  }
+  // The package would start a system postgrey on port 10023; a policy-rc.d that says 101 stops it.
+  const policyRc = '/usr/sbin/policy-rc.d';
+  const createdPolicyRc = !existsSync(policyRc);
+  if (createdPolicyRc) writeFileSync(policyRc, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const apt = (args: string[]) =>
+      spawnSync('apt-get', args, {
+        encoding: 'utf8',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    console.log('postgrey is missing; installing it (apt-get install -y postgrey)');
+    let install = apt(['install', '-y', '-q', 'postgrey']);
+    if (install.status !== 0) {
+      apt(['update', '-q']);
+      install = apt(['install', '-y', '-q', 'postgrey']);
+    }
+    if (install.error || install.status !== 0) {
+      const why = install.error?.message ?? install.stderr.trim().split('\n').slice(-3).join(' / ');
+      return { skipped: `postgrey could not be installed: ${why}` };
+    }
+  } finally {
+    if (createdPolicyRc) rmSync(policyRc, { force: true });
+  }
+  const path = findPostgrey();
+  return path ? { path } : { skipped: 'postgrey installed, but not found on PATH' };
+}
+
+/** A user and group that exist, for postgrey to drop to when started as root. */
+function postgreyAccount(): { user: string; group: string; uid: number; gid: number } {
+  for (const [user, group] of [
+    ['postgrey', 'postgrey'],
+    ['nobody', 'nogroup'],
+  ] as const) {
+    const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' });
+    const gid = spawnSync('getent', ['group', group], { encoding: 'utf8' });
+    if (uid.status === 0 && gid.status === 0) {
+      return { user, group, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.split(':')[2]) };
+    }
+  }
+  throw new Error('bench:policy: neither the postgrey user nor nobody/nogroup exists');
+}
+
+async function startPostgrey(path: string, dir: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const dbdir = join(dir, 'postgrey');
+  mkdirSync(dbdir);
+  const args = [
+    `--inet=127.0.0.1:${port}`,
+    `--dbdir=${dbdir}`,
+    `--delay=${GREYLIST_DELAY_SECONDS}`,
+    '--lookup-by-host',
+    `--whitelist-clients=${join(dir, 'whitelist_clients')}`,
+    `--whitelist-recipients=${join(dir, 'whitelist_recipients')}`,
+    '--hostname=mx.bench.test',
+    '--quiet',
+  ];
+  if (process.getuid?.() === 0) {
+    // postgrey refuses to run as root; it drops to --user, which must be able to write the dbdir.
+    const account = postgreyAccount();
+    chmodSync(dir, 0o755);
+    chownSync(dbdir, account.uid, account.gid);
+    args.push(`--user=${account.user}`, `--group=${account.group}`);
+  }
+  const server = new ServerProcess('postgrey', port, path, args);
+  await server.ready(30_000);
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The MTA side: Postfix-style policy connections
+
+const END = Buffer.from('\n\n');
+
+/** One connection, one request at a time. */
+class PolicyConnection {
+  readonly #socket: Socket;
+  #pending: Buffer | undefined;
+  #resolve: ((reply: string) => void) | undefined;
+  #reject: ((err: Error) => void) | undefined;
+  #failure: Error | undefined;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err) => this.#fail(err));
+    socket.on('close', () => this.#fail(new Error('the server closed the connection')));
+  }
+
+  static open(port: number): Promise<PolicyConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ port, host: '127.0.0.1' });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new PolicyConnection(socket));
+      });
+    });
+  }
+
+  /** Send one request; resolves with the reply's text (its lines, without the empty line). */
+  ask(request: Buffer): Promise<string> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#socket.write(request);
+    });
+  }
+
+  #onData(chunk: Buffer): void {
+    const buf = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk;
+    const end = buf.indexOf(END);
+    if (end < 0) {
+      this.#pending = buf;
+      return;
+    }
+    if (end + 2 < buf.length) {
+      this.#fail(new Error(`a reply nobody asked for: ${JSON.stringify(buf.toString('latin1'))}`));
+      return;
+    }
+    this.#pending = undefined;
+    const resolve = this.#resolve;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    if (!resolve) {
+      this.#fail(new Error(`a reply nobody asked for: ${JSON.stringify(buf.toString('latin1'))}`));
+      return;
+    }
+    resolve(buf.toString('latin1', 0, end));
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    const reject = this.#reject;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    reject?.(err);
+  }
+
+  close(): void {
+    this.#failure ??= new Error('closed');
+    this.#socket.destroy();
+  }
+}
+
+const REPLY_CLASSES = ['DUNNO', 'PREPEND', 'DEFER_IF_PERMIT', 'error', 'other'] as const;
+type ReplyClass = (typeof REPLY_CLASSES)[number];
+type ReplyCounts = Record<ReplyClass, number>;
+
+const noCounts = (): ReplyCounts => ({
+  DUNNO: 0,
+  PREPEND: 0,
+  DEFER_IF_PERMIT: 0,
+  error: 0,
+  other: 0,
+});
+
+/**
+ * A reply's class: its action word, or `error` for the temporary failures a policy server answers
+ * when it could not decide (mailgate's `error_action` and store `fail_action` say 4.3.0).
+ */
+function classify(reply: string): ReplyClass {
+  if (!reply.startsWith('action=')) return 'other';
+  const action = reply.slice(7);
+  if (/\b4\.3\.0\b|temporary (policy )?failure|internal error/i.test(action)) return 'error';
+  const space = action.indexOf(' ');
+  const word = (space < 0 ? action : action.slice(0, space)).split('\n')[0]!.toUpperCase();
+  return word === 'DUNNO' || word === 'PREPEND' || word === 'DEFER_IF_PERMIT' ? word : 'other';
+}
+
+/** Replies counted by class, with a few examples of the unusual ones. */
+class Tally {
+  counts = noCounts();
+  readonly examples = new Map<string, number>();
+  add(reply: string): ReplyClass {
+    const cls = classify(reply);
+    this.counts[cls]++;
+    if ((cls === 'error' || cls === 'other') && this.examples.size < 5) {
+      this.examples.set(reply, (this.examples.get(reply) ?? 0) + 1);
+    }
+    return cls;
+  }
+  get total(): number {
+    return REPLY_CLASSES.reduce((s, c) => s + this.counts[c], 0);
+  }
+}
+
+function describe(server: ServerProcess, err: unknown): Error {
+  const why = server.exited ? ` (it exited:\n${server.said})` : '';
+  return new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
+}
+
+/** Every request once, `concurrency` connections at a time; the classes by request index. */
+async function fullPass(
+  server: ServerProcess,
+  requests: PolicyRequest[],
+  concurrency: number,
+): Promise<{ classes: ReplyClass[]; tally: Tally; seconds: number }> {
+  const classes: ReplyClass[] = new Array(requests.length);
+  const tally = new Tally();
+  let next = 0;
+  const start = performance.now();
+  const connections = await Promise.all(
+    Array.from({ length: concurrency }, () => PolicyConnection.open(server.port)),
+  ).catch((err: unknown) => {
+    throw describe(server, err);
+  });
+  try {
+    await Promise.all(
+      connections.map(async (connection) => {
+        while (next < requests.length) {
+          const i = next++;
+          classes[i] = tally.add(await connection.ask(requests[i]!.bytes));
+        }
+      }),
+    );
+  } catch (err) {
+    throw describe(server, err);
+  } finally {
+    for (const c of connections) c.close();
+  }
+  return { classes, tally, seconds: (performance.now() - start) / 1000 };
+}
+
+interface Round {
+  server: ServerName;
+  concurrency: number;
+  requests: number;
+  seconds: number;
+  perSecond: number;
+  tally: Tally;
+  /** Server CPU during the round, 1 = one core. */
+  serverCpu: number | undefined;
+  clientCpu: number;
+  dnsQueries: number;
+}
+
+/** Connect, then send requests for `seconds`, starting at the first request of the set. */
+async function timedRound(
+  server: ServerProcess,
+  requests: PolicyRequest[],
+  concurrency: number,
+  seconds: number,
+  dns: DnsFixture,
+): Promise<Round> {
+  const connections = await Promise.all(
+    Array.from({ length: concurrency }, () => PolicyConnection.open(server.port)),
+  ).catch((err: unknown) => {
+    throw describe(server, err);
+  });
+  const tally = new Tally();
+  let next = 0;
+  let done = 0;
+  const queries0 = await dns.queries();
+  const cpu0 = server.cpuSeconds();
+  const client0 = process.cpuUsage();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  // A server that stops answering fails the round instead of hanging it.
+  const hang = setTimeout(
+    () => {
+      for (const c of connections) c.close();
+    },
+    seconds * 1000 + 15_000,
+  );
+  try {
+    await Promise.all(
+      connections.map(async (connection) => {
+        while (performance.now() < end) {
+          const i = next++ % requests.length;
+          tally.add(await connection.ask(requests[i]!.bytes));
+          done++;
+        }
+      }),
+    );
+  } catch (err) {
+    throw describe(server, err);
+  } finally {
+    clearTimeout(hang);
+    for (const c of connections) c.close();
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu1 = server.cpuSeconds();
+  const client = process.cpuUsage(client0);
+  const queries1 = await dns.queries();
+  if (server.exited) throw new Error(`${server.name} exited during a round:\n${server.said}`);
+  return {
+    server: server.name,
+    concurrency,
+    requests: done,
+    seconds: elapsed,
+    perSecond: done / elapsed,
+    tally,
+    serverCpu: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / elapsed,
+    clientCpu: (client.user + client.system) / 1e6 / elapsed,
+    dnsQueries: queries1 - queries0,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+function fmt(n: number | undefined, digits = 0): string {
+  if (n === undefined || !Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** Columns aligned: text columns (`left`, by index) to the left, figures to the right. */
+function table(rows: string[][], left: number[] = [0]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const SHORT: Record<ReplyClass, string> = {
+  DUNNO: 'dunno',
+  PREPEND: 'prepend',
+  DEFER_IF_PERMIT: 'defer',
+  error: 'ERROR',
+  other: 'other',
+};
+
+function countsText(counts: ReplyCounts): string {
+  const parts = REPLY_CLASSES.filter((c) => counts[c] > 0).map((c) => `${SHORT[c]} ${counts[c]}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+/** Fails the run when a server's answers are mostly errors; warns when some are. */
+function checkAnswers(name: string, what: string, tally: Tally, warnings: string[]): void {
+  const total = tally.total;
+  const bad = tally.counts.error + tally.counts.other;
+  const examples = [...tally.examples].map(([r, n]) => `${n}× ${JSON.stringify(r)}`).join('; ');
+  if (total === 0) throw new Error(`${name} gave no answers in ${what}`);
+  if (tally.counts.error * 2 >= total) {
+    throw new Error(
+      `${name} answered ${tally.counts.error} of ${total} requests in ${what} with errors (${examples}): a failed benchmark, not a fast one`,
+    );
+  }
+  if (bad > 0)
+    warnings.push(`${name}, ${what}: ${bad} of ${total} answers unexpected: ${examples}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const settings = readSettings();
+  const limitMs = positiveNumber('time-limit-ms', 'BENCH_TIME_LIMIT_MS', 300_000);
+  const cpuList = cpus();
+  const dir = mkdtempSync(join(tmpdir(), 'mailgate-bench-policy-'));
+  const servers: ServerProcess[] = [];
+  let dns: DnsFixture | undefined;
+  const killAll = () => {
+    for (const s of servers) s.killNow();
+    dns?.killNow();
+  };
+  process.once('exit', killAll);
+  const onSignal = () => process.exit(130);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const watchdog = setTimeout(() => {
+    console.error(`bench:policy: still running after ${limitMs} ms; giving up`);
+    process.exit(1);
+  }, limitMs);
+  watchdog.unref();
+
+  try {
+    const world = buildPolicyWorld();
+    const { requests } = world;
+    writeFileSync(join(dir, 'zone.json'), JSON.stringify(world.zone));
+    writeFileSync(join(dir, 'whitelist_clients'), world.whitelistClients, { mode: 0o644 });
+    writeFileSync(join(dir, 'whitelist_recipients'), world.whitelistRecipients, { mode: 0o644 });
+    if (settings.profileDir) mkdirSync(settings.profileDir, { recursive: true });
+
+    console.log(
+      'mailgate policy benchmark: Postfix policy delegation over loopback, warm DNS cache',
+    );
+    console.log(
+      `node ${process.version}, ${cpuList[0]?.model.trim() ?? 'unknown CPU'} × ${cpuList.length}, ${process.platform}/${process.arch}`,
+    );
+    console.log(
+      `requests: ${REQUEST_COUNT} at RCPT as Postfix 3.7 sends them, ${CLIENT_COUNT} clients ` +
+        `(kinds: ${CLIENT_KINDS.map((k) => `${k} ${requests.filter((r) => r.kind === k).length}`).join(', ')}), ` +
+        'each request its own triplet; the same requests in the same order for every server',
+    );
+    console.log(
+      `client: this process, C connections each sending one request and awaiting its reply; ` +
+        `C = ${settings.concurrencies.join(' and ')}; ${settings.rounds} timed rounds × ${settings.seconds} s per server ` +
+        `after a ${settings.warmupSeconds} s warm-up round each, round-robin; req/s: median round; ratio: median of in-round ratios`,
+    );
+
+    dns = await DnsFixture.start(join(dir, 'zone.json'));
+    const notes: string[] = [];
+    const names: ServerName[] = [];
+    if (settings.servers.includes('mailgate')) {
+      servers.push(await startMailgate(settings, dir, dns.address));
+      names.push('mailgate');
+      notes.push(
+        `mailgate  ${settings.from === 'dist' ? 'bin/mailgate (dist/)' : 'from the TypeScript sources (tsx)'} serve: ` +
+          `SQLite store (WAL), DNS lists ${DNSBL_ZONE} and ${DNSWL_ZONE} at ${dns.address}, [log] level warn; ` +
+          'decision logging to the store stays on (decision_log = true, one row per request), as shipped' +
+          (settings.profileDir ? `; under --cpu-prof, profile in ${settings.profileDir}` : ''),
+      );
+    }
+    if (settings.servers.includes('postgrey')) {
+      const found = postgreyOrWhyNot();
+      if ('skipped' in found) {
+        notes.push(`postgrey  SKIPPED: ${found.skipped}`);
+      } else {
+        servers.push(await startPostgrey(found.path, dir));
+        names.push('postgrey');
+        notes.push(
+          `postgrey  ${postgreyVersion(found.path)} (${found.path}): Berkeley DB, --delay=${GREYLIST_DELAY_SECONDS} ` +
+            "(mailgate's period), --lookup-by-host, auto-whitelisting after 5 as shipped, --quiet",
+        );
+      }
+    }
+    if (settings.servers.includes('trivial')) {
+      servers.push(await startTrivial());
+      names.push('trivial');
+      notes.push('trivial   reads up to the empty line, answers action=DUNNO (the ceiling)');
+    }
+    notes.push(
+      `both greylisters read the same whitelist files (${world.whitelistClients.split('\n').filter((l) => l && !l.startsWith('#')).length} client entries, postmaster@ and abuse@)`,
+    );
+    for (const note of notes) console.log(note);
+    for (const s of servers)
+      console.log(`  ${s.name.padEnd(9)} pid ${s.pid} on 127.0.0.1:${s.port}`);
+    console.log('');
+
+    const warnings: string[] = [];
+
+    // The first pass: fills the DNS cache and creates every triplet.
+    const firstPass = new Map<ServerName, ReplyClass[]>();
+    const dnsBefore = await dns.queries();
+    for (const server of servers) {
+      const dnsStart = await dns.queries();
+      const pass = await fullPass(server, requests, 10);
+      firstPass.set(server.name, pass.classes);
+      checkAnswers(server.name, 'the first pass', pass.tally, warnings);
+      process.stderr.write(
+        `  first pass ${server.name}: ${fmt(pass.seconds, 1)} s, ${countsText(pass.tally.counts)}, ` +
+          `${(await dns.queries()) - dnsStart} DNS queries\n`,
+      );
+    }
+    const firstDnsQueries = (await dns.queries()) - dnsBefore;
+
+    // The timed rounds.
+    const rounds: Round[] = [];
+    for (const concurrency of settings.concurrencies) {
+      for (const server of servers) {
+        await timedRound(server, requests, concurrency, settings.warmupSeconds, dns);
+      }
+      for (let r = 0; r < settings.rounds; r++) {
+        const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+        const line: string[] = [];
+        for (const server of order) {
+          const round = await timedRound(server, requests, concurrency, settings.seconds, dns);
+          rounds.push(round);
+          line.push(`${server.name} ${fmt(round.perSecond)}`);
+        }
+        process.stderr.write(`  c=${concurrency} round ${r + 1}: ${line.join(', ')} req/s\n`);
+      }
+    }
+
+    // Answers.
+    console.log(
+      `First pass (new triplets; ${firstDnsQueries} DNS queries in all), answers by client kind:`,
+    );
+    const kindRows: string[][] = [['kind', 'requests', ...names]];
+    for (const kind of CLIENT_KINDS) {
+      const idx = requests.flatMap((r, i) => (r.kind === kind ? [i] : []));
+      const row = [kind, String(idx.length)];
+      for (const name of names) {
+        const counts = noCounts();
+        for (const i of idx) counts[firstPass.get(name)![i]!]++;
+        row.push(countsText(counts));
+      }
+      kindRows.push(row);
+    }
+    console.log(table(kindRows, [0, ...names.map((_, i) => i + 2)]));
+    console.log('');
+
+    const of = (name: ServerName, concurrency: number) =>
+      rounds.filter((x) => x.server === name && x.concurrency === concurrency);
+    console.log('Timed rounds (known triplets), answers:');
+    const answerRows: string[][] = [
+      ['server', 'C', ...REPLY_CLASSES.map((c) => SHORT[c]), 'DNS queries'],
+    ];
+    for (const c of settings.concurrencies) {
+      for (const name of names) {
+        const tally = new Tally();
+        for (const round of of(name, c)) {
+          for (const cls of REPLY_CLASSES) tally.counts[cls] += round.tally.counts[cls];
+          for (const [r, n] of round.tally.examples) {
+            if (tally.examples.size < 5) tally.examples.set(r, (tally.examples.get(r) ?? 0) + n);
+          }
+        }
+        checkAnswers(name, `the timed rounds at C=${c}`, tally, warnings);
+        answerRows.push([
+          name,
+          String(c),
+          ...REPLY_CLASSES.map((cls) => fmt(tally.counts[cls])),
+          fmt(of(name, c).reduce((s, x) => s + x.dnsQueries, 0)),
+        ]);
+      }
+    }
+    console.log(table(answerRows));
+    console.log('');
+
+    // Figures.
+    const rate = (name: ServerName, c: number) =>
+      of(name, c).length ? median(of(name, c).map((x) => x.perSecond)) : undefined;
+    /** a/b: the median over rounds of the ratio within a round. */
+    const ratio = (a: ServerName, b: ServerName, c: number) => {
+      const ours = of(a, c);
+      const theirs = of(b, c);
+      if (!ours.length || !theirs.length) return undefined;
+      return median(ours.map((x, i) => x.perSecond / theirs[i]!.perSecond));
+    };
+    const rows: string[][] = [
+      ['server', 'C', 'req/s', 'rounds', 'server CPU', 'server µs/req', 'client CPU'],
+    ];
+    for (const c of settings.concurrencies) {
+      for (const name of names) {
+        const mine = of(name, c);
+        const reqs = mine.reduce((s, x) => s + x.requests, 0);
+        const cpus = mine.map((x) => x.serverCpu).filter((x): x is number => x !== undefined);
+        const cpuSeconds = mine.reduce((s, x) => s + (x.serverCpu ?? Number.NaN) * x.seconds, 0);
+        rows.push([
+          name,
+          String(c),
+          fmt(rate(name, c)),
+          mine.map((x) => fmt(x.perSecond)).join(' / '),
+          cpus.length ? `${fmt((100 * cpus.reduce((s, x) => s + x, 0)) / cpus.length)}%` : '-',
+          fmt((cpuSeconds / reqs) * 1e6),
+          `${fmt((100 * mine.reduce((s, x) => s + x.clientCpu, 0)) / mine.length)}%`,
+        ]);
+      }
+    }
+    console.log(table(rows, [0, 3]));
+    console.log(
+      'server CPU: share of one core during the rounds (its process, all threads); server µs/req: its CPU time\n' +
+        `per request; client CPU: this process, which drives every server. ${cpuList.length} cores in all.`,
+    );
+    console.log('');
+
+    const ratioRows: string[][] = [['ratio', ...settings.concurrencies.map((c) => `C=${c}`)]];
+    for (const other of ['postgrey', 'trivial'] as const) {
+      if (!names.includes('mailgate') || !names.includes(other)) continue;
+      ratioRows.push([
+        `mailgate/${other}`,
+        ...settings.concurrencies.map((c) => `${fmt(ratio('mailgate', other, c), 2)}x`),
+      ]);
+    }
+    if (names.includes('postgrey') && names.includes('trivial')) {
+      ratioRows.push([
+        'postgrey/trivial',
+        ...settings.concurrencies.map((c) => `${fmt(ratio('postgrey', 'trivial', c), 2)}x`),
+      ]);
+    }
+    if (ratioRows.length > 1) {
+      console.log(table(ratioRows));
+      console.log('');
+    }
+
+    const goals: string[][] = [['goal', 'measured', 'met']];
+    for (const c of settings.concurrencies) {
+      const vsPostgrey = names.includes('mailgate') ? ratio('mailgate', 'postgrey', c) : undefined;
+      goals.push([
+        `C=${c}: mailgate ≥ ${GOALS.vsPostgrey}x postgrey`,
+        vsPostgrey === undefined ? 'skipped' : `${fmt(vsPostgrey, 2)}x`,
+        vsPostgrey === undefined ? '-' : vsPostgrey >= GOALS.vsPostgrey ? 'pass' : 'MISS',
+      ]);
+      const vsTrivial = names.includes('mailgate') ? ratio('mailgate', 'trivial', c) : undefined;
+      goals.push([
+        `C=${c}: mailgate ≥ ${GOALS.vsTrivial}x trivial`,
+        vsTrivial === undefined ? 'skipped' : `${fmt(vsTrivial, 2)}x`,
+        vsTrivial === undefined ? '-' : vsTrivial >= GOALS.vsTrivial ? 'pass' : 'MISS',
+      ]);
+    }
+    console.log(table(goals));
+
+    for (const s of servers) {
+      const lines = s.stdout.count + s.stderr.count;
+      if (s.name !== 'trivial' && lines > 0) {
+        warnings.push(
+          `${s.name} wrote ${s.stdout.count} line(s) to stdout and ${s.stderr.count} to stderr; the last:\n    ` +
+            [...s.stderr.lines, ...s.stdout.lines].slice(-5).join('\n    '),
+        );
+      }
+    }
+    if (warnings.length) {
+      console.log('');
+      for (const w of warnings) console.log(`warning: ${w}`);
+    }
+    return 0;
+  } finally {
+    clearTimeout(watchdog);
+    await Promise.all([...servers.map((s) => s.stop()), dns?.stop()]);
+    process.off('exit', killAll);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (settings.profileDir && servers.some((s) => s.name === 'mailgate')) {
+      const profiles = readdirSync(settings.profileDir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(settings.profileDir!, f))
+        .sort();
+      const latest = profiles.at(-1);
+      if (latest) {
+        console.log(
+          `\nmailgate profile ${latest}:\n${formatSummary(summariseProfile(latest, 30))}`,
+        );
+      } else {
+        console.log(`\nno mailgate profile was written to ${settings.profileDir}`);
+      }
+    }
+    if (settings.keep) console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  // Exit outright: after an error, requests still in flight must not hold the process.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(
+      `bench:policy failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
+    process.exit(1);
+  },
+);
