@@ -56,6 +56,9 @@ export const stderrStoreLogger: StoreLogger = {
 /**
  * Replaces every secret (a password from the URL) in a driver's message: drivers may quote
  * their connection settings, and a store error ends up in logs.
+ *
+ * @example
+ * redact('login as mx:hunter2 failed', ['hunter2'])  // 'login as mx:*** failed'
  */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;

@@ -46,7 +46,13 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-/** Why the cluster cannot be started here (e.g. `postgresql (no initdb ...)`), or undefined. */
+/**
+ * Why the cluster cannot be started here (e.g. `postgresql (no initdb ...)`), or undefined.
+ *
+ * @example
+ * const missing = postgresAvailable();
+ * if (missing) console.error(`skipping: ${missing}`);
+ */
 export function postgresAvailable(): string | undefined {
   return missingRequirements(['postgresql'])[0];
 }
@@ -63,7 +69,13 @@ export function skipUnlessPostgres(t: TestContext): boolean {
   return skipUnlessAvailable(t, ['postgresql']);
 }
 
-/** A port free right now on 127.0.0.1 (the kernel's choice); someone may take it before us. */
+/**
+ * A port free right now on 127.0.0.1 (the kernel's choice); someone may take it before us, so
+ * whoever binds it retries on a collision. Also a port where nothing listens, for refusal tests.
+ *
+ * @example
+ * const port = await freePort();
+ */
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {

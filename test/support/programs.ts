@@ -49,6 +49,9 @@ const POSTGRES_ROOT = '/usr/lib/postgresql';
 /**
  * The bin directory of the newest installed PostgreSQL server (with initdb and postgres), or
  * undefined when there is none. Debian keeps them off PATH.
+ *
+ * @example
+ * postgresBinDir()  // '/usr/lib/postgresql/15/bin'
  */
 export function postgresBinDir(): string | undefined {
   let versions: string[];
