@@ -1,5 +1,6 @@
 /**
- * The package version, read once from package.json so that there is one source of truth. The
+ * The package version, read once from package.json so that there is one source of truth. A leaf:
+ * the CLI, the daemon and the greylister (X-Greylist) all name it. The
  * file is looked for upwards from here, since this module runs from src/ under tsx and from
  * dist/src/ once built.
  */

@@ -3,12 +3,13 @@
  * codes.
  */
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
 import { registerCheckCommand } from './check.js';
 import { registerCsaCommand } from './csa.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
+import { registerServeCommand } from './serve.js';
 import { registerSpfCommand } from './spf.js';
 import { UsageError } from './usage.js';
-import { VERSION } from './version.js';
 
 /** Exit codes: 0 done, 1 failure at run time, 2 bad arguments. */
 export const EXIT_USAGE = 2;
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCheckCommand(program);
   registerCsaCommand(program);
   registerSampleMilterCommand(program);
+  registerServeCommand(program);
 
   if (argv.length === 0) {
     program.outputHelp();

@@ -1,0 +1,68 @@
+/**
+ * `mailgate serve`: runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+ * `--check` only validates the configuration file.
+ */
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { Daemon } from '../serve/index.js';
+import { UsageError } from './usage.js';
+
+interface ServeOptions {
+  config?: string;
+  check?: boolean;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'run the daemon: the policy server with greylisting (SIGHUP reloads, SIGTERM stops)',
+    )
+    .option('-c, --config <file>', 'the TOML configuration file (default: built-in defaults)')
+    .option('--check', 'check the configuration file and exit (0 good, 2 bad)')
+    .action(async (options: ServeOptions) => {
+      if (options.check) {
+        try {
+          await loadConfig(options.config);
+        } catch (err) {
+          if (err instanceof ConfigError) throw new UsageError(err.message);
+          throw err;
+        }
+        process.stdout.write(`${options.config ?? 'defaults'}: configuration is valid\n`);
+        return;
+      }
+      await runDaemon(options.config);
+    });
+}
+
+async function runDaemon(configPath: string | undefined): Promise<void> {
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(configPath === undefined ? {} : { configPath });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal while draining: the operator wants out now.
+        daemon.logger.warn({ signal }, 'stop-forced');
+        process.exit(1);
+      }
+      stopping = true;
+      daemon.logger.info({ signal }, 'stopping');
+      void daemon.close().then(resolve, (err: unknown) => {
+        daemon.logger.error({ err }, 'stop-failed');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      daemon.logger.info({ signal: 'SIGHUP' }, 'reloading');
+      void daemon.reload();
+    });
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * End to end: swaks → a throwaway Postfix whose smtpd_recipient_restrictions ask mailgate
+ * (check_policy_service) → the daemon, greylisting with a short period → the SMTP sink. The
+ * first attempt is refused with 450; a retry after the period is accepted, and the delivered
+ * message carries X-Greylist.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger } from '../../src/observe/index.js';
+import { Daemon } from '../../src/serve/index.js';
+import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
+import { type PostfixRig, startPostfix } from '../support/postfix.js';
+import { skipUnlessAvailable } from '../support/programs.js';
+
+test('Postfix check_policy_service: 450 first, accepted after the period, X-Greylist added', async (t) => {
+  if (skipUnlessAvailable(t, ['postfix', 'swaks', 'root'])) return;
+  const dir = await mkdtemp(join(tmpdir(), 'mailgate-e2e-'));
+  let dns: FixtureDnsServer | undefined;
+  let daemon: Daemon | undefined;
+  let rig: PostfixRig | undefined;
+  const log: string[] = [];
+  try {
+    dns = await startDnsServer({});
+    const config = join(dir, 'mailgate.toml');
+    await writeFile(
+      config,
+      `hostname = "mx.mailgate.test"
+[dns]
+servers = ["127.0.0.1:${dns.port}"]
+[store]
+url = "sqlite:${join(dir, 'mailgate.db')}"
+[policy]
+listen = ["inet:0@127.0.0.1"]
+[greylist]
+period = "3s"
+penalty = "10m"
+`,
+    );
+    const logger = createLogger({
+      level: 'debug',
+      destination: new Writable({
+        write(chunk, _encoding, done) {
+          log.push(String(chunk));
+          done();
+        },
+      }),
+    });
+    daemon = await Daemon.start({ configPath: config, logger });
+    const address = daemon.addresses[0];
+    assert.ok(address?.kind === 'inet');
+    rig = await startPostfix({
+      main: {
+        smtpd_recipient_restrictions: `check_policy_service inet:127.0.0.1:${address.port}, permit_mynetworks, reject`,
+      },
+    });
+    // The test rig turns reverse lookups off, so Postfix sends client_name=unknown: with a HELO
+    // that is no name of the client, the score is 2 and the first attempt is greylisted.
+    const send = () =>
+      rig!.swaks([
+        '--helo',
+        'client.mailgate.test',
+        '--from',
+        'alice@sender.mailgate.test',
+        '--to',
+        'bob@rcpt.mailgate.test',
+        '--header',
+        'Subject: greylisting end to end',
+      ]);
+
+    const first = await send();
+    const rcpt = first.transcript.find((e) => e.stage === 'rcpt');
+    assert.match(
+      rcpt?.reply.at(-1) ?? '',
+      /^450 4\.7\.1 .*greylisted, try again later/,
+      first.stdout + first.stderr,
+    );
+    assert.equal(rig.sink.deliveries.length, 0);
+
+    // An early retry is refused again, and adds the penalty; so wait for the period before the
+    // first retry instead.
+    await sleep(3500);
+    const second = await send();
+    const rcpt2 = second.transcript.find((e) => e.stage === 'rcpt');
+    assert.match(rcpt2?.reply.at(-1) ?? '', /^250 /, second.stdout + second.stderr);
+    const delivery = await rig.nextDelivery({ timeoutMs: 20_000 });
+    assert.deepEqual(delivery.to, ['bob@rcpt.mailgate.test']);
+    const header = delivery.header('X-Greylist') ?? '';
+    assert.match(
+      header,
+      /^delayed \d+ seconds by mailgate-\S+ at mx\.mailgate\.test; \w{3}, /,
+      header,
+    );
+    const delay = Number(/delayed (\d+) seconds/.exec(header)?.[1]);
+    assert.ok(delay >= 3 && delay < 60, header);
+
+    const decisions = await daemon.store.recentDecisions(5);
+    assert.deepEqual(decisions.map((d) => [d.action, d.reason]).slice(0, 2), [
+      ['pass', 'waited'],
+      ['greylist', 'score'],
+    ]);
+  } catch (err) {
+    if (rig) t.diagnostic(`maillog:\n${rig.maillog()}`);
+    t.diagnostic(`mailgate log:\n${log.join('')}`);
+    throw err;
+  } finally {
+    await rig?.stop();
+    await daemon?.close();
+    await dns?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
