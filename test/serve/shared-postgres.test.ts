@@ -57,8 +57,13 @@ test('two instances share greylisting through one PostgreSQL', async (t) => {
       );
       assert.equal(await atA.ask(request), 'DUNNO');
 
-      // A first attempt arriving at both MX hosts at once: one row, both answers greylist.
-      const both = rcptRequest({ helo_name: 'windowsxp.local', recipient: 'both@example.net' });
+      // A first attempt arriving at both MX hosts at once: one row, both answers greylist. (Another
+      // client: the first one just passed, so its new triplets pass for a while, by design.)
+      const both = rcptRequest({
+        client_address: '192.0.2.77',
+        helo_name: 'windowsxp.local',
+        recipient: 'both@example.net',
+      });
       const answers = await Promise.all([atA.ask(both), atB.ask(both)]);
       assert.deepEqual(answers, [
         'DEFER_IF_PERMIT greylisted, try again later',
