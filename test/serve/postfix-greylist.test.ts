@@ -5,7 +5,7 @@
  * message carries X-Greylist.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,32 @@ import { Daemon } from '../../src/serve/index.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { type PostfixRig, startPostfix } from '../support/postfix.js';
 import { skipUnlessAvailable } from '../support/programs.js';
+
+/**
+ * The main.cf lines of docs/integration/postfix.md (between its postfix-policy markers), with the
+ * daemon's real port for the documented 10027: the guide and the test cannot drift apart.
+ */
+async function documentedMainCf(port: number): Promise<Record<string, string>> {
+  const guide = await readFile(
+    new URL('../../docs/integration/postfix.md', import.meta.url),
+    'utf8',
+  );
+  const block =
+    /<!-- postfix-policy:start -->\n```\n([\s\S]*?)```\n<!-- postfix-policy:end -->/.exec(
+      guide,
+    )?.[1];
+  assert.ok(block, 'docs/integration/postfix.md has the postfix-policy block');
+  const params: Record<string, string> = {};
+  for (const line of block.split('\n')) {
+    const m = /^(\w+) = (.*)$/.exec(line);
+    if (m)
+      params[m[1] as string] = (m[2] as string).replace('127.0.0.1:10027', `127.0.0.1:${port}`);
+  }
+  assert.ok(
+    params.smtpd_recipient_restrictions?.includes(`check_policy_service inet:127.0.0.1:${port}`),
+  );
+  return params;
+}
 
 test('Postfix check_policy_service: 450 first, accepted after the period, X-Greylist added', async (t) => {
   if (skipUnlessAvailable(t, ['postfix', 'swaks', 'root'])) return;
@@ -55,7 +81,12 @@ penalty = "10m"
     assert.ok(address?.kind === 'inet');
     rig = await startPostfix({
       main: {
-        smtpd_recipient_restrictions: `check_policy_service inet:127.0.0.1:${address.port}, permit_mynetworks, reject`,
+        ...(await documentedMainCf(address.port)),
+        // The test client connects from 127.0.0.1: it must not be one of "our" networks (those
+        // are permitted before mailgate is asked), and the recipient's domain must be one we
+        // relay for.
+        mynetworks: '192.0.2.0/24',
+        relay_domains: 'rcpt.mailgate.test',
       },
     });
     // The test rig turns reverse lookups off, so Postfix sends client_name=unknown: with a HELO
