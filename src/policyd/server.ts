@@ -130,6 +130,7 @@ class Connection {
   private peerEnded = false;
   private paused = false;
   private pumping = false;
+  private handlerTimer: NodeJS.Timeout | undefined;
   readonly finished: Promise<void>;
 
   constructor(
@@ -142,7 +143,13 @@ class Connection {
       maxLineBytes: shared.maxLineBytes,
       maxRequestBytes: shared.maxRequestBytes,
     });
-    this.finished = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.finished = new Promise((resolve) =>
+      socket.once('close', () => {
+        // A handler still at work answers nobody; its timer must not keep the process up.
+        clearTimeout(this.handlerTimer);
+        resolve();
+      }),
+    );
     socket.setNoDelay(true);
     socket.setTimeout(shared.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
@@ -254,12 +261,12 @@ class Connection {
     const settle = (action: PolicyAction) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      clearTimeout(this.handlerTimer);
       this.busy = false;
       this.reply(action);
       this.pump();
     };
-    const timer = setTimeout(() => {
+    this.handlerTimer = setTimeout(() => {
       const err = new Error(`policy handler did not answer within ${shared.handlerTimeoutMs} ms`);
       settle(this.failed(err, 'policy handler timed out'));
     }, shared.handlerTimeoutMs);
