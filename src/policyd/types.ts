@@ -20,7 +20,10 @@ export type PolicyRequest = Readonly<Record<string, string>>;
 export type PolicyAction = string;
 
 /** What the server calls for each request; may be async. A thrown error answers the error action. */
-export type PolicyHandler = (request: PolicyRequest, info: PolicyRequestInfo) => PolicyAction | Promise<PolicyAction>;
+export type PolicyHandler = (
+  request: PolicyRequest,
+  info: PolicyRequestInfo,
+) => PolicyAction | Promise<PolicyAction>;
 
 /** Facts about where a request came from, for logs. */
 export interface PolicyRequestInfo {
