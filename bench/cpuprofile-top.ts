@@ -1,6 +1,10 @@
 /**
- * Summarise a V8 .cpuprofile (from `node --cpu-prof`): the functions with the most self time,
- * and the source files with the most self time, as shares of the samples.
+ * Summarise a V8 .cpuprofile (from `node --cpu-prof`): where the busy time went (samples other
+ * than `(idle)`), by function (self time), by file (self time) and by function including what it
+ * called (inclusive time), each as a share of the busy time.
+ *
+ * Time a function spends in native code it calls through an addon (better-sqlite3's statements,
+ * for instance) is counted as that function's self time: V8 samples no frame for it.
  *
  * @example
  * node --import tsx bench/cpuprofile-top.ts var/CPU.20240101.cpuprofile --top=30
@@ -23,18 +27,21 @@ interface Profile {
 
 export interface ProfileEntry {
   name: string;
+  /** Share of the busy time. */
   share: number;
   ms: number;
 }
 
 export interface ProfileSummary {
   totalMs: number;
-  /** Samples outside idle, program and garbage collector, as a share of all. */
-  busyShare: number;
+  /** Sampled time outside `(idle)`. */
+  busyMs: number;
+  /** Time in `(garbage collector)`, as a share of the busy time. */
+  gcShare: number;
   functions: ProfileEntry[];
   files: ProfileEntry[];
-  /** Time in `(garbage collector)`, as a share of all samples. */
-  gcShare: number;
+  /** Functions of this repository's sources with what they called, by inclusive time. */
+  inclusive: ProfileEntry[];
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -43,6 +50,12 @@ function shortUrl(url: string): string {
   if (url === '') return '(native)';
   const path = url.startsWith('file://') ? fileURLToPath(url) : url;
   return path.startsWith(ROOT) ? relative(ROOT, path) : path;
+}
+
+function frameName(node: ProfileNode): string {
+  const frame = node.callFrame;
+  const fn = frame.functionName || '(anonymous)';
+  return frame.url ? `${fn} ${shortUrl(frame.url)}:${frame.lineNumber + 1}` : fn;
 }
 
 /**
@@ -55,6 +68,9 @@ function shortUrl(url: string): string {
 export function summariseProfile(file: string, top = 25): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parent.set(child, node.id);
   const selfMs = new Map<number, number>();
   let totalMs = 0;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -65,48 +81,67 @@ export function summariseProfile(file: string, top = 25): ProfileSummary {
   }
   const functions = new Map<string, number>();
   const files = new Map<string, number>();
+  const inclusive = new Map<string, number>();
   let idle = 0;
   let gc = 0;
   for (const [id, ms] of selfMs) {
-    const frame = byId.get(id)!.callFrame;
-    const fn = frame.functionName || '(anonymous)';
-    if (fn === '(idle)' || fn === '(program)') idle += ms;
+    const node = byId.get(id)!;
+    const fn = node.callFrame.functionName;
+    if (fn === '(idle)') {
+      idle += ms;
+      continue;
+    }
     if (fn === '(garbage collector)') gc += ms;
-    const where = shortUrl(frame.url);
-    const key = frame.url ? `${fn} ${where}:${frame.lineNumber + 1}` : fn;
-    functions.set(key, (functions.get(key) ?? 0) + ms);
-    const fileKey = frame.url
-      ? where.replace(/^node_modules\/([^/]+)\/.*$/, 'node_modules/$1')
-      : fn;
+    const name = frameName(node);
+    functions.set(name, (functions.get(name) ?? 0) + ms);
+    const url = node.callFrame.url;
+    const fileKey = url
+      ? shortUrl(url).replace(/^node_modules\/([^/]+)\/.*$/, 'node_modules/$1')
+      : name;
     files.set(fileKey, (files.get(fileKey) ?? 0) + ms);
+    // Each of our functions on the stack once, however deep the recursion.
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!;
+      if (!shortUrl(frame.callFrame.url).startsWith('src/')) continue;
+      const key = frameName(frame);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + ms);
+    }
   }
+  const busyMs = totalMs - idle;
   const rank = (m: Map<string, number>) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([name, ms]) => ({ name, ms, share: totalMs ? ms / totalMs : 0 }));
+      .map(([name, ms]) => ({ name, ms, share: busyMs ? ms / busyMs : 0 }));
   return {
     totalMs,
-    busyShare: totalMs ? (totalMs - idle - gc) / totalMs : 0,
+    busyMs,
+    gcShare: busyMs ? gc / busyMs : 0,
     functions: rank(functions),
     files: rank(files),
-    gcShare: totalMs ? gc / totalMs : 0,
+    inclusive: rank(inclusive),
   };
 }
 
 /** The summary as text, for a report. */
 export function formatSummary(s: ProfileSummary): string {
   const pct = (x: number) => `${(100 * x).toFixed(1).padStart(5)}%`;
-  const lines = [
-    `${(s.totalMs / 1000).toFixed(1)} s sampled; garbage collector ${pct(s.gcShare).trim()}`,
+  return [
+    `${(s.totalMs / 1000).toFixed(1)} s sampled, ${(s.busyMs / 1000).toFixed(1)} s busy; ` +
+      `shares below are of the busy time; garbage collector ${pct(s.gcShare).trim()}`,
     '',
-    'self time by function:',
+    'self time by function (native code called from a function counts as its own):',
     ...s.functions.map((e) => `  ${pct(e.share)}  ${e.name}`),
     '',
     'self time by file:',
     ...s.files.map((e) => `  ${pct(e.share)}  ${e.name}`),
-  ];
-  return lines.join('\n');
+    '',
+    'inclusive time, functions of src/:',
+    ...s.inclusive.map((e) => `  ${pct(e.share)}  ${e.name}`),
+  ].join('\n');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
