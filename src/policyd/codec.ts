@@ -2,10 +2,11 @@
  * The policy protocol's wire format, without sockets: a streaming decoder that cuts bytes into
  * requests (`name=value` lines, an empty line ends a request) and the reply encoder.
  *
- * The decoder is the hot path of a policy server, so it works on byte offsets in one buffer:
- * line ends are found with Buffer.indexOf, a request's lines are remembered as offsets while it
- * is incomplete (a partial request is never scanned twice), and strings are made only for the
- * names and values of a complete request.
+ * The decoder is the hot path of a policy server. Each chunk becomes one latin1 string (one
+ * character per byte) in a single native call, and is searched once for binary bytes; lines are
+ * then cut with string searches, which V8 runs without leaving JavaScript, and each line goes
+ * into the request as soon as it is complete, so that a partial request is never scanned twice
+ * and only an unterminated line is carried over to the next chunk.
  */
 import type { PolicyAction, PolicyRequest } from './types.js';
 
@@ -50,15 +51,20 @@ export interface DecoderOptions {
   maxRequestBytes?: number;
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
-const EQUALS = 0x3d;
-const NUL = 0x00;
-const MIN_CAPACITY = 4096;
+/** Control characters but TAB, CR and LF, and DEL: binary, never text a mail server sends. */
+const BINARY = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+/** An attribute name: letters, digits, `_`, `-`, `.` (Postfix's are lowercase and `_`). */
+const NAME = /^[A-Za-z0-9_.-]+$/;
+/** Bytes of a multi-byte UTF-8 sequence, as latin1 characters. */
+const HIGH = /[\x80-\xff]/;
+/** Either of the above: one scan of a chunk tells plain ASCII text apart, the usual case. */
+const UNUSUAL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]/;
+const CR = 13;
+const EQUALS = 61;
+/** Postfix sends about 30 attributes; lines beyond this many are not remembered by name. */
+const MAX_REMEMBERED_NAMES = 64;
 /** How much of an offending line an error message shows (escaped by whoever logs it). */
-const EXCERPT_BYTES = 48;
-// C0 controls but TAB, and DEL: binary, never text a mail server sends.
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const EXCERPT_CHARS = 48;
 
 function limit(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -68,23 +74,16 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-/** An attribute name byte: letters, digits, `_`, `-`, `.` (Postfix's are lowercase and `_`). */
-function isNameByte(byte: number): boolean {
-  return (
-    (byte >= 0x61 && byte <= 0x7a) ||
-    byte === 0x5f ||
-    (byte >= 0x30 && byte <= 0x39) ||
-    (byte >= 0x41 && byte <= 0x5a) ||
-    byte === 0x2d ||
-    byte === 0x2e
-  );
-}
-
 /**
  * Cuts a byte stream into policy requests. Push bytes as they arrive, then pull requests with
  * `next()` until it returns undefined; a protocol error is thrown by `next()` once the requests
  * before it have been pulled, so that they can still be answered in order. After an error the
  * decoder is spent.
+ *
+ * Limits are in bytes: a line's without its line end, a request's as the sum of its attribute
+ * lines with their line ends (the empty line that ends it not counted). A line still without
+ * its end counts one byte more, the least its end can add, so that an endless line or request
+ * fails as soon as it is too long rather than when it ends.
  *
  * @example
  * const decoder = new PolicyDecoder();
@@ -95,17 +94,29 @@ function isNameByte(byte: number): boolean {
 export class PolicyDecoder {
   private readonly maxLineBytes: number;
   private readonly maxRequestBytes: number;
-  /** Unconsumed input lives in buf[0, end); it may be a pushed chunk, never written into then. */
-  private buf: Buffer = Buffer.alloc(0);
-  private end = 0;
-  private owned = false;
-  /** Start of the request being read, and of its next line. */
-  private requestStart = 0;
-  private lineStart = 0;
-  /** Complete lines of the request being read: start, end (line end excluded), pairwise. */
-  private lines: number[] = [];
-  /** Offset of the first NUL byte in buf, or -1: found per chunk, natively. */
-  private nulAt = -1;
+  /**
+   * Unread input from `pos` on, one latin1 character per byte: cutting and measuring then need
+   * no trips into native code per line, and byte limits are character counts. Values are made
+   * UTF-8 afterwards, only when they hold bytes above 0x7f.
+   */
+  private text = '';
+  private pos = 0;
+  /** Index in `text` of the first binary character, or -1. Searched once per chunk. */
+  private binaryAt = -1;
+  /** Index in `text` of the next CR at or after some line start; -1 when to be searched. */
+  private crAt = -1;
+  /** Whether `text` may hold bytes above 0x7f. */
+  private high = false;
+  /** The request being read: its attributes, its lines, and their bytes with line ends. */
+  private request: Record<string, string> | undefined;
+  private lines = 0;
+  private requestBytes = 0;
+  /**
+   * The names of the last request, by line: Postfix sends the same attributes in the same order
+   * every time, so a line that starts with the name its predecessor had there needs no slicing
+   * and no checking, and the name is a string V8 already knows as a property key.
+   */
+  private readonly names: string[] = [];
   private failed: PolicyProtocolError | undefined;
 
   constructor(options: DecoderOptions = {}) {
@@ -119,49 +130,35 @@ export class PolicyDecoder {
 
   /** Bytes received and not yet returned as requests. */
   get buffered(): number {
-    return this.end - this.requestStart;
+    return this.requestBytes + this.text.length - this.pos;
   }
 
-  /** Add received bytes. The chunk is kept, not copied, when nothing else is pending. */
+  /** Add received bytes. */
   push(chunk: Buffer): void {
     if (this.failed || chunk.length === 0) return;
-    if (this.requestStart === this.end) {
-      // Nothing pending: reading can start over in the new chunk, and usually ends in it too.
-      this.buf = chunk;
-      this.end = chunk.length;
-      this.owned = false;
-      this.requestStart = 0;
-      this.lineStart = 0;
-      this.lines.length = 0;
-      this.nulAt = chunk.indexOf(NUL);
-      return;
+    const added = chunk.toString('latin1');
+    let offset: number;
+    if (this.pos >= this.text.length) {
+      this.text = added;
+      this.binaryAt = -1;
+      this.high = false;
+      offset = 0;
+    } else {
+      // Only the unterminated rest stays: never more than one line, bounded by maxLineBytes.
+      const rest = this.text.length - this.pos;
+      this.text = this.text.slice(this.pos) + added;
+      if (this.binaryAt >= 0) this.binaryAt -= this.pos;
+      offset = rest;
     }
-    const live = this.end - this.requestStart;
-    const needed = live + chunk.length;
-    if (!this.owned || this.requestStart + needed > this.buf.length) {
-      // Grow geometrically so that a request arriving a byte at a time costs linear copying.
-      const capacity = Math.max(MIN_CAPACITY, needed * 2);
-      const next = Buffer.allocUnsafe(capacity);
-      this.buf.copy(next, 0, this.requestStart, this.end);
-      this.rebase(next);
+    this.pos = 0;
+    this.crAt = -1;
+    if (UNUSUAL.test(added)) {
+      if (this.binaryAt < 0) {
+        const at = added.search(BINARY);
+        if (at >= 0) this.binaryAt = offset + at;
+      }
+      if (!this.high) this.high = HIGH.test(added);
     }
-    chunk.copy(this.buf, this.end);
-    if (this.nulAt < 0) {
-      const at = chunk.indexOf(NUL);
-      if (at >= 0) this.nulAt = this.end + at;
-    }
-    this.end += chunk.length;
-  }
-
-  private rebase(next: Buffer): void {
-    const shift = this.requestStart;
-    for (let i = 0; i < this.lines.length; i++) this.lines[i]! -= shift;
-    this.lineStart -= shift;
-    if (this.nulAt >= 0) this.nulAt -= shift;
-    this.end -= shift;
-    this.requestStart = 0;
-    this.buf = next;
-    this.owned = true;
   }
 
   /**
@@ -171,34 +168,31 @@ export class PolicyDecoder {
    */
   next(): PolicyRequest | undefined {
     if (this.failed) throw this.failed;
-    const buf = this.buf;
-    while (this.lineStart < this.end) {
-      const start = this.lineStart;
-      const newline = buf.indexOf(LF, start);
-      if (newline < 0 || newline >= this.end) {
+    const text = this.text;
+    for (;;) {
+      const start = this.pos;
+      const newline = text.indexOf('\n', start);
+      if (newline < 0) {
         this.checkPartial();
         return undefined;
       }
       let stop = newline;
-      if (stop > start && buf[stop - 1] === CR) stop--;
-      if (this.nulAt >= 0 && this.nulAt < newline) {
-        throw this.fail('binary', `a NUL byte in line ${this.lineNumber()}`);
+      if (stop > start && text.charCodeAt(stop - 1) === CR) stop--;
+      if (this.binaryAt >= 0 && this.binaryAt < newline) {
+        throw this.fail('binary', `a control character in line ${this.lines + 1}`);
       }
       if (stop - start > this.maxLineBytes) {
         throw this.fail(
           'line-too-long',
-          `line ${this.lineNumber()} is ${stop - start} bytes long, more than ${this.maxLineBytes}`,
+          `line ${this.lines + 1} is ${stop - start} bytes long, more than ${this.maxLineBytes}`,
         );
       }
-      this.lineStart = newline + 1;
-      if (stop === start) return this.complete(newline + 1);
-      if (newline + 1 - this.requestStart > this.maxRequestBytes) {
-        throw this.tooLarge(newline + 1 - this.requestStart);
-      }
-      this.lines.push(start, stop);
+      this.pos = newline + 1;
+      if (stop === start) return this.complete();
+      this.requestBytes += newline + 1 - start;
+      if (this.requestBytes > this.maxRequestBytes) throw this.tooLarge(this.requestBytes);
+      this.addLine(text, start, stop);
     }
-    this.checkPartial();
-    return undefined;
   }
 
   /**
@@ -219,39 +213,76 @@ export class PolicyDecoder {
     if (this.next() !== undefined) {
       throw this.fail('incomplete', 'finish() while complete requests were still pending');
     }
-    const start = this.lineStart;
-    if (start < this.end) {
-      // The partial line passed checkPartial in next(): no NUL, within the limits.
-      let stop = this.end;
-      if (this.buf[stop - 1] === CR) stop--;
-      this.lineStart = this.end;
-      if (stop > start) this.lines.push(start, stop);
+    const text = this.text;
+    const start = this.pos;
+    if (start < text.length) {
+      // The rest passed checkPartial in next(): no binary, within the limits.
+      let stop = text.length;
+      if (text.charCodeAt(stop - 1) === CR) stop--;
+      this.pos = text.length;
+      if (stop > start) this.addLine(text, start, stop);
     }
-    if (this.lines.length === 0) return undefined;
-    return this.complete(this.end);
+    return this.lines === 0 ? undefined : this.complete();
   }
 
-  /** The unterminated line so far must not already break a limit, nor hold a NUL. */
+  /** One attribute line, `text[start, stop)`, into the request being read. */
+  private addLine(text: string, start: number, stop: number): void {
+    // A CR inside a line (not before its LF) is binary; the next CR is searched once per line
+    // at most, and only when the last one found lies behind.
+    if (this.crAt < start) {
+      const at = text.indexOf('\r', start);
+      this.crAt = at < 0 ? text.length : at;
+    }
+    if (this.crAt < stop) {
+      throw this.fail('binary', `a CR inside line ${this.lines + 1}`);
+    }
+    let name = this.names[this.lines];
+    let equals: number;
+    if (
+      name !== undefined &&
+      text.startsWith(name, start) &&
+      text.charCodeAt(start + name.length) === EQUALS
+    ) {
+      equals = start + name.length;
+    } else {
+      equals = text.indexOf('=', start);
+      name = equals > start && equals < stop ? text.slice(start, equals) : '';
+      if (!NAME.test(name)) {
+        throw this.fail(
+          'bad-line',
+          `line ${this.lines + 1} of the request is not name=value: ${excerpt(text, start, stop)}`,
+        );
+      }
+      if (this.lines < MAX_REMEMBERED_NAMES) this.names[this.lines] = name;
+    }
+    let value = text.slice(equals + 1, stop);
+    if (this.high && HIGH.test(value)) value = Buffer.from(value, 'latin1').toString('utf8');
+    this.request ??= Object.create(null) as Record<string, string>;
+    this.request[name] = value;
+    this.lines++;
+  }
+
+  /** The unterminated line so far must not already break a limit, nor hold binary. */
   private checkPartial(): void {
-    const start = this.lineStart;
-    const length = this.end - start;
+    const start = this.pos;
+    const length = this.text.length - start;
     if (length === 0) return;
-    if (this.nulAt >= start) {
-      throw this.fail('binary', `a NUL byte in line ${this.lineNumber()}`);
+    if (this.binaryAt >= start) {
+      throw this.fail('binary', `a control character in line ${this.lines + 1}`);
     }
     // The last byte may be the CR of a CRLF still to come.
-    const crPending = this.buf[this.end - 1] === CR;
+    const crPending = this.text.charCodeAt(this.text.length - 1) === CR;
     if (length > this.maxLineBytes && !(crPending && length === this.maxLineBytes + 1)) {
       throw this.fail(
         'line-too-long',
-        `line ${this.lineNumber()} is longer than ${this.maxLineBytes} bytes`,
+        `line ${this.lines + 1} is longer than ${this.maxLineBytes} bytes`,
       );
     }
     // A lone CR may begin the empty line that ends the request; anything else is an attribute
     // line, which will count at least one more byte, its line end.
     if (crPending && length === 1) return;
-    if (this.end + 1 - this.requestStart > this.maxRequestBytes) {
-      throw this.tooLarge(this.end + 1 - this.requestStart);
+    if (this.requestBytes + length + 1 > this.maxRequestBytes) {
+      throw this.tooLarge(this.requestBytes + length + 1);
     }
   }
 
@@ -262,59 +293,38 @@ export class PolicyDecoder {
     );
   }
 
-  /** Build the request from its lines; `next` is where reading goes on. */
-  private complete(next: number): PolicyRequest {
-    const buf = this.buf;
-    const lines = this.lines;
-    const request: Record<string, string> = Object.create(null);
-    for (let i = 0; i < lines.length; i += 2) {
-      const start = lines[i]!;
-      const stop = lines[i + 1]!;
-      let equals = start;
-      while (equals < stop && isNameByte(buf[equals]!)) equals++;
-      if (equals === stop || buf[equals] !== EQUALS || equals === start) {
-        throw this.fail(
-          'bad-line',
-          `line ${i / 2 + 1} of the request is not name=value: ${excerpt(buf, start, stop)}`,
-        );
-      }
-      const value = buf.toString('utf8', equals + 1, stop);
-      if (CONTROL.test(value)) {
-        throw this.fail('binary', `a control character in line ${i / 2 + 1} of the request`);
-      }
-      request[buf.toString('latin1', start, equals)] = value;
-    }
-    lines.length = 0;
-    this.requestStart = next;
-    this.lineStart = next;
-    if (next >= this.end) this.release();
+  /** The request read so far is complete: hand it out and start the next. */
+  private complete(): PolicyRequest {
+    const request = this.request ?? (Object.create(null) as Record<string, string>);
+    this.request = undefined;
+    this.lines = 0;
+    this.requestBytes = 0;
+    if (this.pos >= this.text.length) this.release();
     return request;
   }
 
   private release(): void {
-    this.buf = Buffer.alloc(0);
-    this.end = 0;
-    this.owned = false;
-    this.requestStart = 0;
-    this.lineStart = 0;
-    this.nulAt = -1;
-  }
-
-  private lineNumber(): number {
-    return this.lines.length / 2 + 1;
+    this.text = '';
+    this.pos = 0;
+    this.binaryAt = -1;
+    this.crAt = -1;
+    this.high = false;
   }
 
   private fail(code: PolicyProtocolErrorCode, message: string): PolicyProtocolError {
     this.failed = new PolicyProtocolError(code, message);
+    this.request = undefined;
+    this.lines = 0;
+    this.requestBytes = 0;
     this.release();
     return this.failed;
   }
 }
 
 /** Raw text for an error message; whoever logs it escapes it. */
-function excerpt(buf: Buffer, start: number, stop: number): string {
-  const cut = Math.min(stop, start + EXCERPT_BYTES);
-  return buf.toString('latin1', start, cut) + (cut < stop ? '...' : '');
+function excerpt(text: string, start: number, stop: number): string {
+  const cut = Math.min(stop, start + EXCERPT_CHARS);
+  return text.slice(start, cut) + (cut < stop ? '...' : '');
 }
 
 /**

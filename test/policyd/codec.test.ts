@@ -157,6 +157,26 @@ describe('PolicyDecoder', () => {
     for (const [i, r] of requests.entries()) assert.equal(r['instance'], String(i));
   });
 
+  test('requests with other names or another order than the one before', () => {
+    const input = [
+      'a=1\nb=2\n\n',
+      'b=3\na=4\n\n',
+      'ab=5\nb=6\nc=7\n\n',
+      'a=8\n\n',
+      'a==9\n\n',
+    ].join('');
+    assert.deepEqual(plain(decodeAll(input)), [
+      { a: '1', b: '2' },
+      { b: '3', a: '4' },
+      { ab: '5', b: '6', c: '7' },
+      { a: '8' },
+      { a: '=9' },
+    ]);
+    // A name like the one before, but not followed by "=", is checked as any other.
+    assertProtocolError(() => decodeAll('a=1\n\na b=2\n\n'), 'bad-line');
+    assertProtocolError(() => decodeAll('sender=1\n\nsender\n\n'), 'bad-line');
+  });
+
   test('an empty line alone is an empty request', () => {
     assert.deepEqual(plain(decodeAll('\n\r\na=1\n\n')), [{}, {}, { a: '1' }]);
   });
