@@ -36,13 +36,22 @@ export function registerServeCommand(program: Command): void {
 }
 
 async function runDaemon(configPath: string | undefined): Promise<void> {
+  // A SIGHUP during start-up (logrotate, an eager operator) must not kill the daemon, whose
+  // default action it would be; it is remembered and served once the daemon runs.
+  let hupDuringStart = false;
+  const earlyHup = () => {
+    hupDuringStart = true;
+  };
+  process.on('SIGHUP', earlyHup);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(configPath === undefined ? {} : { configPath });
   } catch (err) {
+    process.off('SIGHUP', earlyHup);
     if (err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
   }
+  process.off('SIGHUP', earlyHup);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -60,9 +69,11 @@ async function runDaemon(configPath: string | undefined): Promise<void> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
+    const reload = () => {
       daemon.logger.info({ signal: 'SIGHUP' }, 'reloading');
       void daemon.reload();
-    });
+    };
+    process.on('SIGHUP', reload);
+    if (hupDuringStart) reload();
   });
 }

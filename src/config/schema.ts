@@ -8,18 +8,30 @@ import { validateDnsxlLists } from '../checks/dnsxl/list.js';
 import type { DnsxlKind, DnsxlList } from '../checks/dnsxl/types.js';
 import { parseServerSpec } from '../dns/resolv-conf.js';
 import { parseListenSpec } from '../listen/spec.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 /** Log levels, quietest last. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-function duration(example: string) {
+/**
+ * A duration key. `min` and `max` (milliseconds) bound it; timers in Node cannot be longer than
+ * about 24.8 days, so keys that become timers must say so with `max`.
+ */
+function duration(example: string, bounds: { min?: number; max?: number } = {}) {
+  const { min = 0, max = Number.MAX_SAFE_INTEGER } = bounds;
   return z.string().transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === null) {
       ctx.addIssue({
         code: 'custom',
         message: `not a duration: "${text.slice(0, 40)}" (write e.g. ${example})`,
+      });
+      return z.NEVER;
+    }
+    if (ms < min || ms > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${text.slice(0, 40)} is out of range (${formatDuration(min)} to ${formatDuration(max)})`,
       });
       return z.NEVER;
     }
@@ -95,7 +107,8 @@ function dnsLists(kind: DnsxlKind) {
     .default([]);
 }
 
-const threshold = z.number().min(0).max(1000);
+/** A score threshold: reached at this sum; 0 would greylist (or whitelist) everything. */
+const threshold = z.number().positive().max(1000);
 
 export const logSchema = z.strictObject({
   /** Lowest level written. */
@@ -106,7 +119,7 @@ export const dnsSchema = z.strictObject({
   /** DNS servers as `host`, `host:port` or `[v6]:port`; default from /etc/resolv.conf. */
   servers: z.array(dnsServer).min(1).optional(),
   /** Wait for one exchange with one server. */
-  timeout: duration('2s').prefault('2s'),
+  timeout: duration('2s', { min: 10, max: 60_000 }).prefault('2s'),
   /** Exchanges in all, cycling through the servers. */
   attempts: z.number().int().min(1).max(10).default(2),
   /** Answers kept in the cache; 0 turns the cache off. */
@@ -135,9 +148,9 @@ export const policySchema = z.strictObject({
   /** File mode of unix sockets, e.g. "0660". */
   socket_mode: socketMode.optional(),
   /** A connection silent this long is closed. */
-  idle_timeout: duration('5m').prefault('5m'),
+  idle_timeout: duration('5m', { min: 1000, max: 86_400_000 }).prefault('5m'),
   /** A request not decided in this time gets `error_action`. */
-  request_timeout: duration('20s').prefault('20s'),
+  request_timeout: duration('20s', { min: 100, max: 3_600_000 }).prefault('20s'),
   /** The answer when deciding failed (an internal error or a timeout). */
   error_action: action.default('DEFER_IF_PERMIT 4.3.0 temporary policy failure'),
   /** Let clients that authenticated with SMTP AUTH (sasl_username) through unchecked. */
@@ -164,7 +177,7 @@ export const greylistSchema = z.strictObject({
   /** Whitelist a client after this many successful deliveries; 0 turns it off. */
   auto_whitelist_clients: z.number().int().min(0).max(1_000_000).default(5),
   /** How long a client's good or bad verdict is reused for new triplets; "0s" turns it off. */
-  cache_valid: duration('60s').prefault('60s'),
+  cache_valid: duration('60s', { max: 86_400_000 }).prefault('60s'),
   /** A file of recipients never greylisted (postgrey syntax). */
   whitelist_recipients: z.string().min(1).optional(),
   /** A file of clients never greylisted (postgrey syntax). */

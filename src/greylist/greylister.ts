@@ -58,6 +58,9 @@ export interface GreylisterOptions {
 /** Local parts that always receive mail (RFC 5321 4.5.1, RFC 2142). */
 const ALWAYS_OPEN = new Set(['postmaster', 'abuse']);
 
+/** Attempts of a greylisted triplet closer together than this count as one (no penalty). */
+export const SAME_ATTEMPT_MS = 60_000;
+
 /** A client is counted for auto-whitelisting at most once in this long (postgrey's rule). */
 const COUNT_EVERY_MS = 60_000;
 
@@ -300,7 +303,11 @@ export class Greylister {
         waited: true,
       };
     }
-    await this.db('recordEarlyRetry', (s) => s.recordEarlyRetry(key, now));
+    // Attempts within a minute of the last are one attempt: two RCPTs of one message that
+    // normalise to the same recipient (bob+news@, Bob@) must not charge the penalty twice.
+    if (now - triplet.lastSeen >= SAME_ATTEMPT_MS) {
+      await this.db('recordEarlyRetry', (s) => s.recordEarlyRetry(key, now));
+    }
     return { verdict: 'greylist', reason: 'early-retry' };
   }
 

@@ -70,6 +70,14 @@ export interface PolicyServer {
   close(deadlineMs?: number): Promise<void>;
   /** Answer the next requests with another handler; requests in flight finish with the old one. */
   setHandler(handler: PolicyHandler): void;
+  /**
+   * Change the timeouts and the error action for what comes next (a configuration reload): the
+   * handler timeout and error action apply to the next requests, the idle timeout to new
+   * connections. Throws a RangeError, changing nothing, for a bad value.
+   */
+  reconfigure(
+    options: Pick<PolicyServerOptions, 'idleTimeoutMs' | 'handlerTimeoutMs' | 'errorAction'>,
+  ): void;
   /** Open connections. */
   readonly connections: number;
   /** The effective listen specs (real ports, real paths). */
@@ -84,18 +92,23 @@ interface Shared {
   readonly logger: PolicyLogger;
   readonly maxLineBytes: number | undefined;
   readonly maxRequestBytes: number | undefined;
-  readonly idleTimeoutMs: number;
-  readonly handlerTimeoutMs: number;
-  readonly errorAction: PolicyAction;
+  idleTimeoutMs: number;
+  handlerTimeoutMs: number;
+  errorAction: PolicyAction;
   readonly inputHighWater: number;
   readonly stats: PolicyServerStats;
   closing: boolean;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!(Number.isFinite(value) && value > 0)) {
-    throw new RangeError(`policy server: ${name} must be a positive number, not ${value}`);
+  // Node runs longer timers at once (after 1 ms): refuse them rather than time out everything.
+  if (!(Number.isFinite(value) && value > 0 && value <= MAX_TIMER_MS)) {
+    throw new RangeError(
+      `policy server: ${name} must be a positive number of at most ${MAX_TIMER_MS} ms, not ${value}`,
+    );
   }
   return value;
 }
@@ -459,6 +472,20 @@ export function createPolicyServer(options: PolicyServerOptions): PolicyServer {
     setHandler(handler) {
       checkHandler(handler);
       shared.handler = handler;
+    },
+    reconfigure(next) {
+      const errorAction = next.errorAction ?? shared.errorAction;
+      const problem = actionProblem(errorAction);
+      if (problem !== undefined) throw new RangeError(`policy server: errorAction ${problem}`);
+      const idle = positive('idleTimeoutMs', next.idleTimeoutMs, shared.idleTimeoutMs);
+      const handlerTimeout = positive(
+        'handlerTimeoutMs',
+        next.handlerTimeoutMs,
+        shared.handlerTimeoutMs,
+      );
+      shared.errorAction = errorAction;
+      shared.idleTimeoutMs = idle;
+      shared.handlerTimeoutMs = handlerTimeout;
     },
     close(deadlineMs = DEFAULT_CLOSE_DEADLINE_MS) {
       if (closing) return closing;

@@ -46,6 +46,8 @@ export class Daemon {
   #policy: PolicyServer | null;
   #addresses: BoundAddress[];
   #reloading: Promise<boolean> | null = null;
+  /** Worlds replaced by a reload, waiting until no request can still be using them. */
+  #retiring = new Map<NodeJS.Timeout, () => Promise<void>>();
   #closing: Promise<void> | null = null;
 
   private constructor(
@@ -138,6 +140,27 @@ export class Daemon {
     return next;
   }
 
+  /**
+   * Retires a world replaced by a reload. Requests that started under it may still be using its
+   * resolver and store: those close once no such request can be running (the longer of the two
+   * request timeouts, and a second to spare).
+   */
+  #retire(old: World, next: World): void {
+    old.greylisting?.stop();
+    const graceMs =
+      Math.max(old.config.policy.request_timeout, next.config.policy.request_timeout) + 1000;
+    const retire = () => retireWorld(old, this.logger, next);
+    const timer = setTimeout(() => {
+      this.#retiring.delete(timer);
+      void retire();
+    }, graceMs);
+    timer.unref();
+    this.#retiring.set(timer, async () => {
+      clearTimeout(timer);
+      await retire();
+    });
+  }
+
   async #reload(): Promise<boolean> {
     let config: Config;
     try {
@@ -166,8 +189,13 @@ export class Daemon {
     if (restart.length) this.logger.warn({ keys: restart }, 'config-restart-needed');
     setLogLevel(this.logger, config.log.level);
     this.#world = world;
+    this.#policy?.reconfigure({
+      idleTimeoutMs: config.policy.idle_timeout,
+      handlerTimeoutMs: config.policy.request_timeout,
+      errorAction: config.policy.error_action,
+    });
     this.#policy?.setHandler(handlerFor(world, this.logger));
-    await retireWorld(old, this.logger, world);
+    this.#retire(old, world);
     this.logger.info(
       { config: this.#configPath ?? '(defaults)', store: world.store.description },
       'config-reloaded',
@@ -183,6 +211,11 @@ export class Daemon {
     this.#closing ??= (async () => {
       await this.#reloading?.catch(() => false);
       await this.#policy?.close(deadlineMs);
+      // Worlds replaced by a reload shortly before are closed now rather than when their grace
+      // period ends: nothing can use them any more.
+      const pending = [...this.#retiring.values()];
+      this.#retiring.clear();
+      await Promise.all(pending.map((retire) => retire()));
       await retireWorld(this.#world, this.logger);
       this.logger.info({}, 'stopped');
       this.logger.flush?.();
@@ -228,23 +261,15 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
   }
 }
 
-/**
- * Stops what `old` has that `next` does not share. After a reload, requests that started under
- * the old settings may still be using its resolver and store: those close once a request could
- * no longer be running (`request_timeout` later).
- */
+/** Stops and closes what `old` has that `next` (the world replacing it, if any) does not share. */
 async function retireWorld(old: World, logger: PinoLogger, next?: World): Promise<void> {
   old.greylisting?.stop();
-  const retire = async () => {
-    if (next?.resolver !== old.resolver) old.resolver.close();
-    if (next?.store !== old.store) {
-      try {
-        await old.store.close();
-      } catch (err) {
-        logger.warn({ err }, 'store-close-failed');
-      }
+  if (next?.resolver !== old.resolver) old.resolver.close();
+  if (next?.store !== old.store) {
+    try {
+      await old.store.close();
+    } catch (err) {
+      logger.warn({ err }, 'store-close-failed');
     }
-  };
-  if (!next) return retire();
-  setTimeout(() => void retire(), old.config.policy.request_timeout + 1000).unref();
+  }
 }

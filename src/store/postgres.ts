@@ -324,6 +324,9 @@ export async function openPostgres(
       max: options.poolSize ?? DEFAULT_POOL_SIZE,
       connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       query_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+      // The client's timeout only stops waiting; the server would run the statement on and
+      // commit a write we already reported as failed. Make the server give up too.
+      statement_timeout: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       application_name: 'mailgate',
     });

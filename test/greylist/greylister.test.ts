@@ -168,6 +168,14 @@ describe('the greylisting timeline', () => {
     assert.equal(row?.state, 'greylisted');
     assert.equal(row?.failCount, 0);
 
+    // The same recipient twice in one message (bob+news@, Bob@ normalise alike): one attempt,
+    // no penalty.
+    r.clock.advance(2 * SECOND);
+    const twice = await r.decide(C.noPtr, { recipient: 'Sam+news@rcpt.example' });
+    assert.deepEqual([twice.verdict, twice.reason], ['greylist', 'early-retry']);
+    assert.equal((await r.store.getTriplet(first.key))?.failCount, 0);
+    r.clock.advance(-2 * SECOND);
+
     r.clock.advance(PERIOD - SECOND);
     const early = await r.decide(C.noPtr);
     assert.equal(early.verdict, 'greylist');

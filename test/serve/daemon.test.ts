@@ -31,6 +31,8 @@ before(async () => {
   dns = await startDnsServer({
     // A DNSBL listing 192.0.2.66, and SPF for the clean sender's domain.
     '66.2.0.192.bl.test': [{ A: '127.0.0.2' }],
+    // A client whose PTR lookup never ends: its decision outlives any request timeout.
+    '99.2.0.192.in-addr.arpa': ['TIMEOUT'],
     'example.org': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
   });
   dir = await mkdtemp(join(tmpdir(), 'mailgate-daemon-'));
@@ -145,6 +147,30 @@ describe('daemon', () => {
       assert.ok(lines.some((l) => l.msg === 'config-restart-needed'));
       assert.equal(await client.ask({ ...request, recipient: 'fourth@example.net' }), 'DUNNO');
       assert.equal(client.closed, false);
+    } finally {
+      client.close();
+      await daemon.close();
+    }
+  });
+
+  it('a reload changes the request timeout and the error action of the running server', async () => {
+    const { logger } = captureLogger();
+    const path = await writeConfig(
+      'timeouts',
+      'request_timeout = "20s"\nerror_action = "DEFER_IF_PERMIT old"',
+    );
+    const daemon = await Daemon.start({ configPath: path, logger });
+    const client = await policyClient(portOf(daemon));
+    try {
+      await writeConfig(
+        'timeouts',
+        'request_timeout = "300ms"\nerror_action = "DEFER_IF_PERMIT new"',
+      );
+      assert.equal(await daemon.reload(), true);
+      // No client_name: the greylister asks the PTR itself, which never answers.
+      const slow = rcptRequest({ client_address: '192.0.2.99' });
+      delete (slow as Record<string, string | undefined>).client_name;
+      assert.equal(await client.ask(slow), 'DEFER_IF_PERMIT new');
     } finally {
       client.close();
       await daemon.close();
