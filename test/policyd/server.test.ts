@@ -537,6 +537,30 @@ describe('graceful close and reloads', { timeout: 20_000 }, () => {
     assert.equal(server.connections, 0);
   });
 
+  test('reconfigure changes the error action and handler timeout for the next requests', async (t) => {
+    const never = deferred<string>();
+    const { bound, server, logger } = await start(t, {
+      handler: () => never.promise,
+      handlerTimeoutMs: 60_000,
+    });
+    const client = await RawClient.connect(bound);
+    server.reconfigure({ handlerTimeoutMs: 30, errorAction: '451 4.3.0 reloaded' });
+    assert.equal(await client.ask(RCPT), '451 4.3.0 reloaded');
+    // A bad value changes nothing, not even the good values given with it.
+    assert.throws(
+      () => server.reconfigure({ handlerTimeoutMs: 40, errorAction: 'DUNNO\r\nx' }),
+      RangeError,
+    );
+    assert.throws(() => server.reconfigure({ idleTimeoutMs: 2 ** 31 }), RangeError);
+    assert.equal(await client.ask(RCPT), '451 4.3.0 reloaded');
+    assert.match(
+      (logger.problems()[1]!.fields['err'] as Error).message,
+      /did not answer within 30 ms/,
+    );
+    assert.equal(client.ended, false);
+    await client.close();
+  });
+
   test('setHandler swaps the handler without dropping connections', async (t) => {
     const gate = deferred<string>();
     const { bound, server } = await start(t, {
