@@ -14,6 +14,7 @@ import {
   checkTripletKey,
   closedError,
   DEFAULT_BUSY_TIMEOUT_MS,
+  type DecisionColumns,
   decisionColumns,
   type Row,
   rowToClient,
@@ -94,6 +95,15 @@ function prepareAll(db: Database.Database) {
   };
 }
 
+/** Decision-log lines committed together at most; more are committed at once. */
+const MAX_DECISION_BATCH = 512;
+
+interface PendingDecision {
+  columns: DecisionColumns;
+  resolve: () => void;
+  reject: (error: StoreError) => void;
+}
+
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly statements: ReturnType<typeof prepareAll>;
@@ -103,6 +113,10 @@ class SqliteStore implements Store {
     now: number,
   ) => { row: Row | undefined; created: boolean };
   private readonly expireTx: (cutoffs: ExpiryCutoffs) => ExpiryCounts;
+  private readonly insertDecisionsTx: (rows: readonly DecisionColumns[]) => void;
+  /** Decision-log lines waiting for the next group commit, with their callers' promises. */
+  private pendingDecisions: PendingDecision[] = [];
+  private flushScheduled = false;
   private closed = false;
 
   constructor(
@@ -138,6 +152,29 @@ class SqliteStore implements Store {
       }),
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
+    // Every decision adds a log line; one transaction per line would make the log cost more
+    // than the decision. Lines from requests in the same turn of the event loop are committed
+    // together.
+    const insertDecisions = db.transaction((rows: readonly DecisionColumns[]) => {
+      for (const row of rows) s.logDecision.run(row);
+    });
+    this.insertDecisionsTx = (rows) => insertDecisions.immediate(rows);
+  }
+
+  /** Commits the waiting decision-log lines in one transaction, settling their promises. */
+  private flushDecisions(): void {
+    this.flushScheduled = false;
+    const batch = this.pendingDecisions;
+    if (batch.length === 0) return;
+    this.pendingDecisions = [];
+    try {
+      this.insertDecisionsTx(batch.map((entry) => entry.columns));
+    } catch (error) {
+      const failure = storeError('logDecision', error, []);
+      for (const entry of batch) entry.reject(failure);
+      return;
+    }
+    for (const entry of batch) entry.resolve();
   }
 
   /** Runs one operation: refused after close, driver errors as StoreError. */
@@ -216,13 +253,26 @@ class SqliteStore implements Store {
   }
 
   logDecision(decision: Decision): Promise<void> {
-    return this.run('logDecision', () => {
-      this.statements.logDecision.run({ ...decisionColumns(decision) });
+    if (this.closed) return Promise.reject(closedError('logDecision', this.description));
+    let columns: DecisionColumns;
+    try {
+      columns = { ...decisionColumns(decision) };
+    } catch (error) {
+      return Promise.reject(storeError('logDecision', error, []));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.pendingDecisions.push({ columns, resolve, reject });
+      if (this.pendingDecisions.length >= MAX_DECISION_BATCH) this.flushDecisions();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushDecisions());
+      }
     });
   }
 
   recentDecisions(limit: number): Promise<StoredDecision[]> {
     return this.run('recentDecisions', () => {
+      this.flushDecisions();
       const rows = this.statements.recentDecisions.all(checkLimit(limit)) as Row[];
       return rows.map(rowToDecision);
     });
@@ -238,6 +288,7 @@ class SqliteStore implements Store {
       ] as const) {
         checkTime('expire', name, cutoffs?.[name]);
       }
+      this.flushDecisions();
       return this.expireTx(cutoffs);
     });
   }
@@ -257,7 +308,11 @@ class SqliteStore implements Store {
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    this.closed = true;
+    try {
+      this.flushDecisions();
+    } finally {
+      this.closed = true;
+    }
     try {
       this.db.close();
       return Promise.resolve();
