@@ -15,7 +15,14 @@ import { checkPtr, looksDynamic } from '../checks/ptr/index.js';
 import { checkSpf } from '../checks/spf/index.js';
 import { formatIp, type IpAddress } from '../dns/address.js';
 import type { Clock } from '../dns/types.js';
-import type { Decision, Store, Triplet, TripletKey, TripletState } from '../store/types.js';
+import type {
+  ClientCounter,
+  Decision,
+  Store,
+  Triplet,
+  TripletKey,
+  TripletState,
+} from '../store/types.js';
 import { escapeForLog, truncate } from '../text/index.js';
 import { VerdictCache } from './cache.js';
 import { greylistHeader, safeHostname } from './header.js';
@@ -57,6 +64,9 @@ export interface GreylisterOptions {
 
 /** Local parts that always receive mail (RFC 5321 4.5.1, RFC 2142). */
 const ALWAYS_OPEN = new Set(['postmaster', 'abuse']);
+
+/** A passed triplet's lastSeen and passCount are written at most this often. */
+export const REFRESH_PASSED_MS = 3_600_000;
 
 /** Attempts of a greylisted triplet closer together than this count as one (no penalty). */
 export const SAME_ATTEMPT_MS = 60_000;
@@ -101,6 +111,8 @@ interface Context {
   match?: string;
   /** The client name lookup, started at most once per decision. */
   name?: Promise<ClientName>;
+  /** The client's auto-whitelist counter as read for this decision (null: none). */
+  counter?: ClientCounter | null;
 }
 
 /** A decision before its action and header are composed. */
@@ -220,7 +232,8 @@ export class Greylister {
       'greylist',
     );
     // A broken store would fail this write too; the failure is logged once, above.
-    if (this.settings.decisionLog && !failure) await this.writeDecisionLog(ctx, decision);
+    // The reply does not wait for the decision log: the store commits its lines in batches.
+    if (this.settings.decisionLog && !failure) void this.writeDecisionLog(ctx, decision);
     return decision;
   }
 
@@ -245,6 +258,7 @@ export class Greylister {
 
     if (this.settings.autoWhitelistAfter > 0) {
       const counter = await this.db('getClient', (s) => s.getClient(key.client));
+      ctx.counter = counter;
       if (counter && counter.count >= this.settings.autoWhitelistAfter) {
         await this.db('touchClient', (s) => s.touchClient(key.client, ctx.now));
         return { verdict: 'pass', reason: 'auto-whitelist' };
@@ -284,7 +298,10 @@ export class Greylister {
   private async followKnown(ctx: Context, triplet: Triplet): Promise<Verdict> {
     const { key, now } = ctx;
     if (triplet.state === 'passed') {
-      await this.db('recordPass', (s) => s.recordPass(key, now));
+      // A passed triplet seen again soon needs no write: lastSeen only feeds expiry (days).
+      if (now - triplet.lastSeen >= REFRESH_PASSED_MS) {
+        await this.db('recordPass', (s) => s.recordPass(key, now));
+      }
       await this.countClient(ctx);
       this.cache.set(ctx.ipText, 'good');
       return { verdict: 'pass', reason: 'known' };
@@ -314,6 +331,9 @@ export class Greylister {
   /** Postgrey's auto-whitelist counter: one successful delivery, at most once a minute. */
   private async countClient(ctx: Context): Promise<void> {
     if (this.settings.autoWhitelistAfter <= 0) return;
+    // Counted less than a minute ago: the store would not count it again; skip the write.
+    const counter = ctx.counter;
+    if (counter && ctx.now - counter.lastCounted < COUNT_EVERY_MS) return;
     await this.db('countClient', (s) =>
       s.countClient(ctx.key.client, ctx.now, ctx.now - COUNT_EVERY_MS),
     );

@@ -97,6 +97,8 @@ function prepareAll(db: Database.Database) {
 
 /** Decision-log lines committed together at most; more are committed at once. */
 const MAX_DECISION_BATCH = 512;
+/** How long decision-log lines wait for company before they are committed. */
+const DECISION_FLUSH_MS = 50;
 
 interface PendingDecision {
   columns: DecisionColumns;
@@ -265,7 +267,9 @@ class SqliteStore implements Store {
       if (this.pendingDecisions.length >= MAX_DECISION_BATCH) this.flushDecisions();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flushDecisions());
+        // Callers do not wait for the log (the greylister answers first), so lines can gather
+        // for a moment and share one commit even when requests come one at a time.
+        setTimeout(() => this.flushDecisions(), DECISION_FLUSH_MS);
       }
     });
   }

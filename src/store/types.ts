@@ -28,11 +28,15 @@ export interface Triplet extends TripletKey {
   state: TripletState;
   /** When the triplet was first seen (the greylist clock starts here). */
   firstSeen: number;
-  /** When the triplet was last seen (expiry counts from here). */
+  /**
+   * When the triplet was last seen (expiry counts from here). For a passed triplet it is written
+   * at most once an hour: expiry is measured in days, and a write per message would cost more
+   * than the decision.
+   */
   lastSeen: number;
   /** Retries that came too early (each adds `penalty` to the wait). */
   failCount: number;
-  /** Times the triplet was let through. */
+  /** Times the triplet was let through, counted at most once an hour once it has passed. */
   passCount: number;
 }
 
