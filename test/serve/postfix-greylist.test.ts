@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -41,6 +42,38 @@ async function documentedMainCf(port: number): Promise<Record<string, string>> {
     params.smtpd_recipient_restrictions?.includes(`check_policy_service inet:127.0.0.1:${port}`),
   );
   return params;
+}
+
+/**
+ * Waits until smtpd greets a fresh connection (a 220 line), for up to `timeoutMs`: the first
+ * smtpd of a new master can take a while to start on a loaded machine, and swaks gives up after
+ * 30 s of silence.
+ */
+async function waitForBanner(port: number, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const greeted = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(Math.max(1000, deadline - Date.now()), () => done(false));
+      socket.on('data', (chunk) => {
+        text += String(chunk);
+        if (/^220[ -]/m.test(text)) {
+          socket.end('QUIT\r\n');
+          done(true);
+        }
+      });
+      socket.on('error', () => done(false));
+    });
+    if (greeted) return;
+    if (Date.now() > deadline)
+      throw new Error(`smtpd on port ${port} sent no banner in ${timeoutMs} ms`);
+    await sleep(500);
+  }
 }
 
 test('Postfix check_policy_service: 450 first, accepted after the period, X-Greylist added', async (t) => {
@@ -103,6 +136,7 @@ penalty = "10m"
         'Subject: greylisting end to end',
       ]);
 
+    await waitForBanner(rig.smtpPort);
     const first = await send();
     const rcpt = first.transcript.find((e) => e.stage === 'rcpt');
     assert.match(
