@@ -45,23 +45,16 @@
  * node --import tsx bench/milter.ts --concurrency=50 --only=mailgate,null
  */
 import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Protocol } from '../src/milter/constants.js';
 import { MilterClient, type MilterResponse } from '../src/milter/testing/index.js';
+import { canConnect, cpuSecondsOf, fmt, freePort, median, setting, table } from './common.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function setting(name: string, env: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
-  return arg?.slice(prefix.length) ?? process.env[env] ?? fallback;
-}
 
 function positiveInt(name: string, env: string, fallback: number): number {
   const text = setting(name, env, String(fallback));
@@ -125,25 +118,6 @@ const OFFER = { version: 6, actions: 0x1ff, protocol: 0x1fffff } as const;
 
 // ---------------------------------------------------------------------------------------------
 // The servers, each in a child process
-
-const CLOCK_TICKS = (() => {
-  const run = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const value = Number(run.stdout?.trim());
-  return Number.isInteger(value) && value > 0 ? value : 100;
-})();
-
-/** A child's user+system CPU seconds so far, all threads, from /proc (undefined elsewhere). */
-function cpuSecondsOf(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5), utime and stime; the list starts at field 3.
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
 
 /** A milter server in a child process. */
 class ServerProcess {
@@ -270,29 +244,6 @@ class ServerProcess {
   killNow(): void {
     if (!this.#exited) this.#child.kill('SIGKILL');
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,35 +466,8 @@ async function timedRound(
   };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Printing
-
-function fmt(n: number | undefined, digits = 0): string {
-  if (n === undefined || !Number.isFinite(n)) return '-';
-  return n.toLocaleString('en-US', {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
-
-/** Columns aligned: text columns (`left`, by index) to the left, figures to the right. */
-function table(rows: string[][], left: number[] = [0]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
 
 const STEP_FLAG_NAMES: Array<[string, number, number]> = [
   ['conn', Protocol.NOCONNECT, Protocol.NR_CONN],

@@ -51,17 +51,17 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { canConnect, cpuSecondsOf, fmt, freePort, median, setting, table } from './common.js';
 import { formatSummary, summariseProfile } from './cpuprofile-top.js';
 import {
   buildPolicyWorld,
@@ -75,12 +75,6 @@ import {
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function setting(name: string, env: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
-  return arg?.slice(prefix.length) ?? process.env[env] ?? fallback;
-}
 
 function positiveNumber(name: string, env: string, fallback: number, whole = true): number {
   const text = setting(name, env, String(fallback));
@@ -150,25 +144,6 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
-
-const CLOCK_TICKS = (() => {
-  const run = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const value = Number(run.stdout?.trim());
-  return Number.isInteger(value) && value > 0 ? value : 100;
-})();
-
-/** A process's user+system CPU seconds so far, all threads, from /proc (undefined elsewhere). */
-function cpuSecondsOf(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5), utime and stime; the list starts at field 3.
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The last lines of a stream, and how many there were. */
 class Tail {
@@ -339,29 +314,6 @@ class DnsFixture {
   killNow(): void {
     if (!this.#exited) this.#child.kill('SIGKILL');
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -770,35 +722,8 @@ async function timedRound(
   };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Printing
-
-function fmt(n: number | undefined, digits = 0): string {
-  if (n === undefined || !Number.isFinite(n)) return '-';
-  return n.toLocaleString('en-US', {
-    minimumFractionDigits: digits,
-    maximumFractionDigits: digits,
-  });
-}
-
-/** Columns aligned: text columns (`left`, by index) to the left, figures to the right. */
-function table(rows: string[][], left: number[] = [0]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
 
 const SHORT: Record<ReplyClass, string> = {
   DUNNO: 'dunno',

@@ -37,16 +37,11 @@ import { runInNewContext } from 'node:vm';
 import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { checkSpf, receivedSpf } from '../src/checks/spf/index.js';
 import { createResolver, type StubResolver } from '../src/dns/index.js';
+import { setting } from './common.js';
 import { BENCH_SUFFIX, type BenchCase, buildBenchWorld } from './zone.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function setting(name: string, env: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
-  return arg?.slice(prefix.length) ?? process.env[env] ?? fallback;
-}
 
 function positiveInt(name: string, env: string, fallback: number): number {
   const text = setting(name, env, String(fallback));

@@ -194,6 +194,20 @@ export function parseNetwork(text: string): IpNetwork | null {
 }
 
 /**
+ * The network an address is in: its first `prefix` bits kept, the rest zero.
+ *
+ * @example
+ * formatIp(networkOf(parseIp('192.0.2.77')!, 24))  // '192.0.2.0'
+ */
+export function networkOf(ip: IpAddress, prefix: number): IpAddress {
+  const bytes = new Uint8Array(ip.bytes);
+  for (let bit = Math.max(0, prefix); bit < bytes.length * 8; bit++) {
+    bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  }
+  return { family: ip.family, bytes };
+}
+
+/**
  * Whether an address is in any of the networks. IPv4-mapped IPv6 addresses are compared as IPv4.
  *
  * @example

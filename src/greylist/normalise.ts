@@ -3,7 +3,7 @@
  * a retry of the same mail finds its triplet whatever the spelling, and nothing an SMTP client
  * sends (CR, LF, NUL, megabytes) reaches a key, a header or a log line.
  */
-import { formatIp, type IpAddress, parseIp, unmapIpv4 } from '../dns/address.js';
+import { formatIp, type IpAddress, networkOf, parseIp, unmapIpv4 } from '../dns/address.js';
 import { escapeForLog } from '../text/index.js';
 
 /** Longest normalised address, in characters (RFC 5321's path limit, 256, less the brackets). */
@@ -122,7 +122,5 @@ export function clientKey(ip: IpAddress, byNetwork: boolean): string {
   const address = unmapIpv4(ip);
   if (!byNetwork) return formatIp(address);
   const prefix = address.family === 4 ? 24 : 64;
-  const bytes = new Uint8Array(address.bytes);
-  bytes.fill(0, prefix / 8);
-  return `${formatIp({ family: address.family, bytes })}/${prefix}`;
+  return `${formatIp(networkOf(address, prefix))}/${prefix}`;
 }

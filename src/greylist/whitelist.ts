@@ -8,6 +8,7 @@ import {
   type IpAddress,
   type IpNetwork,
   inPrefix,
+  networkOf,
   parseIp,
   parseNetwork,
   unmapIpv4,
@@ -97,6 +98,24 @@ interface Parsed<T> {
 }
 
 /**
+ * Feeds each meaningful line of a file to `add` (with its `source:line: entry` origin) and
+ * collects the lines it refuses, with the problem word it gave.
+ */
+function parseEntries(
+  text: string,
+  source: string,
+  add: (entry: string, where: string) => string | null,
+): WhitelistProblem[] {
+  const problems: WhitelistProblem[] = [];
+  for (const { line, text: entry } of meaningfulLines(text)) {
+    const problem = add(entry, origin(source, line, entry));
+    if (problem)
+      problems.push({ source, line, text: printableAscii(truncate(entry, 200)), problem });
+  }
+  return problems;
+}
+
+/**
  * Clients that are never greylisted. Lines (postgrey's syntax):
  * - `mail.example.com`: that host name and every name under it (`a.mail.example.com`), matched
  *   against the client's verified name only;
@@ -134,14 +153,7 @@ export class ClientWhitelist {
    */
   static parse(text: string, source = 'inline'): Parsed<ClientWhitelist> {
     const list = new ClientWhitelist();
-    const problems: WhitelistProblem[] = [];
-    for (const { line, text: entry } of meaningfulLines(text)) {
-      const problem = list.add(entry, origin(source, line, entry));
-      if (problem) {
-        problems.push({ source, line, text: printableAscii(truncate(entry, 200)), problem });
-      }
-    }
-    return { list, problems };
+    return { list, problems: parseEntries(text, source, (entry, where) => list.add(entry, where)) };
   }
 
   /** Adds one entry; returns a problem word when it is not one. */
@@ -221,11 +233,7 @@ function canonicalNetwork(n: IpNetwork): IpNetwork {
   // A mapped network (::ffff:192.0.2.0/120) becomes its IPv4 form.
   const prefix =
     address.family === 4 && n.network.family === 6 ? Math.max(0, n.prefix - 96) : n.prefix;
-  const bytes = new Uint8Array(address.bytes);
-  for (let bit = prefix; bit < bytes.length * 8; bit++) {
-    bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  }
-  return { network: { family: address.family, bytes }, prefix };
+  return { network: networkOf(address, prefix), prefix };
 }
 
 /**
@@ -262,14 +270,7 @@ export class RecipientWhitelist {
    */
   static parse(text: string, source = 'inline'): Parsed<RecipientWhitelist> {
     const list = new RecipientWhitelist();
-    const problems: WhitelistProblem[] = [];
-    for (const { line, text: entry } of meaningfulLines(text)) {
-      const problem = list.add(entry, origin(source, line, entry));
-      if (problem) {
-        problems.push({ source, line, text: printableAscii(truncate(entry, 200)), problem });
-      }
-    }
-    return { list, problems };
+    return { list, problems: parseEntries(text, source, (entry, where) => list.add(entry, where)) };
   }
 
   private add(entry: string, where: string): string | null {

@@ -6,7 +6,8 @@
  * Layers, each usable alone: codec (wire format), session (protocol state of one connection,
  * no sockets), server (sockets), testing (the MTA side, for tests).
  *
- * Imports nothing of ours but shared types and src/listen.
+ * Imports nothing of ours but shared types and the leaves src/listen, src/text (log escaping) and
+ * src/observe/stderr.ts (the logger used when none is given).
  */
 export { isSmtpReply, MilterActionError, MilterReplyError, reply, validateReply } from './api.js';
 export * from './codec.js';

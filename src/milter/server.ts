@@ -7,9 +7,10 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { type BoundAddress, listenOn, parseListenSpec } from '../listen/index.js';
+import { stderrLogger } from '../observe/stderr.js';
+import { escapeForLog } from '../text/index.js';
 import { MILTER_CHUNK_SIZE } from './constants.js';
 import { DEFAULT_MAX_PACKET_BYTES, FrameDecoder, MilterProtocolError } from './frame.js';
-import { escapeLogText, stderrLogger } from './log.js';
 import { type PreparedMilter, prepareMilter } from './negotiate.js';
 import { DEFAULT_CALLBACK_TIMEOUT_MS, MilterSession } from './session.js';
 import type { MilterDefinition, MilterLogger, MilterServerOptions } from './types.js';
@@ -196,7 +197,7 @@ class Connection {
     if (this.socket.destroyed) return;
     if (error instanceof MilterProtocolError) {
       this.settings.logger.warn(
-        { remote, reason: escapeLogText(error.message) },
+        { remote, reason: escapeForLog(error.message) },
         'milter protocol error; connection closed',
       );
     } else {
@@ -229,7 +230,7 @@ export function createMilterServer(
 ): MilterServer {
   const milter = prepareMilter(definition);
   const spec = parseListenSpec(options.listen);
-  const logger = options.logger ?? stderrLogger;
+  const logger = options.logger ?? stderrLogger('milter');
   const settings = {
     logger,
     idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS),

@@ -1,5 +1,6 @@
 /**
  * src/observe — how the daemon tells the postmaster what it does: structured log lines (pino)
- * with stable tags. Imports nothing of ours.
+ * with stable tags, and the plain stderr logger libraries fall back on. Imports only src/text.
  */
 export { createLogger, type Logger, type LoggerOptions, setLogLevel } from './logger.js';
+export { type LineLogger, stderrLogger } from './stderr.js';

@@ -6,7 +6,8 @@
  * (bytes to requests and replies, no sockets) and server (sockets, ordering, timeouts, graceful
  * close, handler swap for configuration reloads).
  *
- * Imports nothing of ours but shared types and src/listen.
+ * Imports nothing of ours but shared types and the leaves src/listen, src/text (log escaping) and
+ * src/observe/stderr.ts (the logger used when none is given).
  */
 export {
   actionProblem,

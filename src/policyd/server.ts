@@ -12,8 +12,9 @@ import {
   type ListenSpec,
   listenOn,
 } from '../listen/index.js';
+import { stderrLogger } from '../observe/stderr.js';
+import { escapeForLog } from '../text/index.js';
 import { actionProblem, encodeReply, PolicyDecoder, PolicyProtocolError } from './codec.js';
-import { escapeLogText, stderrLogger } from './log.js';
 import type {
   PolicyAction,
   PolicyHandler,
@@ -311,7 +312,7 @@ class Connection {
         {
           ...this.fields(),
           problem,
-          action: escapeLogText(String(action).slice(0, 200)),
+          action: escapeForLog(String(action).slice(0, 200)),
         },
         `policy handler returned an invalid action; answered ${this.shared.errorAction}`,
       );
@@ -325,7 +326,7 @@ class Connection {
     this.shared.stats.protocolErrors++;
     const code = err instanceof PolicyProtocolError ? err.code : 'internal';
     this.shared.logger.warn(
-      { ...this.fields(), code, reason: escapeLogText(err.message) },
+      { ...this.fields(), code, reason: escapeForLog(err.message) },
       'policy protocol error; connection closed',
     );
     this.end();
@@ -377,7 +378,7 @@ export function createPolicyServer(options: PolicyServerOptions): PolicyServer {
     maxLineBytes: options.maxLineBytes,
     maxRequestBytes: options.maxRequestBytes,
   });
-  const logger = options.logger ?? stderrLogger;
+  const logger = options.logger ?? stderrLogger('policyd');
   const stats: PolicyServerStats = {
     accepted: 0,
     requests: 0,

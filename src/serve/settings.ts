@@ -4,6 +4,7 @@
 import { hostname as systemHostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { ResolverOptions } from '../dns/index.js';
+import { DEFAULT_GREYLIST_SETTINGS } from '../greylist/index.js';
 import type { GreylistSettings } from '../greylist/types.js';
 
 /**
@@ -26,7 +27,7 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     keyByNetwork: g.key_by_network,
     autoWhitelistAfter: g.auto_whitelist_clients,
     cacheMs: g.cache_valid,
-    cacheEntries: 100_000,
+    cacheEntries: DEFAULT_GREYLIST_SETTINGS.cacheEntries,
     passedTtlMs: g.expire_passed,
     greylistedTtlMs: g.expire_greylisted,
     decisionTtlMs: g.expire_decisions,
