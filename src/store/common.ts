@@ -16,6 +16,11 @@ export interface StoreLogger {
 export interface OpenStoreOptions {
   /** SQLite: how long a write waits for another process's lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * SQLite: where the decision log is committed: `thread` (the default for files), from a
+   * thread of its own, or `inline`, on the event loop.
+   */
+  decisionWriter?: 'thread' | 'inline';
   /** PostgreSQL: connections in the pool at most. Default 10. */
   poolSize?: number;
   /** PostgreSQL: how long opening one connection may take. Default 5000 ms. */

@@ -35,9 +35,12 @@ export { describeStoreUrl } from './url.js';
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   if (target.kind === 'sqlite') {
-    const sqliteOptions =
-      options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs };
-    return openSqlite(target, sqliteOptions);
+    const { busyTimeoutMs, decisionWriter, logger } = options;
+    return openSqlite(target, {
+      ...(busyTimeoutMs === undefined ? {} : { busyTimeoutMs }),
+      ...(decisionWriter === undefined ? {} : { decisionWriter }),
+      ...(logger === undefined ? {} : { logger }),
+    });
   }
   return openPostgres(target, options);
 }

@@ -20,9 +20,12 @@ import {
   rowToClient,
   rowToDecision,
   rowToTriplet,
+  type StoreLogger,
+  stderrStoreLogger,
   storeError,
 } from './common.js';
 import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
+import { DecisionLogThread, type DecisionRow, INSERT_DECISION_SQL } from './sqlite-log-thread.js';
 import type {
   ClientCounter,
   Decision,
@@ -99,11 +102,49 @@ function prepareAll(db: Database.Database) {
 const MAX_DECISION_BATCH = 512;
 /** How long decision-log lines wait for company before they are committed. */
 const DECISION_FLUSH_MS = 50;
+/**
+ * Lines handed to the writer thread and not yet committed, at most: a disk that stalls must not
+ * make the daemon hoard log lines until it runs out of memory. Lines beyond are refused.
+ */
+const MAX_DECISION_BACKLOG = 100_000;
 
 interface PendingDecision {
-  columns: DecisionColumns;
+  row: DecisionRow;
   resolve: () => void;
   reject: (error: StoreError) => void;
+}
+
+/** Where decision-log lines are committed: a thread of their own (files), or the event loop. */
+export type DecisionWriter = 'thread' | 'inline';
+
+export interface SqliteOptions {
+  /** How long a write waits for another process's lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `thread` (the default for files) commits the decision log from a thread of its own, started
+   * with the first line; `inline` on the event loop (always for `:memory:`, which no other
+   * connection can see).
+   */
+  decisionWriter?: DecisionWriter;
+  /** Default: warnings and errors as single lines on stderr. */
+  logger?: StoreLogger;
+}
+
+/** A decision log line as INSERT_DECISION_SQL's parameters. */
+function decisionRow(c: DecisionColumns): DecisionRow {
+  return [
+    c.time,
+    c.host,
+    c.client,
+    c.clientName,
+    c.helo,
+    c.sender,
+    c.recipient,
+    c.action,
+    c.reason,
+    c.delay,
+    c.scores,
+  ];
 }
 
 class SqliteStore implements Store {
@@ -115,16 +156,24 @@ class SqliteStore implements Store {
     now: number,
   ) => { row: Row | undefined; created: boolean };
   private readonly expireTx: (cutoffs: ExpiryCutoffs) => ExpiryCounts;
-  private readonly insertDecisionsTx: (rows: readonly DecisionColumns[]) => void;
+  private readonly insertDecisionsTx: (rows: readonly DecisionRow[]) => void;
   /** Decision-log lines waiting for the next group commit, with their callers' promises. */
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** The writer thread, once the first line came (files only, unless told `inline`). */
+  private logThread: DecisionLogThread | undefined;
+  private useThread: boolean;
 
   constructor(
     private readonly db: Database.Database,
     readonly description: string,
+    private readonly path: string,
+    private readonly busyTimeoutMs: number,
+    decisionWriter: DecisionWriter,
+    private readonly logger: StoreLogger,
   ) {
+    this.useThread = decisionWriter === 'thread' && path !== ':memory:';
     const s = prepareAll(db);
     this.statements = s;
     // IMMEDIATE takes the write lock before reading, so the insert-or-read of one process never
@@ -155,10 +204,11 @@ class SqliteStore implements Store {
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
     // Every decision adds a log line; one transaction per line would make the log cost more
-    // than the decision. Lines from requests in the same turn of the event loop are committed
-    // together.
-    const insertDecisions = db.transaction((rows: readonly DecisionColumns[]) => {
-      for (const row of rows) s.logDecision.run(row);
+    // than the decision. Lines that come within DECISION_FLUSH_MS are committed together, by
+    // the writer thread when there is one, else here.
+    const insertDecision = db.prepare(INSERT_DECISION_SQL);
+    const insertDecisions = db.transaction((rows: readonly DecisionRow[]) => {
+      for (const row of rows) insertDecision.run(row);
     });
     this.insertDecisionsTx = (rows) => insertDecisions.immediate(rows);
   }
@@ -169,14 +219,61 @@ class SqliteStore implements Store {
     const batch = this.pendingDecisions;
     if (batch.length === 0) return;
     this.pendingDecisions = [];
+    const rows = batch.map((entry) => entry.row);
+    const thread = this.writerThread();
+    if (thread) {
+      thread.write(rows).then(
+        () => {
+          for (const entry of batch) entry.resolve();
+        },
+        (error: unknown) => {
+          const failure = storeError('logDecision', error, []);
+          for (const entry of batch) entry.reject(failure);
+        },
+      );
+      return;
+    }
     try {
-      this.insertDecisionsTx(batch.map((entry) => entry.columns));
+      this.insertDecisionsTx(rows);
     } catch (error) {
       const failure = storeError('logDecision', error, []);
       for (const entry of batch) entry.reject(failure);
       return;
     }
     for (const entry of batch) entry.resolve();
+  }
+
+  /**
+   * The writer thread, started on first use; undefined when lines are committed here (inline,
+   * or the thread failed: then once a warning, and the event loop takes over).
+   */
+  private writerThread(): DecisionLogThread | undefined {
+    if (!this.useThread) return undefined;
+    const broken = this.logThread?.broken;
+    if (broken) {
+      this.useThread = false;
+      this.logger.warn(
+        { store: this.description, err: broken },
+        'the decision-log writer thread failed; the log is written on the event loop from now on',
+      );
+      // Checkpoints are this connection's job again.
+      this.db.pragma('wal_autocheckpoint = 1000');
+      void this.logThread?.close();
+      return undefined;
+    }
+    if (!this.logThread) {
+      this.logThread = new DecisionLogThread(this.path, this.busyTimeoutMs);
+      // The thread commits most pages, and checkpoints the WAL after its own commits; this
+      // connection leaves that to it, so that a checkpoint never holds up a request.
+      this.db.pragma('wal_autocheckpoint = 0');
+    }
+    return this.logThread;
+  }
+
+  /** Commits every line logged so far, wherever it is committed, before a read of the log. */
+  private async settleDecisions(): Promise<void> {
+    this.flushDecisions();
+    await this.logThread?.idle();
   }
 
   /** Runs one operation: refused after close, driver errors as StoreError. */
@@ -256,14 +353,22 @@ class SqliteStore implements Store {
 
   logDecision(decision: Decision): Promise<void> {
     if (this.closed) return Promise.reject(closedError('logDecision', this.description));
-    let columns: DecisionColumns;
+    let row: DecisionRow;
     try {
-      columns = { ...decisionColumns(decision) };
+      row = decisionRow(decisionColumns(decision));
     } catch (error) {
       return Promise.reject(storeError('logDecision', error, []));
     }
+    const backlog = this.logThread?.backlog ?? 0;
+    if (backlog >= MAX_DECISION_BACKLOG) {
+      return Promise.reject(
+        new StoreError(
+          `store logDecision: ${backlog} decision-log lines are still waiting for the disk; line dropped`,
+        ),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
-      this.pendingDecisions.push({ columns, resolve, reject });
+      this.pendingDecisions.push({ row, resolve, reject });
       if (this.pendingDecisions.length >= MAX_DECISION_BATCH) this.flushDecisions();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -274,16 +379,17 @@ class SqliteStore implements Store {
     });
   }
 
-  recentDecisions(limit: number): Promise<StoredDecision[]> {
+  async recentDecisions(limit: number): Promise<StoredDecision[]> {
+    await this.run('recentDecisions', () => checkLimit(limit));
+    await this.settleDecisions();
     return this.run('recentDecisions', () => {
-      this.flushDecisions();
-      const rows = this.statements.recentDecisions.all(checkLimit(limit)) as Row[];
+      const rows = this.statements.recentDecisions.all(limit) as Row[];
       return rows.map(rowToDecision);
     });
   }
 
-  expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
-    return this.run('expire', () => {
+  async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
+    await this.run('expire', () => {
       for (const name of [
         'passedBefore',
         'greylistedBefore',
@@ -292,9 +398,9 @@ class SqliteStore implements Store {
       ] as const) {
         checkTime('expire', name, cutoffs?.[name]);
       }
-      this.flushDecisions();
-      return this.expireTx(cutoffs);
     });
+    await this.settleDecisions();
+    return this.run('expire', () => this.expireTx(cutoffs));
   }
 
   schemaVersion(): Promise<number> {
@@ -310,18 +416,19 @@ class SqliteStore implements Store {
     });
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
     try {
       this.flushDecisions();
     } finally {
       this.closed = true;
     }
+    // The lines already handed to the thread are committed before it stops.
+    await this.logThread?.close();
     try {
       this.db.close();
-      return Promise.resolve();
     } catch (error) {
-      return Promise.reject(storeError('close', error, []));
+      throw storeError('close', error, []);
     }
   }
 }
@@ -336,7 +443,11 @@ class SqliteStore implements Store {
  */
 export async function openSqlite(
   target: SqliteTarget,
-  { busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS }: { busyTimeoutMs?: number } = {},
+  {
+    busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
+    decisionWriter = 'thread',
+    logger = stderrStoreLogger,
+  }: SqliteOptions = {},
 ): Promise<Store> {
   let db: Database.Database | undefined;
   try {
@@ -347,7 +458,14 @@ export async function openSqlite(
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     migrateSqlite(db, target.description);
-    return new SqliteStore(db, target.description);
+    return new SqliteStore(
+      db,
+      target.description,
+      target.path,
+      busyTimeoutMs,
+      decisionWriter,
+      logger,
+    );
   } catch (error) {
     try {
       db?.close();

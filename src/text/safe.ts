@@ -13,6 +13,9 @@ export function printableAscii(text: string): string {
   return text.replace(/[^\x20-\x7e]/gu, '?');
 }
 
+/** A character escapeForLog rewrites. */
+const NEEDS_ESCAPE = /[^\x20-\x7e]|\\/u;
+
 /**
  * Escaped rendering for logs and diagnostics: control and non-ASCII characters as `\xNN` /
  * `\u{NNNN}`, so an operator sees exactly what arrived while the log line stays one line.
@@ -21,6 +24,8 @@ export function printableAscii(text: string): string {
  * escapeForLog('bad\r\nhelo')  // 'bad\\x0d\\x0ahelo'
  */
 export function escapeForLog(text: string): string {
+  // Almost everything logged is plain printable ASCII: one scan, and no copy.
+  if (!NEEDS_ESCAPE.test(text)) return text;
   return text.replace(/[^\x20-\x7e]|\\/gu, (c) => {
     if (c === '\\') return '\\\\';
     const code = c.codePointAt(0)!;

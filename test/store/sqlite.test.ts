@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { openStore, SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
+import { type Decision, openStore, SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
 import { type SuiteBackend, storeSuite } from './store-suite.js';
 
 let dir: string;
@@ -47,6 +47,34 @@ const backend: SuiteBackend = {
 };
 
 describe('sqlite store', () => storeSuite(() => backend));
+
+// The same suite with the decision log committed on the event loop (the writer for :memory:, and
+// what a store falls back to when its writer thread fails).
+const inlineBackend: SuiteBackend = {
+  kind: 'sqlite',
+  async freshDatabase() {
+    const fresh = await backend.freshDatabase();
+    return { ...fresh, open: (options) => fresh.open({ ...options, decisionWriter: 'inline' }) };
+  },
+};
+
+describe('sqlite store, decision log written inline', () => storeSuite(() => inlineBackend));
+
+function decisionAt(time: number): Decision {
+  return {
+    time,
+    host: 'mx1.example',
+    client: '192.0.2.1',
+    sender: `s${time}@example.com`,
+    recipient: 'r@example.net',
+    action: 'pass',
+    reason: 'known',
+  };
+}
+
+function countDecisions(path: string): unknown {
+  return rawQuery(path, 'SELECT count(*) AS n FROM decision_log')[0]?.['n'];
+}
 
 describe('sqlite specifics', () => {
   test('the file and its missing directories are created on first start', async () => {
@@ -113,6 +141,56 @@ describe('sqlite specifics', () => {
           .created,
         true,
         'the store works again once the lock is gone',
+      );
+    } finally {
+      holder.close();
+      await store.close();
+    }
+  });
+
+  test('the decision log thread commits every line, in order, and close waits for it', async () => {
+    const path = join(dir, 'log-thread.db');
+    const store = await openStore(`sqlite:${path}`);
+    const logged: Promise<void>[] = [];
+    for (let t = 1; t <= 1500; t++) logged.push(store.logDecision(decisionAt(t)));
+    await Promise.all(logged);
+    // Resolved means committed: another connection sees every line.
+    assert.equal(countDecisions(path), 1500);
+    const recent = await store.recentDecisions(3);
+    assert.deepEqual(
+      recent.map((d) => d.time),
+      [1500, 1499, 1498],
+    );
+    // Lines still on their way when the store closes are committed before it is closed.
+    for (let t = 1501; t <= 1600; t++) void store.logDecision(decisionAt(t));
+    await store.close();
+    assert.equal(countDecisions(path), 1600);
+    const reopened = await openStore(`sqlite:${path}`);
+    try {
+      assert.equal((await reopened.recentDecisions(1))[0]?.time, 1600);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  test('lines the thread cannot commit reject with a StoreError; later lines are written', async () => {
+    const path = join(dir, 'log-thread-locked.db');
+    const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 100 });
+    const holder = new Database(path);
+    try {
+      await store.logDecision(decisionAt(1));
+      holder.exec('BEGIN EXCLUSIVE');
+      await assert.rejects(
+        store.logDecision(decisionAt(2)),
+        (error: unknown) =>
+          error instanceof StoreError &&
+          /store logDecision failed: database is locked/.test(error.message),
+      );
+      holder.exec('ROLLBACK');
+      await store.logDecision(decisionAt(3));
+      assert.deepEqual(
+        (await store.recentDecisions(10)).map((d) => d.time),
+        [3, 1],
       );
     } finally {
       holder.close();
