@@ -256,16 +256,19 @@ export class Greylister {
     }
     if (await this.clientWhitelisted(ctx)) return { verdict: 'pass', reason: 'whitelist-client' };
 
+    let known: Triplet | null;
     if (this.settings.autoWhitelistAfter > 0) {
-      const counter = await this.db('getClient', (s) => s.getClient(key.client));
+      // The client's counter and the triplet in one read (one statement, one round trip).
+      const { triplet, counter } = await this.db('lookup', (s) => s.lookup(key));
       ctx.counter = counter;
       if (counter && counter.count >= this.settings.autoWhitelistAfter) {
         await this.db('touchClient', (s) => s.touchClient(key.client, ctx.now));
         return { verdict: 'pass', reason: 'auto-whitelist' };
       }
+      known = triplet;
+    } else {
+      known = await this.db('getTriplet', (s) => s.getTriplet(key));
     }
-
-    const known = await this.db('getTriplet', (s) => s.getTriplet(key));
     if (known) return this.followKnown(ctx, known);
     return this.decideNew(ctx);
   }

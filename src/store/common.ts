@@ -3,7 +3,14 @@
  * argument passes before it reaches a driver, error wrapping that never leaks a password, and
  * the mapping from database rows to the public types.
  */
-import type { ClientCounter, Decision, StoredDecision, Triplet, TripletKey } from './types.js';
+import type {
+  ClientCounter,
+  Decision,
+  StoredDecision,
+  Triplet,
+  TripletKey,
+  TripletLookup,
+} from './types.js';
 import { StoreError } from './types.js';
 
 /** Where the store reports trouble that belongs to no call (a pooled connection dropped). pino fits. */
@@ -218,6 +225,53 @@ export function rowToClient(row: Row): ClientCounter {
     firstSeen: num(row['first_seen']),
     lastCounted: num(row['last_counted']),
     lastSeen: num(row['last_seen']),
+  };
+}
+
+/**
+ * What `lookup` selects from `triplets t` LEFT JOIN `client_counters c`, in the order
+ * `columnsToLookup` reads them: the triplet's columns, then the counter's (all NULL for a row
+ * that is not there). Aliased, since both tables have `client`, `first_seen` and `last_seen`.
+ */
+export const LOOKUP_COLUMNS = `t.client AS t_client, t.sender AS t_sender,
+  t.recipient AS t_recipient, t.state AS t_state, t.first_seen AS t_first_seen,
+  t.last_seen AS t_last_seen, t.fail_count AS t_fail_count, t.pass_count AS t_pass_count,
+  c.client AS c_client, c.count AS c_count, c.first_seen AS c_first_seen,
+  c.last_counted AS c_last_counted, c.last_seen AS c_last_seen`;
+
+/**
+ * A `lookup` row, as an array of `LOOKUP_COLUMNS` in order, as a `TripletLookup`: the same
+ * values `rowToTriplet` and `rowToClient` give. A triplet is there when its state (NOT NULL) is;
+ * a counter when its client (the primary key) is.
+ *
+ * @example
+ * columnsToLookup(db.prepare(`SELECT ${LOOKUP_COLUMNS} FROM ...`).raw(true).get(...) as unknown[])
+ */
+export function columnsToLookup(c: readonly unknown[]): TripletLookup {
+  return {
+    triplet:
+      c[3] === null || c[3] === undefined
+        ? null
+        : {
+            client: String(c[0]),
+            sender: String(c[1]),
+            recipient: String(c[2]),
+            state: c[3] === 'passed' ? 'passed' : 'greylisted',
+            firstSeen: num(c[4]),
+            lastSeen: num(c[5]),
+            failCount: num(c[6]),
+            passCount: num(c[7]),
+          },
+    counter:
+      c[8] === null || c[8] === undefined
+        ? null
+        : {
+            client: String(c[8]),
+            count: num(c[9]),
+            firstSeen: num(c[10]),
+            lastCounted: num(c[11]),
+            lastSeen: num(c[12]),
+          },
   };
 }
 

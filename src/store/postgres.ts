@@ -11,10 +11,12 @@ import {
   checkTime,
   checkTripletKey,
   closedError,
+  columnsToLookup,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POOL_SIZE,
   DEFAULT_QUERY_TIMEOUT_MS,
   decisionColumns,
+  LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
   redact,
@@ -35,6 +37,7 @@ import type {
   StoredDecision,
   Triplet,
   TripletKey,
+  TripletLookup,
   TripletState,
 } from './types.js';
 import { StoreError } from './types.js';
@@ -63,6 +66,16 @@ const SQL = {
   pass: `UPDATE triplets SET state = 'passed', pass_count = pass_count + 1, last_seen = $4
     WHERE ${KEY} RETURNING *`,
   getClient: 'SELECT * FROM client_counters WHERE client = $1',
+  // Both point reads in one round trip: the one-row subquery always gives one row, with NULL
+  // columns for what is missing; rows come as arrays, in LOOKUP_COLUMNS order.
+  lookup: {
+    text: `SELECT ${LOOKUP_COLUMNS}
+      FROM (SELECT $1::text AS client, $2::text AS sender, $3::text AS recipient) AS k
+      LEFT JOIN triplets AS t
+        ON t.client = k.client AND t.sender = k.sender AND t.recipient = k.recipient
+      LEFT JOIN client_counters AS c ON c.client = k.client`,
+    rowMode: 'array',
+  },
   countClient: `INSERT INTO client_counters AS c (client, count, first_seen, last_counted, last_seen)
     VALUES ($1, 1, $2::bigint, $2::bigint, $2::bigint)
     ON CONFLICT (client) DO UPDATE SET
@@ -98,7 +111,12 @@ class PostgresStore implements Store {
     return this.target.description;
   }
 
-  private async query(op: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  /** One statement on a pooled connection; `sql` may be a config, e.g. with `rowMode: 'array'`. */
+  private async query(
+    op: string,
+    sql: string | pg.QueryConfig,
+    params: unknown[] = [],
+  ): Promise<pg.QueryResult> {
     if (this.closing) throw closedError(op, this.description);
     try {
       return await this.pool.query(sql, params);
@@ -199,6 +217,17 @@ class PostgresStore implements Store {
     checkKeyText('getClient', 'client', client);
     const { rows } = await this.query('getClient', SQL.getClient, [client]);
     return rows[0] ? rowToClient(rows[0] as Row) : null;
+  }
+
+  async lookup(key: TripletKey): Promise<TripletLookup> {
+    checkTripletKey('lookup', key);
+    const { rows } = await this.query('lookup', SQL.lookup, [
+      key.client,
+      key.sender,
+      key.recipient,
+    ]);
+    if (!rows[0]) throw new StoreError('store lookup: the query returned no row');
+    return columnsToLookup(rows[0] as unknown[]);
   }
 
   async countClient(client: string, now: number, countAfter: number): Promise<ClientCounter> {

@@ -13,9 +13,11 @@ import {
   checkTime,
   checkTripletKey,
   closedError,
+  columnsToLookup,
   DEFAULT_BUSY_TIMEOUT_MS,
   type DecisionColumns,
   decisionColumns,
+  LOOKUP_COLUMNS,
   type Row,
   rowToClient,
   rowToDecision,
@@ -36,6 +38,7 @@ import type {
   StoredDecision,
   Triplet,
   TripletKey,
+  TripletLookup,
   TripletState,
 } from './types.js';
 import { StoreError } from './types.js';
@@ -68,6 +71,17 @@ function prepareAll(db: Database.Database) {
        WHERE ${KEY} RETURNING *`,
     ),
     getClient: db.prepare('SELECT * FROM client_counters WHERE client = ?'),
+    // Both point reads in one statement: the one-row subquery always gives one row, with NULL
+    // columns for what is missing. Raw rows (arrays) are cheaper to map than named ones.
+    lookup: db
+      .prepare(
+        `SELECT ${LOOKUP_COLUMNS}
+         FROM (SELECT ? AS client, ? AS sender, ? AS recipient) AS k
+         LEFT JOIN triplets AS t
+           ON t.client = k.client AND t.sender = k.sender AND t.recipient = k.recipient
+         LEFT JOIN client_counters AS c ON c.client = k.client`,
+      )
+      .raw(true),
     countClient: db.prepare(
       `INSERT INTO client_counters (client, count, first_seen, last_counted, last_seen)
        VALUES (@client, 1, @now, @now, @now)
@@ -330,6 +344,15 @@ class SqliteStore implements Store {
       checkKeyText('getClient', 'client', client);
       const row = this.statements.getClient.get(client);
       return row ? rowToClient(row as Row) : null;
+    });
+  }
+
+  lookup(key: TripletKey): Promise<TripletLookup> {
+    return this.run('lookup', () => {
+      checkTripletKey('lookup', key);
+      const row = this.statements.lookup.get(key.client, key.sender, key.recipient);
+      if (!row) throw new StoreError('store lookup: the query returned no row');
+      return columnsToLookup(row as unknown[]);
     });
   }
 

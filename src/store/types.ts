@@ -58,6 +58,21 @@ export interface ClientCounter {
   lastSeen: number;
 }
 
+/**
+ * A triplet and its client's auto-whitelist counter, read together: what `Store.lookup` returns,
+ * the same as `getTriplet(key)` and `getClient(key.client)` would.
+ *
+ * @example
+ * const { triplet, counter } = await store.lookup(key);
+ * if (counter && counter.count >= 5) return 'auto-whitelisted';
+ * if (triplet?.state === 'passed') return 'known';
+ */
+export interface TripletLookup {
+  triplet: Triplet | null;
+  /** The counter of `key.client` (the same client key the triplet uses). */
+  counter: ClientCounter | null;
+}
+
 /** One line of the decision log: what was decided about a request, and why. */
 export interface Decision {
   time: number;
@@ -134,6 +149,12 @@ export interface Store {
 
   /** The client's auto-whitelist counter, or null. */
   getClient(client: string): Promise<ClientCounter | null>;
+  /**
+   * The triplet and its client's counter in one read (one statement, one round trip): exactly
+   * what `getTriplet(key)` and `getClient(key.client)` would return. Keys are checked as for
+   * `getTriplet`.
+   */
+  lookup(key: TripletKey): Promise<TripletLookup>;
   /**
    * Counts a successful delivery for the client: count + 1 and lastCounted = now when the counter
    * last went up before `countAfter` (or is new), lastSeen = now always. Returns the counter.

@@ -299,6 +299,66 @@ export function storeSuite(backend: () => SuiteBackend): void {
       assert.equal(await store.getClient('203.0.113.10'), null);
     }));
 
+  test('lookup reads a triplet and its client counter together', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      // Times past 2^32 ms: PostgreSQL's bigints must come back as numbers, as from getTriplet.
+      const t = 1_700_000_000_000;
+      const other = { ...KEY, client: '192.0.2.2' };
+      assert.deepEqual(await store.lookup(KEY), { triplet: null, counter: null }, 'neither');
+
+      const counter = await store.countClient(KEY.client, t, 0);
+      assert.deepEqual(await store.lookup(KEY), { triplet: null, counter }, 'counter only');
+      const { triplet: otherTriplet } = await store.firstAttempt(other, 'greylisted', t + 1);
+      assert.deepEqual(
+        await store.lookup(other),
+        { triplet: otherTriplet, counter: null },
+        'triplet only: the counter of another client is not its own',
+      );
+      const { triplet } = await store.firstAttempt(KEY, 'passed', t + 2);
+      assert.deepEqual(await store.lookup(KEY), { triplet, counter }, 'both');
+      assert.deepEqual(
+        await store.lookup({ ...KEY, sender: 'carol@example.org' }),
+        { triplet: null, counter },
+        'the counter goes by client alone, the triplet by the whole key',
+      );
+
+      /** What lookup gives equals getTriplet and getClient, read one after the other. */
+      const agrees = async (key: TripletKey, after: string) =>
+        assert.deepEqual(
+          await store.lookup(key),
+          { triplet: await store.getTriplet(key), counter: await store.getClient(key.client) },
+          after,
+        );
+      await store.recordEarlyRetry(other, t + 10);
+      await agrees(other, 'recordEarlyRetry');
+      await store.recordPass(other, t + 20);
+      await agrees(other, 'recordPass');
+      await store.countClient(other.client, t + 30, 0);
+      await agrees(other, 'countClient');
+      await store.countClient(KEY.client, t + 40, t + 1);
+      await agrees(KEY, 'countClient again');
+      await store.touchClient(KEY.client, t + 50);
+      await agrees(KEY, 'touchClient');
+      await store.recordPass(KEY, t + 60);
+      await agrees(KEY, 'recordPass of a passed triplet');
+      const both = await store.lookup(KEY);
+      assert.equal(both.triplet?.passCount, 2);
+      assert.equal(both.triplet?.lastSeen, t + 60);
+      assert.equal(both.counter?.count, 2);
+      assert.equal(both.counter?.lastSeen, t + 50);
+
+      await rejectsStore(
+        store.lookup({ ...KEY, recipient: 'b\0b' }),
+        /lookup: recipient contains NUL/,
+      );
+      await rejectsStore(
+        store.lookup({ ...KEY, client: 1 as never }),
+        /lookup: client is not a string/,
+      );
+      await rejectsStore(store.lookup(null as never), /lookup: client is not a string/);
+    }));
+
   test('concurrent counts of one client through two stores count once per window', () =>
     withDatabase(async (_db, open) => {
       const [a, b] = [await open(), await open()];
@@ -498,10 +558,14 @@ export function storeSuite(backend: () => SuiteBackend): void {
         assert.deepEqual(logged?.scores, { [text]: 1 });
       }
       for (const text of nasty) {
-        assert.notEqual(
-          await store.getTriplet({ client: text, sender: text, recipient: text }),
-          null,
-        );
+        const key = { client: text, sender: text, recipient: text };
+        const found = await store.lookup(key);
+        assert.notEqual(found.triplet, null, text);
+        assert.notEqual(found.counter, null, text);
+        assert.deepEqual(found, {
+          triplet: await store.getTriplet(key),
+          counter: await store.getClient(text),
+        });
       }
     }));
 
@@ -514,6 +578,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         /firstAttempt: sender contains NUL/,
       );
       await rejectsStore(store.getTriplet(bad), /getTriplet: sender contains NUL/);
+      await rejectsStore(store.lookup(bad), /lookup: sender contains NUL/);
       await rejectsStore(store.recordPass(bad, 1), /recordPass: sender contains NUL/);
       await rejectsStore(store.countClient('1.2.3.4\0', 1, 0), /countClient: client contains NUL/);
       assert.equal(await count(db, 'triplets'), 0);
@@ -609,6 +674,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         ['recordEarlyRetry', () => store.recordEarlyRetry(KEY, 1)],
         ['recordPass', () => store.recordPass(KEY, 1)],
         ['getClient', () => store.getClient('c')],
+        ['lookup', () => store.lookup(KEY)],
         ['countClient', () => store.countClient('c', 1, 0)],
         ['touchClient', () => store.touchClient('c', 1)],
         [
