@@ -1023,6 +1023,21 @@ async function main(): Promise<number> {
       ]);
     }
     console.log(table(goals));
+    // Both goals at once ask the trivial server to be 2 x 5 = 10x postgrey. Where it is less,
+    // the postgrey goal asks mailgate for this share of a server that does nothing; say so.
+    if (names.includes('postgrey') && names.includes('trivial')) {
+      for (const c of settings.concurrencies) {
+        const ceiling = ratio('postgrey', 'trivial', c);
+        if (ceiling === undefined || ceiling * GOALS.vsPostgrey <= GOALS.vsTrivial) continue;
+        console.log(
+          `note: at C=${c} the trivial server is ${fmt(1 / ceiling, 2)}x postgrey here, so ` +
+            `${GOALS.vsPostgrey}x postgrey means ${fmt(ceiling * GOALS.vsPostgrey, 2)}x the trivial server` +
+            (ceiling * GOALS.vsPostgrey >= 1
+              ? ' (more than a server that answers without reading)'
+              : ''),
+        );
+      }
+    }
 
     for (const s of servers) {
       const lines = s.stdout.count + s.stderr.count;

@@ -24,10 +24,10 @@ export interface OpenStoreOptions {
   /** SQLite: how long a write waits for another process's lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
   /**
-   * SQLite: where the decision log is committed: `thread` (the default for files), from a
-   * thread of its own, or `inline`, on the event loop.
+   * SQLite: how often a thread of its own moves the write-ahead log into the database file
+   * (files only). Default 500 ms.
    */
-  decisionWriter?: 'thread' | 'inline';
+  checkpointEveryMs?: number;
   /** PostgreSQL: connections in the pool at most. Default 10. */
   poolSize?: number;
   /** PostgreSQL: how long opening one connection may take. Default 5000 ms. */

@@ -35,10 +35,10 @@ export { describeStoreUrl } from './url.js';
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   if (target.kind === 'sqlite') {
-    const { busyTimeoutMs, decisionWriter, logger } = options;
+    const { busyTimeoutMs, checkpointEveryMs, logger } = options;
     return openSqlite(target, {
       ...(busyTimeoutMs === undefined ? {} : { busyTimeoutMs }),
-      ...(decisionWriter === undefined ? {} : { decisionWriter }),
+      ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }),
       ...(logger === undefined ? {} : { logger }),
     });
   }

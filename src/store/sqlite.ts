@@ -27,7 +27,7 @@ import {
   storeError,
 } from './common.js';
 import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
-import { DecisionLogThread, type DecisionRow, INSERT_DECISION_SQL } from './sqlite-log-thread.js';
+import { Checkpointer, DEFAULT_CHECKPOINT_EVERY_MS } from './sqlite-checkpointer.js';
 import type {
   ClientCounter,
   Decision,
@@ -116,11 +116,12 @@ function prepareAll(db: Database.Database) {
 const MAX_DECISION_BATCH = 512;
 /** How long decision-log lines wait for company before they are committed. */
 const DECISION_FLUSH_MS = 50;
-/**
- * Lines handed to the writer thread and not yet committed, at most: a disk that stalls must not
- * make the daemon hoard log lines until it runs out of memory. Lines beyond are refused.
- */
-const MAX_DECISION_BACKLOG = 100_000;
+/** One decision-log line, as the values of INSERT_DECISION_SQL's parameters, in order. */
+type DecisionRow = readonly (string | number | null)[];
+
+const INSERT_DECISION_SQL = `INSERT INTO decision_log
+  (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 interface PendingDecision {
   row: DecisionRow;
@@ -128,18 +129,14 @@ interface PendingDecision {
   reject: (error: StoreError) => void;
 }
 
-/** Where decision-log lines are committed: a thread of their own (files), or the event loop. */
-export type DecisionWriter = 'thread' | 'inline';
-
 export interface SqliteOptions {
   /** How long a write waits for another process's lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
   /**
-   * `thread` (the default for files) commits the decision log from a thread of its own, started
-   * with the first line; `inline` on the event loop (always for `:memory:`, which no other
-   * connection can see).
+   * How often the checkpoint thread moves the WAL into the database file (files only; it starts
+   * with the first decision-log commit). Default 500 ms.
    */
-  decisionWriter?: DecisionWriter;
+  checkpointEveryMs?: number;
   /** Default: warnings and errors as single lines on stderr. */
   logger?: StoreLogger;
 }
@@ -175,19 +172,21 @@ class SqliteStore implements Store {
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
   private closed = false;
-  /** The writer thread, once the first line came (files only, unless told `inline`). */
-  private logThread: DecisionLogThread | undefined;
-  private useThread: boolean;
+  private closing: Promise<void> | undefined;
+  /** The checkpoint thread, from the first decision-log commit on (files only). */
+  private checkpointer: Checkpointer | undefined;
+  /** False for `:memory:`, and once the thread failed: the connection checkpoints itself. */
+  private useCheckpointer: boolean;
 
   constructor(
     private readonly db: Database.Database,
     readonly description: string,
     private readonly path: string,
     private readonly busyTimeoutMs: number,
-    decisionWriter: DecisionWriter,
+    private readonly checkpointEveryMs: number,
     private readonly logger: StoreLogger,
   ) {
-    this.useThread = decisionWriter === 'thread' && path !== ':memory:';
+    this.useCheckpointer = path !== ':memory:';
     const s = prepareAll(db);
     this.statements = s;
     // IMMEDIATE takes the write lock before reading, so the insert-or-read of one process never
@@ -218,8 +217,7 @@ class SqliteStore implements Store {
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
     // Every decision adds a log line; one transaction per line would make the log cost more
-    // than the decision. Lines that come within DECISION_FLUSH_MS are committed together, by
-    // the writer thread when there is one, else here.
+    // than the decision. Lines that come within DECISION_FLUSH_MS are committed together.
     const insertDecision = db.prepare(INSERT_DECISION_SQL);
     const insertDecisions = db.transaction((rows: readonly DecisionRow[]) => {
       for (const row of rows) insertDecision.run(row);
@@ -233,61 +231,45 @@ class SqliteStore implements Store {
     const batch = this.pendingDecisions;
     if (batch.length === 0) return;
     this.pendingDecisions = [];
-    const rows = batch.map((entry) => entry.row);
-    const thread = this.writerThread();
-    if (thread) {
-      thread.write(rows).then(
-        () => {
-          for (const entry of batch) entry.resolve();
-        },
-        (error: unknown) => {
-          const failure = storeError('logDecision', error, []);
-          for (const entry of batch) entry.reject(failure);
-        },
-      );
-      return;
-    }
     try {
-      this.insertDecisionsTx(rows);
+      this.insertDecisionsTx(batch.map((entry) => entry.row));
     } catch (error) {
       const failure = storeError('logDecision', error, []);
       for (const entry of batch) entry.reject(failure);
       return;
     }
     for (const entry of batch) entry.resolve();
+    if (this.useCheckpointer && !this.checkpointer && !this.closed) this.startCheckpointer();
   }
 
   /**
-   * The writer thread, started on first use; undefined when lines are committed here (inline,
-   * or the thread failed: then once a warning, and the event loop takes over).
+   * Hands checkpoints to a thread. Should it fail, this connection checkpoints as SQLite does
+   * by default again, and says so once.
    */
-  private writerThread(): DecisionLogThread | undefined {
-    if (!this.useThread) return undefined;
-    const broken = this.logThread?.broken;
-    if (broken) {
-      this.useThread = false;
-      this.logger.warn(
-        { store: this.description, err: broken },
-        'the decision-log writer thread failed; the log is written on the event loop from now on',
-      );
-      // Checkpoints are this connection's job again.
+  private startCheckpointer(): void {
+    const giveBack = (error: Error) => {
+      this.useCheckpointer = false;
+      if (this.closed) return;
       this.db.pragma('wal_autocheckpoint = 1000');
-      void this.logThread?.close();
-      return undefined;
+      this.logger.warn(
+        { store: this.description, err: error },
+        'the SQLite checkpoint thread failed; checkpoints run on the event loop from now on',
+      );
+    };
+    try {
+      this.checkpointer = new Checkpointer(this.path, this.busyTimeoutMs, this.checkpointEveryMs, {
+        onFailure: giveBack,
+        onProblem: (message) =>
+          this.logger.warn(
+            { store: this.description, problem: message },
+            'SQLite checkpoint failed; retried shortly',
+          ),
+      });
+    } catch (error) {
+      giveBack(error instanceof Error ? error : new Error(String(error)));
+      return;
     }
-    if (!this.logThread) {
-      this.logThread = new DecisionLogThread(this.path, this.busyTimeoutMs);
-      // The thread commits most pages, and checkpoints the WAL after its own commits; this
-      // connection leaves that to it, so that a checkpoint never holds up a request.
-      this.db.pragma('wal_autocheckpoint = 0');
-    }
-    return this.logThread;
-  }
-
-  /** Commits every line logged so far, wherever it is committed, before a read of the log. */
-  private async settleDecisions(): Promise<void> {
-    this.flushDecisions();
-    await this.logThread?.idle();
+    this.db.pragma('wal_autocheckpoint = 0');
   }
 
   /** Runs one operation: refused after close, driver errors as StoreError. */
@@ -382,14 +364,6 @@ class SqliteStore implements Store {
     } catch (error) {
       return Promise.reject(storeError('logDecision', error, []));
     }
-    const backlog = this.logThread?.backlog ?? 0;
-    if (backlog >= MAX_DECISION_BACKLOG) {
-      return Promise.reject(
-        new StoreError(
-          `store logDecision: ${backlog} decision-log lines are still waiting for the disk; line dropped`,
-        ),
-      );
-    }
     return new Promise<void>((resolve, reject) => {
       this.pendingDecisions.push({ row, resolve, reject });
       if (this.pendingDecisions.length >= MAX_DECISION_BATCH) this.flushDecisions();
@@ -402,17 +376,16 @@ class SqliteStore implements Store {
     });
   }
 
-  async recentDecisions(limit: number): Promise<StoredDecision[]> {
-    await this.run('recentDecisions', () => checkLimit(limit));
-    await this.settleDecisions();
+  recentDecisions(limit: number): Promise<StoredDecision[]> {
     return this.run('recentDecisions', () => {
-      const rows = this.statements.recentDecisions.all(limit) as Row[];
+      this.flushDecisions();
+      const rows = this.statements.recentDecisions.all(checkLimit(limit)) as Row[];
       return rows.map(rowToDecision);
     });
   }
 
-  async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
-    await this.run('expire', () => {
+  expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
+    return this.run('expire', () => {
       for (const name of [
         'passedBefore',
         'greylistedBefore',
@@ -421,9 +394,9 @@ class SqliteStore implements Store {
       ] as const) {
         checkTime('expire', name, cutoffs?.[name]);
       }
+      this.flushDecisions();
+      return this.expireTx(cutoffs);
     });
-    await this.settleDecisions();
-    return this.run('expire', () => this.expireTx(cutoffs));
   }
 
   schemaVersion(): Promise<number> {
@@ -439,16 +412,22 @@ class SqliteStore implements Store {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    // The last lines are committed below; no thread is started for them.
+    this.useCheckpointer = false;
     try {
       this.flushDecisions();
     } finally {
       this.closed = true;
     }
-    // The lines already handed to the thread are committed before it stops.
-    await this.logThread?.close();
     try {
+      // Closing the last connection checkpoints the rest of the WAL; the thread goes first.
+      await this.checkpointer?.close();
       this.db.close();
     } catch (error) {
       throw storeError('close', error, []);
@@ -468,11 +447,16 @@ export async function openSqlite(
   target: SqliteTarget,
   {
     busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS,
-    decisionWriter = 'thread',
+    checkpointEveryMs = DEFAULT_CHECKPOINT_EVERY_MS,
     logger = stderrStoreLogger,
   }: SqliteOptions = {},
 ): Promise<Store> {
   let db: Database.Database | undefined;
+  if (!(Number.isFinite(checkpointEveryMs) && checkpointEveryMs >= 10)) {
+    throw new StoreError(
+      `store open ${target.description}: checkpointEveryMs must be at least 10, got ${checkpointEveryMs}`,
+    );
+  }
   try {
     if (target.path !== ':memory:') mkdirSync(dirname(target.path), { recursive: true });
     db = new Database(target.path, { timeout: busyTimeoutMs });
@@ -486,7 +470,7 @@ export async function openSqlite(
       target.description,
       target.path,
       busyTimeoutMs,
-      decisionWriter,
+      checkpointEveryMs,
       logger,
     );
   } catch (error) {

@@ -3,7 +3,7 @@
  * and its directories created on first start, WAL, the URL forms, a lock held too long.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -47,18 +47,6 @@ const backend: SuiteBackend = {
 };
 
 describe('sqlite store', () => storeSuite(() => backend));
-
-// The same suite with the decision log committed on the event loop (the writer for :memory:, and
-// what a store falls back to when its writer thread fails).
-const inlineBackend: SuiteBackend = {
-  kind: 'sqlite',
-  async freshDatabase() {
-    const fresh = await backend.freshDatabase();
-    return { ...fresh, open: (options) => fresh.open({ ...options, decisionWriter: 'inline' }) };
-  },
-};
-
-describe('sqlite store, decision log written inline', () => storeSuite(() => inlineBackend));
 
 function decisionAt(time: number): Decision {
   return {
@@ -148,32 +136,53 @@ describe('sqlite specifics', () => {
     }
   });
 
-  test('the decision log thread commits every line, in order, and close waits for it', async () => {
-    const path = join(dir, 'log-thread.db');
-    const store = await openStore(`sqlite:${path}`);
+  test('a thread moves the WAL into the database file; close commits the lines still waiting', async () => {
+    const path = join(dir, 'checkpointed.db');
+    const store = await openStore(`sqlite:${path}`, { checkpointEveryMs: 20 });
     const logged: Promise<void>[] = [];
-    for (let t = 1; t <= 1500; t++) logged.push(store.logDecision(decisionAt(t)));
+    for (let t = 1; t <= 300; t++) logged.push(store.logDecision(decisionAt(t)));
     await Promise.all(logged);
     // Resolved means committed: another connection sees every line.
-    assert.equal(countDecisions(path), 1500);
-    const recent = await store.recentDecisions(3);
-    assert.deepEqual(
-      recent.map((d) => d.time),
-      [1500, 1499, 1498],
-    );
-    // Lines still on their way when the store closes are committed before it is closed.
-    for (let t = 1501; t <= 1600; t++) void store.logDecision(decisionAt(t));
-    await store.close();
-    assert.equal(countDecisions(path), 1600);
+    assert.equal(countDecisions(path), 300);
+    // The database file alone (without its WAL) holds them once a checkpoint ran. Left to
+    // itself, SQLite would not checkpoint a WAL this small (under 1000 pages).
+    const alone = join(dir, 'checkpointed-copy.db');
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      copyFileSync(path, alone);
+      let copied: unknown = 0;
+      try {
+        copied = countDecisions(alone);
+      } catch {
+        // not even the tables are in the file yet
+      }
+      if (copied === 300) break;
+      assert.ok(Date.now() < deadline, `the file alone holds ${String(copied)} of 300 lines`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Lines still waiting for their group commit when the store closes are committed.
+    for (let t = 301; t <= 400; t++) void store.logDecision(decisionAt(t));
+    await Promise.all([store.close(), store.close()]);
+    assert.equal(countDecisions(path), 400);
     const reopened = await openStore(`sqlite:${path}`);
     try {
-      assert.equal((await reopened.recentDecisions(1))[0]?.time, 1600);
+      assert.deepEqual(
+        (await reopened.recentDecisions(2)).map((d) => d.time),
+        [400, 399],
+      );
     } finally {
       await reopened.close();
     }
   });
 
-  test('lines the thread cannot commit reject with a StoreError; later lines are written', async () => {
+  test('a checkpoint interval under 10 ms is refused', async () => {
+    await assert.rejects(
+      openStore(`sqlite:${join(dir, 'interval.db')}`, { checkpointEveryMs: 0 }),
+      /checkpointEveryMs must be at least 10/,
+    );
+  });
+
+  test('decision-log lines that cannot be committed reject with a StoreError; later ones are written', async () => {
     const path = join(dir, 'log-thread-locked.db');
     const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 100 });
     const holder = new Database(path);
