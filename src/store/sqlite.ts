@@ -116,6 +116,15 @@ function prepareAll(db: Database.Database) {
 const MAX_DECISION_BATCH = 512;
 /** How long decision-log lines wait for company before they are committed. */
 const DECISION_FLUSH_MS = 50;
+/** The longest pause between two tries while another process holds the lock. */
+const BUSY_RETRY_MAX_MS = 50;
+
+/** Whether a driver error says the database is locked by another connection. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
 /** One decision-log line, as the values of INSERT_DECISION_SQL's parameters, in order. */
 type DecisionRow = readonly (string | number | null)[];
 
@@ -172,6 +181,8 @@ class SqliteStore implements Store {
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** When the decision-log commit first found the file locked by another process. */
+  private lockedSince: number | undefined;
   private closing: Promise<void> | undefined;
   /** The checkpoint thread, from the first decision-log commit on (files only). */
   private checkpointer: Checkpointer | undefined;
@@ -234,10 +245,24 @@ class SqliteStore implements Store {
     try {
       this.insertDecisionsTx(batch.map((entry) => entry.row));
     } catch (error) {
+      if (isBusy(error) && !this.closed) {
+        // Locked by another process: the lines wait (in order, ahead of newer ones) and the
+        // commit is tried again shortly, for at most busyTimeoutMs.
+        const now = Date.now();
+        this.lockedSince ??= now;
+        if (now - this.lockedSince < this.busyTimeoutMs) {
+          this.pendingDecisions = batch.concat(this.pendingDecisions);
+          this.flushScheduled = true;
+          setTimeout(() => this.flushDecisions(), BUSY_RETRY_MAX_MS);
+          return;
+        }
+      }
+      this.lockedSince = undefined;
       const failure = storeError('logDecision', error, []);
       for (const entry of batch) entry.reject(failure);
       return;
     }
+    this.lockedSince = undefined;
     for (const entry of batch) entry.resolve();
     if (this.useCheckpointer && !this.checkpointer && !this.closed) this.startCheckpointer();
   }
@@ -278,8 +303,37 @@ class SqliteStore implements Store {
     try {
       return Promise.resolve(work());
     } catch (error) {
+      if (isBusy(error)) return this.retryWhenFree(op, work);
       return Promise.reject(storeError(op, error, []));
     }
+  }
+
+  /**
+   * Another process holds the lock. SQLite's busy handler would sleep here, and with it every
+   * request of this process; instead the work is tried again from a timer, backing off from
+   * 1 ms to 50 ms, until busyTimeoutMs has passed. The work is one statement or one IMMEDIATE
+   * transaction, refused before it changed anything, so trying again is safe.
+   */
+  private retryWhenFree<T>(op: string, work: () => T): Promise<T> {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const attempt = (delay: number) => {
+        setTimeout(() => {
+          if (this.closed) {
+            reject(closedError(op, this.description));
+            return;
+          }
+          try {
+            resolve(work());
+          } catch (error) {
+            if (isBusy(error) && Date.now() < deadline)
+              attempt(Math.min(delay * 2, BUSY_RETRY_MAX_MS));
+            else reject(storeError(op, error, []));
+          }
+        }, delay);
+      };
+      attempt(1);
+    });
   }
 
   getTriplet(key: TripletKey): Promise<Triplet | null> {
@@ -366,8 +420,10 @@ class SqliteStore implements Store {
     }
     return new Promise<void>((resolve, reject) => {
       this.pendingDecisions.push({ row, resolve, reject });
-      if (this.pendingDecisions.length >= MAX_DECISION_BATCH) this.flushDecisions();
-      else if (!this.flushScheduled) {
+      // While another process holds the lock, the retry timer commits them all at once.
+      if (this.pendingDecisions.length >= MAX_DECISION_BATCH && this.lockedSince === undefined) {
+        this.flushDecisions();
+      } else if (!this.flushScheduled) {
         this.flushScheduled = true;
         // Callers do not wait for the log (the greylister answers first), so lines can gather
         // for a moment and share one commit even when requests come one at a time.
@@ -422,6 +478,11 @@ class SqliteStore implements Store {
     this.useCheckpointer = false;
     try {
       this.flushDecisions();
+      // Lines waiting for another process's lock get the rest of their busyTimeoutMs.
+      while (this.pendingDecisions.length > 0 && this.lockedSince !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MAX_MS));
+        this.flushDecisions();
+      }
     } finally {
       this.closed = true;
     }
@@ -465,6 +526,9 @@ export async function openSqlite(
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     migrateSqlite(db, target.description);
+    // From now on a lock held by another process never puts the event loop to sleep: the
+    // store tries again from a timer (see retryWhenFree).
+    db.pragma('busy_timeout = 0');
     return new SqliteStore(
       db,
       target.description,

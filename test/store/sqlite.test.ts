@@ -207,6 +207,39 @@ describe('sqlite specifics', () => {
     }
   });
 
+  test("another process's lock never stops the event loop; the work is done once it is gone", async () => {
+    const path = join(dir, 'locked-briefly.db');
+    const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 5_000 });
+    const holder = new Database(path);
+    const key = { client: 'c', sender: 's', recipient: 'r' };
+    try {
+      holder.exec('BEGIN EXCLUSIVE');
+      const started = Date.now();
+      const attempt = store.firstAttempt(key, 'greylisted', 1);
+      const line = store.logDecision(decisionAt(7));
+      // Only a timer of this process releases the lock: a store that waited for it by
+      // sleeping would keep the timer from running and fail after its 5 s.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      holder.exec('ROLLBACK');
+      assert.equal((await attempt).created, true);
+      await line;
+      assert.ok(Date.now() - started < 3_000, 'done soon after the lock went');
+      assert.equal(countDecisions(path), 1);
+      // Lines still waiting for the lock when the store closes are committed once it goes.
+      holder.exec('BEGIN EXCLUSIVE');
+      const late = store.logDecision(decisionAt(8));
+      const closing = store.close();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      holder.exec('ROLLBACK');
+      await closing;
+      await late;
+      assert.equal(countDecisions(path), 2);
+    } finally {
+      holder.close();
+      await store.close();
+    }
+  });
+
   test('a path that cannot be created rejects with a StoreError naming the open', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not a directory');
