@@ -20,12 +20,17 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
+// A failed checkpoint is tried again at the next tick (the WAL only grows meanwhile); the same
+// problem is reported once, not twice a second, until a checkpoint succeeds again.
+let lastProblem = '';
 const checkpoint = () => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
+    lastProblem = '';
   } catch (error) {
-    // A failed checkpoint is retried at the next tick; the WAL only grows meanwhile.
-    parentPort.postMessage({ type: 'problem', message: String((error && error.message) || error) });
+    const message = String((error && error.message) || error);
+    if (message !== lastProblem) parentPort.postMessage({ type: 'problem', message });
+    lastProblem = message;
   }
 };
 const timer = setInterval(checkpoint, workerData.everyMs);
