@@ -3,7 +3,7 @@
  * `--check` only validates the configuration file.
  */
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
 import { Daemon } from '../serve/index.js';
 import { UsageError } from './usage.js';
 
@@ -22,13 +22,18 @@ export function registerServeCommand(program: Command): void {
     .option('--check', 'check the configuration file and exit (0 good, 2 bad)')
     .action(async (options: ServeOptions) => {
       if (options.check) {
+        let config: Config;
         try {
-          await loadConfig(options.config);
+          config = await loadConfig(options.config);
         } catch (err) {
           if (err instanceof ConfigError) throw new UsageError(err.message);
           throw err;
         }
-        process.stdout.write(`${options.config ?? 'defaults'}: configuration is valid\n`);
+        const where = options.config ?? 'defaults';
+        for (const { key, problem } of configWarnings(config)) {
+          process.stderr.write(`${where}: warning: ${key}: ${problem}\n`);
+        }
+        process.stdout.write(`${where}: configuration is valid\n`);
         return;
       }
       await runDaemon(options.config);

@@ -8,4 +8,10 @@
  */
 export { formatDuration, parseDuration } from './duration.js';
 export { ConfigError, loadConfig, parseConfig, parseConfigText } from './load.js';
-export { type Config, configSchema, LOG_LEVELS } from './schema.js';
+export {
+  type Config,
+  type ConfigWarning,
+  configSchema,
+  configWarnings,
+  LOG_LEVELS,
+} from './schema.js';

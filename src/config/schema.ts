@@ -176,6 +176,11 @@ export const greylistSchema = z.strictObject({
   key_by_network: z.boolean().default(false),
   /** Whitelist a client after this many successful deliveries; 0 turns it off. */
   auto_whitelist_clients: z.number().int().min(0).max(1_000_000).default(5),
+  /**
+   * All the DNS work of deciding about a new triplet (client name, DNS lists, SPF) within this
+   * time; lookups not answered by then count as failed. Shorter than policy.request_timeout.
+   */
+  dns_budget: duration('10s', { min: 100, max: 600_000 }).prefault('10s'),
   /** How long a client's good or bad verdict is reused for new triplets; "0s" turns it off. */
   cache_valid: duration('60s', { max: 86_400_000 }).prefault('60s'),
   /** A file of recipients never greylisted (postgrey syntax). */
@@ -206,3 +211,32 @@ export const configSchema = z.strictObject({
 
 /** A validated configuration: durations in milliseconds, defaults filled in. */
 export type Config = z.output<typeof configSchema>;
+
+/** A setting that works but is probably not what was meant. */
+export interface ConfigWarning {
+  /** The key, as in the file (`greylist.dns_budget`). */
+  key: string;
+  problem: string;
+}
+
+/**
+ * Settings that are valid but likely a mistake. They are reported (by `serve --check`, and
+ * logged as `config-warning` at start and reload), not refused: a test rig or an unusual site
+ * may mean them.
+ *
+ * @example
+ * configWarnings(parseConfigText('[policy]\nrequest_timeout = "5s"\n', 'x'))
+ * // [{ key: 'greylist.dns_budget', problem: 'not shorter than policy.request_timeout (5s): ...' }]
+ */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  if (config.greylist.enabled && config.greylist.dns_budget >= config.policy.request_timeout) {
+    warnings.push({
+      key: 'greylist.dns_budget',
+      problem:
+        `not shorter than policy.request_timeout (${formatDuration(config.policy.request_timeout)}): ` +
+        'a slow lookup times the whole request out (error_action) instead of counting as a failed lookup',
+    });
+  }
+  return warnings;
+}

@@ -102,6 +102,8 @@ type ClientName = { kind: 'name'; name: string } | { kind: 'none' } | { kind: 'f
 /** Everything one decision learns on its way. */
 interface Context {
   now: number;
+  /** When the decision's DNS work must be done (now + dnsBudgetMs). */
+  dnsDeadline: number;
   ip: IpAddress;
   ipText: string;
   key: TripletKey;
@@ -177,8 +179,10 @@ export class Greylister {
     if (!ip) {
       throw new TypeError(`greylist: not a client IP address: ${shown(String(request.ip))}`);
     }
+    const now = this.clock.now();
     const ctx: Context = {
-      now: this.clock.now(),
+      now,
+      dnsDeadline: now + this.settings.dnsBudgetMs,
       ip,
       ipText: formatIp(ip),
       key: {
@@ -399,7 +403,11 @@ export class Greylister {
     }
     ctx.name = checkPtr(
       { ip: ctx.ipText },
-      { resolver: this.services.resolver, clock: this.clock },
+      {
+        resolver: this.services.resolver,
+        clock: this.clock,
+        limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
+      },
     ).then((ptr): ClientName => {
       if (ptr.result === 'verified' && ptr.name) return { kind: 'name', name: ptr.name };
       if (ptr.result === 'tempfail') {
@@ -423,6 +431,7 @@ export class Greylister {
               clock: this.clock,
               lists: this.lists,
               threshold: settings.dnsblThreshold,
+              timeBudgetMs: this.dnsTimeLeft(ctx),
             },
           )
         : null,
@@ -500,7 +509,11 @@ export class Greylister {
     if (sender.startsWith('<') && sender.endsWith('>')) sender = sender.slice(1, -1).trim();
     const input: { ip: string; sender: string; helo?: string } = { ip: ctx.ipText, sender };
     if (ctx.request.helo !== undefined) input.helo = ctx.request.helo;
-    const spf = await checkSpf(input, { resolver: this.services.resolver, clock: this.clock });
+    const spf = await checkSpf(input, {
+      resolver: this.services.resolver,
+      clock: this.clock,
+      limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
+    });
     if (spf.result === 'temperror') {
       ctx.problems.push(shown(`spf: temperror (${spf.problem ?? 'DNS failure'})`));
       return { min: 0, max: 1 };
@@ -508,6 +521,15 @@ export class Greylister {
     const score = spf.result === 'fail' || spf.result === 'softfail' ? 1 : 0;
     ctx.scores.spf = score;
     return exactly(score);
+  }
+
+  /**
+   * What is left of the decision's DNS time, for the next check. A check started after the
+   * deadline still gets a millisecond: it then fails at once as a timeout, which the scoring
+   * counts as any other DNS failure.
+   */
+  private dnsTimeLeft(ctx: Context): number {
+    return Math.max(1, ctx.dnsDeadline - this.clock.now());
   }
 
   /** Runs one store operation; any failure becomes a StoreFailure. */

@@ -26,6 +26,7 @@ export const DEFAULT_GREYLIST_SETTINGS: Readonly<GreylistSettings> = Object.free
   spf: true,
   keyByNetwork: false,
   autoWhitelistAfter: 5,
+  dnsBudgetMs: 10_000,
   cacheMs: MINUTE,
   cacheEntries: 100_000,
   passedTtlMs: 40 * DAY,
@@ -63,6 +64,9 @@ export function checkSettings(settings: GreylistSettings): void {
     if (!(Number.isFinite(v) && v >= 0)) {
       throw new TypeError(`greylist setting ${name}: a number of milliseconds, 0 or more`);
     }
+  }
+  if (!(Number.isFinite(settings.dnsBudgetMs) && settings.dnsBudgetMs > 0)) {
+    throw new TypeError('greylist setting dnsBudgetMs: a number of milliseconds above 0');
   }
   for (const name of ['dnsblThreshold', 'dnswlThreshold', 'rfcThreshold'] as const) {
     const v = settings[name];

@@ -27,6 +27,12 @@ export interface GreylistSettings {
   keyByNetwork: boolean;
   /** Auto-whitelist a client after this many successful deliveries; 0 turns it off. Default 5 (postgrey). */
   autoWhitelistAfter: number;
+  /**
+   * All the DNS work of one decision (the client's name, the DNS lists, SPF) within this time;
+   * what has not answered by then counts as failed (and may make the decision `dns-tempfail`).
+   * Default 10 s.
+   */
+  dnsBudgetMs: number;
   /** How long the per-address good and bad caches hold a verdict; 0 turns them off. Default 60 s. */
   cacheMs: number;
   /** Entries in each short-term cache at most. Default 100000. */

@@ -4,7 +4,7 @@
  * changes without dropping connections.
  */
 import type { Logger as PinoLogger } from 'pino';
-import { type Config, ConfigError, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
 import { createResolver, type StubResolver } from '../dns/index.js';
 import type { BoundAddress } from '../listen/index.js';
 import { createLogger, setLogLevel } from '../observe/index.js';
@@ -95,6 +95,7 @@ export class Daemon {
       await retireWorld(world, logger);
       throw err;
     }
+    for (const warning of configWarnings(config)) logger.warn(warning, 'config-warning');
     logger.info(
       {
         version: VERSION,
@@ -187,6 +188,7 @@ export class Daemon {
     if (config.policy.socket_mode !== old.config.policy.socket_mode)
       restart.push('policy.socket_mode');
     if (restart.length) this.logger.warn({ keys: restart }, 'config-restart-needed');
+    for (const warning of configWarnings(config)) this.logger.warn(warning, 'config-warning');
     setLogLevel(this.logger, config.log.level);
     this.#world = world;
     this.#policy?.reconfigure({

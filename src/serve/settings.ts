@@ -26,6 +26,7 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     spf: g.spf,
     keyByNetwork: g.key_by_network,
     autoWhitelistAfter: g.auto_whitelist_clients,
+    dnsBudgetMs: g.dns_budget,
     cacheMs: g.cache_valid,
     cacheEntries: DEFAULT_GREYLIST_SETTINGS.cacheEntries,
     passedTtlMs: g.expire_passed,

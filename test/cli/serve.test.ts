@@ -30,6 +30,17 @@ describe('mailgate serve --check', () => {
     const ok = await runCli(['serve', '--check', '--config', good]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /configuration is valid/);
+    assert.equal(ok.stderr, '');
+
+    const doubtful = join(dir, 'doubtful.toml');
+    await writeFile(doubtful, '[policy]\nrequest_timeout = "5s"\n');
+    const warned = await runCli(['serve', '--check', '--config', doubtful]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(
+      warned.stderr,
+      /warning: greylist\.dns_budget: not shorter than policy\.request_timeout \(5s\)/,
+    );
+    assert.match(warned.stdout, /configuration is valid/);
 
     const bad = join(dir, 'bad.toml');
     await writeFile(bad, '[greylist]\nperiod = "5"\n[polcy]\n');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   ConfigError,
+  configWarnings,
   formatDuration,
   loadConfig,
   parseConfig,
@@ -72,7 +73,13 @@ describe('configuration', () => {
     assert.equal(config.greylist.action, 'DEFER_IF_PERMIT greylisted, try again later');
     assert.equal(config.greylist.expire_passed, 40 * 86_400_000);
     assert.equal(config.greylist.expire_greylisted, 10 * 86_400_000);
+    assert.equal(config.greylist.dns_budget, 10_000);
     assert.equal(config.dns.servers, undefined);
+    const longer = parseConfigText(
+      '[policy]\nrequest_timeout = "60s"\n[greylist]\ndns_budget = "30s"\n',
+      'x',
+    );
+    assert.equal(longer.greylist.dns_budget, 30_000);
   });
 
   it('reads the documented example keys', () => {
@@ -140,8 +147,7 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
         /^greylist\.dnsbl: .*127\.0\.0\.0\/8/,
       ],
       ['[greylist]\nrfc_threshold = -1\n', /^greylist\.rfc_threshold: /],
-      ['[greylist]\naction = "DEFER_IF_PERMIT a\\nb"\n', /^greylist\.action: must be one line/],
-      ['[greylist]\nauto_whitelist_clients = 1.5\n', /^greylist\.auto_whitelist_clients: /],
+      ['[greylist]\ndns_budget = "50ms"\n', /^greylist\.dns_budget: /],
       ['hostname = "bad host"\n', /^hostname: /],
       ['[log]\nlevel = "loud"\n', /^log\.level: /],
     ];
@@ -150,6 +156,21 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
       assert.equal(problems.length, 1, `${text}: ${problems.join(' | ')}`);
       assert.match(problems[0] ?? '', pattern, text);
     }
+  });
+
+  it('warns about a DNS budget the request timeout would cut short', () => {
+    assert.deepEqual(configWarnings(parseConfig({})), []);
+    for (const text of ['[greylist]\ndns_budget = "20s"\n', '[policy]\nrequest_timeout = "5s"\n']) {
+      const warnings = configWarnings(parseConfigText(text, 'x'));
+      assert.equal(warnings.length, 1, text);
+      assert.equal(warnings[0]?.key, 'greylist.dns_budget');
+      assert.match(warnings[0]?.problem ?? '', /not shorter than policy\.request_timeout/);
+    }
+    const off = parseConfigText(
+      '[policy]\nrequest_timeout = "5s"\n[greylist]\nenabled = false\n',
+      'x',
+    );
+    assert.deepEqual(configWarnings(off), []);
   });
 
   it('reports every problem at once', () => {

@@ -46,6 +46,8 @@ const C = {
   helo1: { ip: '192.0.2.50', helo: 'helo.spf.example' },
   /** The DNSBL fails (SERVFAIL); clean name. */
   blFails: { ip: '192.0.2.60', helo: 'mail60.clean.example' },
+  /** The DNSBL never answers; clean name. */
+  blSilent: { ip: '192.0.2.62', helo: 'mail62.clean.example' },
   /** The PTR lookup fails. */
   ptrFails: { ip: '192.0.2.61', helo: 'mail61.clean.example' },
   /** A dynamic-looking verified name, HELO = name: dyn 1. */
@@ -68,6 +70,9 @@ before(async () => {
     [rev(C.blFails.ip)]: [{ PTR: 'mail60.clean.example' }],
     'mail60.clean.example': [{ A: C.blFails.ip }],
     [rev(C.ptrFails.ip)]: [{ RCODE: 'SERVFAIL' }],
+    [rev(C.blSilent.ip)]: [{ PTR: 'mail62.clean.example' }],
+    'mail62.clean.example': [{ A: C.blSilent.ip }],
+    [listed(C.blSilent.ip, 'bl.example')]: ['TIMEOUT'],
     [rev(C.helo1.ip)]: [{ PTR: 'mx50.spf.example' }],
     'mx50.spf.example': [{ A: C.helo1.ip }],
     [rev(C.dynamic.ip)]: [{ PTR: 'dsl-192-0-2-70.pool.isp.example' }],
@@ -376,6 +381,40 @@ describe('DNS trouble', () => {
     const retry = await r.decide(C.blFails);
     assert.equal(retry.reason, 'waited');
     assert.equal(retry.verdict, 'pass');
+  });
+
+  test('lookups still unanswered when dns_budget runs out count as failed', async () => {
+    // The real clock and a resolver that would wait 20 s for the silent block list: only the
+    // budget can end the wait.
+    const store = await openStore(`sqlite:${join(dir, `greylist-${++serial}.db`)}`);
+    stores.push(store);
+    const resolver = createResolver({ servers: [server.address], timeout: 20_000, attempts: 1 });
+    const greylister = new Greylister(
+      {
+        ...DEFAULT_GREYLIST_SETTINGS,
+        lists: [{ zone: 'bl.example', kind: 'dnsbl' }],
+        dnsBudgetMs: 300,
+      },
+      { store, resolver },
+    );
+    try {
+      const started = Date.now();
+      const d = await greylister.decide({
+        ip: C.blSilent.ip,
+        helo: C.blSilent.helo,
+        sender: 'jo@sender.example',
+        recipient: 'sam@rcpt.example',
+      });
+      const took = Date.now() - started;
+      assert.equal(d.reason, 'dns-tempfail');
+      assert.ok(
+        d.problems.some((p) => p.startsWith('dnsxl bl.example:')),
+        d.problems.join('; '),
+      );
+      assert.ok(took < 10_000, `answered after ${took} ms, not at the budget`);
+    } finally {
+      resolver.close();
+    }
   });
 
   test('a failed PTR lookup greylists as dns-tempfail', async () => {
