@@ -40,6 +40,8 @@ function rcptReply(result: HostCheck, index = 0): { code: number; text: string }
 describe('Exim with the ACL of docs/integration/exim.md', { timeout: 120_000 }, () => {
   let rig: EximRig | undefined;
   let failOpenRig: EximRig | undefined;
+  /** The guide's ACL behind an Exim that offers AUTH PLAIN (jo / secret). */
+  let authRig: EximRig | undefined;
   let server: PolicyServer;
   let policy: string;
   const requests: PolicyRequest[] = [];
@@ -85,6 +87,19 @@ describe('Exim with the ACL of docs/integration/exim.md', { timeout: 120_000 }, 
         acls: snippet.replace(NO_ANSWER_DEFER, `\n${failOpen}`),
         rcpt: '  require acl = mailgate_rcpt',
       });
+      authRig = await EximRig.create({
+        acls: snippet,
+        rcpt: '  require acl = mailgate_rcpt',
+        authenticators: [
+          'plain:',
+          '  driver = plaintext',
+          '  public_name = PLAIN',
+          '  server_prompts = :',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: an Exim expansion, not a template
+          '  server_condition = ${if and {{eq{$auth2}{jo}}{eq{$auth3}{secret}}}}',
+          '  server_set_id = $auth2',
+        ].join('\n'),
+      });
     } catch {
       // skipUnlessExim says why in each test.
     }
@@ -94,6 +109,7 @@ describe('Exim with the ACL of docs/integration/exim.md', { timeout: 120_000 }, 
     await new Promise<void>((resolve) => mute.close(() => resolve()));
     await rig?.remove();
     await failOpenRig?.remove();
+    await authRig?.remove();
   });
 
   const session = (
@@ -142,6 +158,28 @@ describe('Exim with the ACL of docs/integration/exim.md', { timeout: 120_000 }, 
     });
     assert.equal(second!['recipient'], 'second@rcpt.test');
     assert.equal(second!['instance'], instance, 'one instance for the recipients of one message');
+  });
+
+  test('an authenticated client: sasl_username carries its login name', async (t) => {
+    if (skipUnlessExim(t)) return;
+    requests.length = 0;
+    const plain = Buffer.from('\0jo\0secret').toString('base64');
+    const result = await authRig!.hostCheck(
+      [
+        'EHLO client.test',
+        `AUTH PLAIN ${plain}`,
+        'MAIL FROM:<jo@sender.test>',
+        'RCPT TO:<user@rcpt.test>',
+        'QUIT',
+      ],
+      { defines: { MAILGATE_POLICY: policy } },
+    );
+    // Greeting, EHLO, AUTH, MAIL, RCPT.
+    assert.equal(result.replies[2]?.code, 235, result.stdout);
+    assert.equal(result.replies[4]?.code, 250, result.stdout);
+    assert.equal(requests.length, 1);
+    assert.equal(requests[0]!['sasl_username'], 'jo');
+    assert.equal(requests[0]!['sender'], 'jo@sender.test');
   });
 
   test('DEFER_IF_PERMIT: 450 with the text', async (t) => {

@@ -97,6 +97,8 @@ export interface EximRigOptions {
   acls: string;
   /** Statements of the RCPT ACL (`acl_smtp_rcpt`), e.g. `  require acl = mailgate_rcpt`. */
   rcpt: string;
+  /** An authenticators section's text (without `begin authenticators`); none: no AUTH. */
+  authenticators?: string;
 }
 
 export interface HostCheckOptions {
@@ -183,6 +185,7 @@ export class EximRig {
         '  warn log_message = rig header: ${sg{$message_headers_raw}{\\N\\n\\N}{|}}',
         '  accept',
         '',
+        ...(options.authenticators ? ['begin authenticators', '', options.authenticators, ''] : []),
       ].join('\n'),
     );
     return new EximRig(dir, config, exim);
