@@ -44,14 +44,14 @@
  * @example
  * node --import tsx bench/milter.ts --concurrency=50 --only=mailgate,null
  */
-import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Protocol } from '../src/milter/constants.js';
 import { MilterClient, type MilterResponse } from '../src/milter/testing/index.js';
-import { canConnect, cpuSecondsOf, fmt, freePort, median, setting, table } from './common.js';
+import { ChildServer } from './child.js';
+import { fmt, freePort, median, setting, table } from './common.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -119,131 +119,37 @@ const OFFER = { version: 6, actions: 0x1ff, protocol: 0x1fffff } as const;
 // ---------------------------------------------------------------------------------------------
 // The servers, each in a child process
 
-/** A milter server in a child process. */
-class ServerProcess {
-  readonly #child: ChildProcessByStdio<Writable, Readable, Readable>;
-  readonly #exit: Promise<void>;
-  #exited = false;
-  #stderr = '';
-  socket = '';
+/** A milter under test, in its child process. */
+type MilterServer = ChildServer<ServerName>;
 
-  private constructor(
-    readonly name: ServerName,
-    command: string,
-    args: string[],
-  ) {
-    this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.#child.stdin.on('error', () => {
-      // The child went away; the exit handler reports it.
-    });
-    this.#child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      this.#stderr = (this.#stderr + d).slice(-8000);
-    });
-    this.#exit = new Promise((resolve) => {
-      this.#child.once('exit', () => {
-        this.#exited = true;
-        resolve();
-      });
-    });
-  }
+/** A node script that prints `listening on SPEC` when ready. */
+function startNode(
+  name: ServerName,
+  script: string,
+  args: string[],
+  nodeFlags: string[],
+): Promise<MilterServer> {
+  const path = fileURLToPath(new URL(script, import.meta.url));
+  return ChildServer.start({
+    name,
+    command: process.execPath,
+    args: [...nodeFlags, '--import', 'tsx', path, ...args, '--exit-on-stdin-eof'],
+    ready: 'listening line',
+    readyTimeoutMs: 20_000,
+  });
+}
 
-  get pid(): number | undefined {
-    return this.#child.pid;
-  }
-
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  get stderrTail(): string {
-    return this.#stderr.trim();
-  }
-
-  cpuSeconds(): number | undefined {
-    return cpuSecondsOf(this.#child.pid);
-  }
-
-  /** A node script that prints `listening on SPEC` when ready. */
-  static async startNode(name: ServerName, script: string, args: string[], nodeFlags: string[]) {
-    const path = fileURLToPath(new URL(script, import.meta.url));
-    const server = new ServerProcess(name, process.execPath, [
-      ...nodeFlags,
-      '--import',
-      'tsx',
-      path,
-      ...args,
-      '--exit-on-stdin-eof',
-    ]);
-    try {
-      server.socket = await server.#listeningLine(20_000);
-      return server;
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
-  }
-
-  /** The pymilter script on a port chosen here; ready once it accepts a connection. */
-  static async startPymilter(python: string): Promise<ServerProcess> {
-    const port = await freePort();
-    const socket = `inet:${port}@127.0.0.1`;
-    const path = fileURLToPath(new URL('./pymilter_noop.py', import.meta.url));
-    const server = new ServerProcess('pymilter', python, [path, socket, '--exit-on-stdin-eof']);
-    server.#child.stdout.resume();
-    try {
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        if (server.#exited) throw new Error(`pymilter exited at start: ${server.stderrTail}`);
-        if (await canConnect(port)) break;
-        if (Date.now() > deadline) throw new Error('pymilter did not listen within 15 s');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      server.socket = socket;
-      return server;
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
-  }
-
-  #listeningLine(timeoutMs: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name}: no "listening on" line within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const onData = (d: string) => {
-        out += d;
-        const m = /^listening on (inet:\d+@[\d.]+)\s*$/m.exec(out);
-        if (!m) return;
-        clearTimeout(timer);
-        this.#child.stdout.off('data', onData);
-        this.#child.stdout.resume();
-        resolve(m[1]!);
-      };
-      this.#child.stdout.setEncoding('utf8').on('data', onData);
-      void this.#exit.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name} exited at start: ${this.stderrTail}`));
-      });
-    });
-  }
-
-  /** Close stdin, SIGTERM, and SIGKILL if it lingers. Safe to call more than once. */
-  async stop(): Promise<void> {
-    if (this.#exited) return;
-    this.#child.stdin.end();
-    this.#child.kill('SIGTERM');
-    const killer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
-    await this.#exit;
-    clearTimeout(killer);
-  }
-
-  /** Last resort from a synchronous exit handler. */
-  killNow(): void {
-    if (!this.#exited) this.#child.kill('SIGKILL');
-  }
+/** The pymilter script on a port chosen here; ready once it accepts a connection. */
+async function startPymilter(python: string): Promise<MilterServer> {
+  const port = await freePort();
+  const path = fileURLToPath(new URL('./pymilter_noop.py', import.meta.url));
+  return ChildServer.start({
+    name: 'pymilter',
+    command: python,
+    args: [path, `inet:${port}@127.0.0.1`, '--exit-on-stdin-eof'],
+    ready: { port },
+    readyTimeoutMs: 15_000,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +336,7 @@ interface Round {
 }
 
 async function timedRound(
-  server: ServerProcess,
+  server: MilterServer,
   concurrency: number,
   durationMs: number,
   messages: number,
@@ -443,9 +349,9 @@ async function timedRound(
   const stop = () => performance.now() >= end;
   const worker = async () => {
     try {
-      while (!stop()) await oneConnection(server.socket, messages, stop, counters);
+      while (!stop()) await oneConnection(server.listen, messages, stop, counters);
     } catch (err) {
-      const why = server.exited ? ` (it exited: ${server.stderrTail || 'no stderr'})` : '';
+      const why = server.exited ? ` (it exited: ${server.said})` : '';
       throw new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
     }
   };
@@ -453,7 +359,7 @@ async function timedRound(
   const seconds = (performance.now() - start) / 1000;
   const cpu1 = server.cpuSeconds();
   const client = process.cpuUsage(client0);
-  if (server.exited) throw new Error(`${server.name} exited during a round: ${server.stderrTail}`);
+  if (server.exited) throw new Error(`${server.name} exited during a round: ${server.said}`);
   return {
     server: server.name,
     concurrency,
@@ -494,7 +400,7 @@ async function main(): Promise<number> {
   const settings = readSettings();
   const cpuList = cpus();
   const limitMs = positiveInt('time-limit-ms', 'BENCH_TIME_LIMIT_MS', 170_000);
-  const servers: ServerProcess[] = [];
+  const servers: MilterServer[] = [];
   const killAll = () => {
     for (const s of servers) s.killNow();
   };
@@ -527,14 +433,14 @@ async function main(): Promise<number> {
     const nodeFlags = settings.profileDir
       ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`]
       : [];
-    const mailgate = await ServerProcess.startNode(
+    const mailgate = await startNode(
       'mailgate',
       './mailgate-noop-milter.ts',
       ['--listen=inet:0@127.0.0.1'],
       nodeFlags,
     );
     servers.push(mailgate);
-    const probe = await openSession(mailgate.socket);
+    const probe = await openSession(mailgate.listen);
     const mailgateProtocol = probe.protocol;
     await probe.client.quit();
     await probe.client.close();
@@ -545,13 +451,13 @@ async function main(): Promise<number> {
       if ('skipped' in py) {
         notes.push(`pymilter column SKIPPED: ${py.skipped}`);
       } else {
-        servers.push(await ServerProcess.startPymilter(py.python));
+        servers.push(await startPymilter(py.python));
         notes.push(`pymilter ${py.version} (${py.python}, libmilter underneath)`);
       }
     }
     if (settings.only.includes('null')) {
       servers.push(
-        await ServerProcess.startNode(
+        await startNode(
           'null',
           './null-milter.ts',
           ['--listen=inet:0@127.0.0.1', '--protocol=0'],
@@ -561,7 +467,7 @@ async function main(): Promise<number> {
     }
     if (settings.only.includes('mailgate-full')) {
       servers.push(
-        await ServerProcess.startNode(
+        await startNode(
           'mailgate-full',
           './mailgate-noop-milter.ts',
           ['--listen=inet:0@127.0.0.1', '--every-step'],
@@ -571,7 +477,7 @@ async function main(): Promise<number> {
     }
     if (settings.only.includes('null-lean')) {
       servers.push(
-        await ServerProcess.startNode(
+        await startNode(
           'null-lean',
           './null-milter.ts',
           ['--listen=inet:0@127.0.0.1', `--protocol=0x${mailgateProtocol.toString(16)}`],
@@ -587,13 +493,13 @@ async function main(): Promise<number> {
     console.log('');
     const negotiated = new Map<ServerName, number>();
     for (const server of servers) {
-      const session = await openSession(server.socket);
+      const session = await openSession(server.listen);
       negotiated.set(server.name, session.protocol);
       await session.client.quit();
       await session.client.close();
-      await oneConnection(server.socket, 1, () => false, { tx: 0, awaited: 0, connections: 0 });
+      await oneConnection(server.listen, 1, () => false, { tx: 0, awaited: 0, connections: 0 });
       console.log(
-        `${server.name.padEnd(13)} pid ${server.pid} ${server.socket}, negotiated ${describeProtocol(negotiated.get(server.name)!)}`,
+        `${server.name.padEnd(13)} pid ${server.pid} ${server.listen}, negotiated ${describeProtocol(negotiated.get(server.name)!)}`,
       );
     }
     console.log('');

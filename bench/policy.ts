@@ -43,7 +43,7 @@
  * @example
  * node --import tsx bench/policy.ts --only=c50 --seconds=5
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -59,9 +59,9 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { canConnect, cpuSecondsOf, fmt, freePort, median, setting, table } from './common.js';
+import { ChildServer, DnsFixture } from './child.js';
+import { fmt, freePort, median, setting, table } from './common.js';
 import { formatSummary, summariseProfile } from './cpuprofile-top.js';
 import {
   buildPolicyWorld,
@@ -87,6 +87,8 @@ function positiveNumber(name: string, env: string, fallback: number, whole = tru
 
 const SERVER_NAMES = ['mailgate', 'postgrey', 'trivial'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
+/** A server under test, in its child process. */
+type PolicyServer = ChildServer<ServerName>;
 
 const CONCURRENCIES = { c1: 1, c50: 50 } as const;
 
@@ -143,187 +145,13 @@ const GREYLIST_DELAY_SECONDS = 29 * 60;
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
-
-/** The last lines of a stream, and how many there were. */
-class Tail {
-  lines: string[] = [];
-  count = 0;
-  add(line: string): void {
-    if (line.trim() === '') return;
-    this.count++;
-    this.lines.push(line);
-    if (this.lines.length > 20) this.lines.shift();
-  }
-  get text(): string {
-    return this.lines.join('\n');
-  }
-}
-
-/** A policy server in a child process, ready once its port accepts a connection. */
-class ServerProcess {
-  readonly #child: ChildProcess;
-  readonly #exit: Promise<void>;
-  #exited = false;
-  readonly stdout = new Tail();
-  readonly stderr = new Tail();
-
-  constructor(
-    readonly name: ServerName,
-    readonly port: number,
-    command: string,
-    args: string[],
-    readonly stopGraceMs = 3000,
-  ) {
-    this.#child = spawn(command, args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.#child.stdin!.on('error', () => {
-      // The child went away; the exit handler reports it.
-    });
-    createInterface({ input: this.#child.stdout! }).on('line', (l) => this.stdout.add(l));
-    createInterface({ input: this.#child.stderr! }).on('line', (l) => this.stderr.add(l));
-    this.#exit = new Promise((resolve) => {
-      this.#child.once('exit', () => {
-        this.#exited = true;
-        resolve();
-      });
-    });
-  }
-
-  get pid(): number | undefined {
-    return this.#child.pid;
-  }
-
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  /** What it said, for error messages. */
-  get said(): string {
-    const parts = [this.stderr.text, this.stdout.text].filter(Boolean);
-    return parts.length ? parts.join('\n') : '(nothing on stdout or stderr)';
-  }
-
-  cpuSeconds(): number | undefined {
-    return cpuSecondsOf(this.#child.pid);
-  }
-
-  async ready(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.#exited) throw new Error(`${this.name} exited at start:\n${this.said}`);
-      if (await canConnect(this.port)) return;
-      if (Date.now() > deadline) {
-        throw new Error(`${this.name} did not listen within ${timeoutMs} ms:\n${this.said}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** Close stdin, SIGTERM, and SIGKILL if it lingers. Safe to call more than once. */
-  async stop(): Promise<void> {
-    if (this.#exited) return;
-    this.#child.stdin!.end();
-    this.#child.kill('SIGTERM');
-    const killer = setTimeout(() => this.#child.kill('SIGKILL'), this.stopGraceMs);
-    await this.#exit;
-    clearTimeout(killer);
-  }
-
-  /** Last resort from a synchronous exit handler. */
-  killNow(): void {
-    if (!this.#exited) this.#child.kill('SIGKILL');
-  }
-}
-
-/** The fixture DNS server in a child process, with a query counter. */
-class DnsFixture {
-  readonly #child: ChildProcess;
-  readonly #waiting: Array<(line: string) => void> = [];
-  readonly #exit: Promise<void>;
-  #exited = false;
-  address = '';
-
-  private constructor(zoneFile: string) {
-    const script = fileURLToPath(new URL('./dns-fixture-process.ts', import.meta.url));
-    this.#child = spawn(process.execPath, ['--import', 'tsx', script, `--zone-json=${zoneFile}`], {
-      cwd: REPO,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    this.#child.stdin!.on('error', () => {});
-    this.#exit = new Promise((resolve) => {
-      this.#child.once('exit', () => {
-        this.#exited = true;
-        for (const waiter of this.#waiting.splice(0)) waiter('');
-        resolve();
-      });
-    });
-    createInterface({ input: this.#child.stdout! }).on('line', (l) => this.#waiting.shift()?.(l));
-  }
-
-  static async start(zoneFile: string): Promise<DnsFixture> {
-    const fixture = new DnsFixture(zoneFile);
-    try {
-      const ready = await fixture.#next(20_000);
-      if (ready.type !== 'ready' || typeof ready.address !== 'string') {
-        throw new Error(`fixture DNS process: unexpected first line ${JSON.stringify(ready)}`);
-      }
-      fixture.address = ready.address;
-      return fixture;
-    } catch (err) {
-      await fixture.stop();
-      throw err;
-    }
-  }
-
-  /** Queries received since it started. */
-  async queries(): Promise<number> {
-    const reply = this.#next(5000);
-    this.#child.stdin!.write('stats\n');
-    return Number((await reply).queries);
-  }
-
-  #next(timeoutMs: number): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      if (this.#exited) {
-        reject(new Error('fixture DNS process has exited'));
-        return;
-      }
-      const timer = setTimeout(() => {
-        const i = this.#waiting.indexOf(take);
-        if (i >= 0) this.#waiting.splice(i, 1);
-        reject(new Error(`fixture DNS process: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        if (line === '') reject(new Error('fixture DNS process exited'));
-        else resolve(JSON.parse(line) as Record<string, unknown>);
-      };
-      this.#waiting.push(take);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.#exited) return;
-    this.#child.stdin!.end();
-    this.#child.kill('SIGTERM');
-    const killer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
-    await this.#exit;
-    clearTimeout(killer);
-  }
-
-  killNow(): void {
-    if (!this.#exited) this.#child.kill('SIGKILL');
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The three servers
 
 async function startMailgate(
   settings: Settings,
   dir: string,
   dnsAddress: string,
-): Promise<ServerProcess> {
+): Promise<PolicyServer> {
   const port = await freePort();
   const config = join(dir, 'mailgate.toml');
   writeFileSync(
@@ -360,15 +188,16 @@ async function startMailgate(
     settings.from === 'dist'
       ? [join(REPO, 'bin', 'mailgate')]
       : ['--import', 'tsx', join(REPO, 'test', 'support', 'cli-entry.ts')];
-  const server = new ServerProcess(
-    'mailgate',
-    port,
-    process.execPath,
-    [...nodeFlags, ...entry, 'serve', '--config', config],
-    settings.profileDir ? 20_000 : 5000,
-  );
-  await server.ready(30_000);
-  return server;
+  return ChildServer.start({
+    name: 'mailgate',
+    command: process.execPath,
+    args: [...nodeFlags, ...entry, 'serve', '--config', config],
+    cwd: REPO,
+    ready: { port },
+    readyTimeoutMs: 30_000,
+    // Writing a CPU profile on the way out takes a while.
+    stopGraceMs: settings.profileDir ? 20_000 : 5000,
+  });
 }
 
 /** Whether a source file under src/ is newer than the built command. */
@@ -385,18 +214,17 @@ function distIsStale(): boolean {
   return newer(join(REPO, 'src'));
 }
 
-async function startTrivial(): Promise<ServerProcess> {
+async function startTrivial(): Promise<PolicyServer> {
   const port = await freePort();
   const script = fileURLToPath(new URL('./policy-null-server.ts', import.meta.url));
-  const server = new ServerProcess('trivial', port, process.execPath, [
-    '--import',
-    'tsx',
-    script,
-    `--port=${port}`,
-    '--exit-on-stdin-eof',
-  ]);
-  await server.ready(20_000);
-  return server;
+  return ChildServer.start({
+    name: 'trivial',
+    command: process.execPath,
+    args: ['--import', 'tsx', script, `--port=${port}`, '--exit-on-stdin-eof'],
+    cwd: REPO,
+    ready: { port },
+    readyTimeoutMs: 20_000,
+  });
 }
 
 function findPostgrey(): string | undefined {
@@ -464,7 +292,7 @@ function postgreyAccount(): { user: string; group: string; uid: number; gid: num
   throw new Error('bench:policy: neither the postgrey user nor nobody/nogroup exists');
 }
 
-async function startPostgrey(path: string, dir: string): Promise<ServerProcess> {
+async function startPostgrey(path: string, dir: string): Promise<PolicyServer> {
   const port = await freePort();
   const dbdir = join(dir, 'postgrey');
   mkdirSync(dbdir);
@@ -485,9 +313,14 @@ async function startPostgrey(path: string, dir: string): Promise<ServerProcess> 
     chownSync(dbdir, account.uid, account.gid);
     args.push(`--user=${account.user}`, `--group=${account.group}`);
   }
-  const server = new ServerProcess('postgrey', port, path, args);
-  await server.ready(30_000);
-  return server;
+  return ChildServer.start({
+    name: 'postgrey',
+    command: path,
+    args,
+    cwd: REPO,
+    ready: { port },
+    readyTimeoutMs: 30_000,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,14 +443,14 @@ class Tally {
   }
 }
 
-function describe(server: ServerProcess, err: unknown): Error {
+function describe(server: PolicyServer, err: unknown): Error {
   const why = server.exited ? ` (it exited:\n${server.said})` : '';
   return new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
 }
 
 /** Every request once, `concurrency` connections at a time; the classes by request index. */
 async function fullPass(
-  server: ServerProcess,
+  server: PolicyServer,
   requests: PolicyRequest[],
   concurrency: number,
 ): Promise<{ classes: ReplyClass[]; tally: Tally; seconds: number }> {
@@ -662,7 +495,7 @@ interface Round {
 
 /** Connect, then send requests for `seconds`, starting at the first request of the set. */
 async function timedRound(
-  server: ServerProcess,
+  server: PolicyServer,
   requests: PolicyRequest[],
   concurrency: number,
   seconds: number,
@@ -781,7 +614,7 @@ async function main(): Promise<number> {
   const limitMs = positiveNumber('time-limit-ms', 'BENCH_TIME_LIMIT_MS', 300_000);
   const cpuList = cpus();
   const dir = mkdtempSync(join(tmpdir(), 'mailgate-bench-policy-'));
-  const servers: ServerProcess[] = [];
+  const servers: PolicyServer[] = [];
   let dns: DnsFixture | undefined;
   const killAll = () => {
     for (const s of servers) s.killNow();
@@ -822,7 +655,7 @@ async function main(): Promise<number> {
         `after a ${settings.warmupSeconds} s warm-up round each, round-robin; req/s: median round; ratio: median of in-round ratios`,
     );
 
-    dns = await DnsFixture.start(join(dir, 'zone.json'));
+    dns = await DnsFixture.start({ zoneFile: join(dir, 'zone.json') });
     const notes: string[] = [];
     const names: ServerName[] = [];
     if (settings.servers.includes('mailgate')) {

@@ -24,19 +24,16 @@
  * @example
  * node --import tsx bench/spf.ts --concurrency=64 --only=warm
  */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { promises as dnsPromises } from 'node:dns';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createInterface, type Interface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { checkSpf, receivedSpf } from '../src/checks/spf/index.js';
 import { createResolver, type StubResolver } from '../src/dns/index.js';
+import { DnsFixture } from './child.js';
 import { setting } from './common.js';
 import { BENCH_SUFFIX, type BenchCase, buildBenchWorld } from './zone.js';
 
@@ -56,117 +53,6 @@ const GOALS = { cold: 1.5, warm: 3 } as const;
 type Mode = keyof typeof GOALS;
 
 const RECEIVER = 'bench.local';
-
-// ---------------------------------------------------------------------------------------------
-// The fixture DNS server in a child process
-
-interface ServerStats {
-  queries: number;
-  cpuMicros: number;
-}
-
-/** The child running bench/dns-fixture-process.ts, and the line protocol to ask it for counts. */
-class FixtureProcess {
-  readonly #child: ChildProcessByStdio<Writable, Readable, null>;
-  readonly #lines: Interface;
-  readonly #waiting: Array<(line: string) => void> = [];
-  #exited = false;
-  readonly #exit: Promise<void>;
-  address = '';
-
-  private constructor() {
-    const script = fileURLToPath(new URL('./dns-fixture-process.ts', import.meta.url));
-    this.#child = spawn(process.execPath, ['--import', 'tsx', script], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    this.#exit = new Promise((resolve) => {
-      this.#child.once('exit', () => {
-        this.#exited = true;
-        for (const waiter of this.#waiting.splice(0)) waiter('');
-        resolve();
-      });
-    });
-    this.#child.stdin.on('error', () => {
-      // The child went away; the exit handler reports it.
-    });
-    this.#lines = createInterface({ input: this.#child.stdout });
-    this.#lines.on('line', (line) => this.#waiting.shift()?.(line));
-  }
-
-  get pid(): number | undefined {
-    return this.#child.pid;
-  }
-
-  /** Start the child and wait for its address. */
-  static async start(): Promise<FixtureProcess> {
-    const fixture = new FixtureProcess();
-    try {
-      const ready = await fixture.#next(20_000);
-      if (ready.type !== 'ready' || typeof ready.address !== 'string') {
-        throw new Error(`fixture DNS process: unexpected first line ${JSON.stringify(ready)}`);
-      }
-      fixture.address = ready.address;
-      return fixture;
-    } catch (err) {
-      await fixture.stop();
-      throw err;
-    }
-  }
-
-  /** Queries received and CPU used by the server since it started. */
-  async stats(): Promise<ServerStats> {
-    if (this.#exited) throw new Error('fixture DNS process has exited');
-    const reply = this.#next(5000);
-    this.#child.stdin.write('stats\n');
-    const stats = await reply;
-    if (stats.type !== 'stats')
-      throw new Error(`fixture DNS process: bad reply ${JSON.stringify(stats)}`);
-    return { queries: Number(stats.queries), cpuMicros: Number(stats.cpuMicros) };
-  }
-
-  #next(timeoutMs: number): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      if (this.#exited) {
-        reject(new Error('fixture DNS process has exited'));
-        return;
-      }
-      const timer = setTimeout(() => {
-        const i = this.#waiting.indexOf(take);
-        if (i >= 0) this.#waiting.splice(i, 1);
-        reject(new Error(`fixture DNS process: no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        if (line === '') {
-          reject(new Error('fixture DNS process exited'));
-          return;
-        }
-        try {
-          resolve(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          reject(new Error(`fixture DNS process: not JSON: ${line}`));
-        }
-      };
-      this.#waiting.push(take);
-    });
-  }
-
-  /** Close stdin, send SIGTERM, and SIGKILL if it lingers. Safe to call more than once. */
-  async stop(): Promise<void> {
-    this.#lines.close();
-    if (this.#exited) return;
-    this.#child.stdin.end();
-    this.#child.kill('SIGTERM');
-    const killer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
-    await this.#exit;
-    clearTimeout(killer);
-  }
-
-  /** Last resort from a synchronous exit handler. */
-  killNow(): void {
-    if (!this.#exited) this.#child.kill('SIGKILL');
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The two sides
@@ -326,7 +212,7 @@ async function timedRound(
   reference: Outcome[],
   durationMs: number,
   concurrency: number,
-  fixture: FixtureProcess,
+  fixture: DnsFixture,
 ): Promise<Round> {
   collectGarbage();
   const before = await fixture.stats();
@@ -384,7 +270,7 @@ async function measureMode(
   references: Record<Side['name'], Outcome[]>,
   cases: BenchCase[],
   settings: Settings,
-  fixture: FixtureProcess,
+  fixture: DnsFixture,
 ): Promise<ModeResult> {
   const [ours, peer] = sides;
   // One discarded round each, so both run optimised code and settled sockets when timed.
@@ -504,7 +390,7 @@ async function main(): Promise<number> {
   }, limitMs);
   watchdog.unref();
 
-  const fixture = await FixtureProcess.start();
+  const fixture = await DnsFixture.start();
   const onExit = () => fixture.killNow();
   process.once('exit', onExit);
   try {
