@@ -529,7 +529,7 @@ export class Greylister {
    * counts as any other DNS failure.
    */
   private dnsTimeLeft(ctx: Context): number {
-    return Math.max(1, ctx.dnsDeadline - this.clock.now());
+    return Math.max(1, Math.ceil(ctx.dnsDeadline - this.clock.now()));
   }
 
   /** Runs one store operation; any failure becomes a StoreFailure. */

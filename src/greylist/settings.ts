@@ -65,8 +65,8 @@ export function checkSettings(settings: GreylistSettings): void {
       throw new TypeError(`greylist setting ${name}: a number of milliseconds, 0 or more`);
     }
   }
-  if (!(Number.isFinite(settings.dnsBudgetMs) && settings.dnsBudgetMs > 0)) {
-    throw new TypeError('greylist setting dnsBudgetMs: a number of milliseconds above 0');
+  if (!(Number.isInteger(settings.dnsBudgetMs) && settings.dnsBudgetMs > 0)) {
+    throw new TypeError('greylist setting dnsBudgetMs: a whole number of milliseconds above 0');
   }
   for (const name of ['dnsblThreshold', 'dnswlThreshold', 'rfcThreshold'] as const) {
     const v = settings[name];

@@ -14,6 +14,8 @@ import { Worker } from 'node:worker_threads';
 
 /** How often the thread checkpoints, by default. */
 export const DEFAULT_CHECKPOINT_EVERY_MS = 500;
+/** Checkpoints that may fail in a row before the thread hands checkpointing back. */
+const MAX_FAILURES_IN_A_ROW = 10;
 
 const THREAD_SOURCE = `
 'use strict';
@@ -21,16 +23,21 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs });
 // A failed checkpoint is tried again at the next tick (the WAL only grows meanwhile); the same
-// problem is reported once, not twice a second, until a checkpoint succeeds again.
+// problem is reported once, not twice a second, until a checkpoint succeeds again. After
+// workerData.maxFailures failures in a row the thread gives up and ends, so that the main
+// connection checkpoints again rather than the WAL growing without end.
 let lastProblem = '';
+let failures = 0;
 const checkpoint = () => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
     lastProblem = '';
+    failures = 0;
   } catch (error) {
     const message = String((error && error.message) || error);
     if (message !== lastProblem) parentPort.postMessage({ type: 'problem', message });
     lastProblem = message;
+    if (++failures >= workerData.maxFailures) process.exit(1);
   }
 };
 const timer = setInterval(checkpoint, workerData.everyMs);
@@ -79,6 +86,7 @@ export class Checkpointer {
         path,
         busyTimeoutMs,
         everyMs,
+        maxFailures: MAX_FAILURES_IN_A_ROW,
       },
       // The thread needs none of the parent's flags (a TypeScript loader, a profiler).
       execArgv: [],

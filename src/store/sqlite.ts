@@ -239,9 +239,10 @@ class SqliteStore implements Store {
   /** Commits the waiting decision-log lines in one transaction, settling their promises. */
   private flushDecisions(): void {
     this.flushScheduled = false;
-    const batch = this.pendingDecisions;
-    if (batch.length === 0) return;
-    this.pendingDecisions = [];
+    if (this.pendingDecisions.length === 0) return;
+    // At most one batch per transaction, the rest on the next turn of the event loop: lines
+    // that piled up behind another process's lock do not hold up requests in one long commit.
+    const batch = this.pendingDecisions.splice(0, MAX_DECISION_BATCH);
     try {
       this.insertDecisionsTx(batch.map((entry) => entry.row));
     } catch (error) {
@@ -252,19 +253,42 @@ class SqliteStore implements Store {
         this.lockedSince ??= now;
         if (now - this.lockedSince < this.busyTimeoutMs) {
           this.pendingDecisions = batch.concat(this.pendingDecisions);
-          this.flushScheduled = true;
-          setTimeout(() => this.flushDecisions(), BUSY_RETRY_MAX_MS);
+          this.scheduleFlush(BUSY_RETRY_MAX_MS);
           return;
         }
       }
       this.lockedSince = undefined;
       const failure = storeError('logDecision', error, []);
       for (const entry of batch) entry.reject(failure);
+      if (this.pendingDecisions.length > 0) this.scheduleFlush(0);
       return;
     }
     this.lockedSince = undefined;
     for (const entry of batch) entry.resolve();
+    if (this.pendingDecisions.length > 0) this.scheduleFlush(0);
     if (this.useCheckpointer && !this.checkpointer && !this.closed) this.startCheckpointer();
+  }
+
+  /** A flush after `delayMs` (0: on the next turn of the event loop), unless one is due. */
+  private scheduleFlush(delayMs: number): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (delayMs === 0) setImmediate(() => this.flushDecisions());
+    else setTimeout(() => this.flushDecisions(), delayMs);
+  }
+
+  /**
+   * Commits every line logged so far, waiting out another process's lock for at most the busy
+   * timeout (lines still locked out then are rejected, as in any flush).
+   */
+  private async commitPending(): Promise<void> {
+    this.flushDecisions();
+    while (this.pendingDecisions.length > 0) {
+      if (this.lockedSince !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MAX_MS));
+      }
+      this.flushDecisions();
+    }
   }
 
   /**
@@ -432,10 +456,12 @@ class SqliteStore implements Store {
     });
   }
 
-  recentDecisions(limit: number): Promise<StoredDecision[]> {
+  async recentDecisions(limit: number): Promise<StoredDecision[]> {
+    await this.run('recentDecisions', () => checkLimit(limit));
+    // The lines logged before this call are part of the answer.
+    await this.commitPending();
     return this.run('recentDecisions', () => {
-      this.flushDecisions();
-      const rows = this.statements.recentDecisions.all(checkLimit(limit)) as Row[];
+      const rows = this.statements.recentDecisions.all(limit) as Row[];
       return rows.map(rowToDecision);
     });
   }
@@ -477,12 +503,8 @@ class SqliteStore implements Store {
     // The last lines are committed below; no thread is started for them.
     this.useCheckpointer = false;
     try {
-      this.flushDecisions();
       // Lines waiting for another process's lock get the rest of their busyTimeoutMs.
-      while (this.pendingDecisions.length > 0 && this.lockedSince !== undefined) {
-        await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MAX_MS));
-        this.flushDecisions();
-      }
+      await this.commitPending();
     } finally {
       this.closed = true;
     }

@@ -147,6 +147,8 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
         /^greylist\.dnsbl: .*127\.0\.0\.0\/8/,
       ],
       ['[greylist]\nrfc_threshold = -1\n', /^greylist\.rfc_threshold: /],
+      ['[greylist]\naction = "DEFER_IF_PERMIT a\\nb"\n', /^greylist\.action: must be one line/],
+      ['[greylist]\nauto_whitelist_clients = 1.5\n', /^greylist\.auto_whitelist_clients: /],
       ['[greylist]\ndns_budget = "50ms"\n', /^greylist\.dns_budget: /],
       ['hostname = "bad host"\n', /^hostname: /],
       ['[log]\nlevel = "loud"\n', /^log\.level: /],

@@ -240,6 +240,38 @@ describe('sqlite specifics', () => {
     }
   });
 
+  test('lines held up by a lock keep their order, and reading the log waits for them', async () => {
+    const path = join(dir, 'locked-lines.db');
+    const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 5_000 });
+    const holder = new Database(path);
+    try {
+      await store.logDecision(decisionAt(1));
+      holder.exec('BEGIN EXCLUSIVE');
+      const logged: Promise<void>[] = [];
+      // More than one batch (512 lines) piles up behind the lock.
+      for (let t = 2; t <= 1300; t++) logged.push(store.logDecision(decisionAt(t)));
+      const recent = store.recentDecisions(2);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      holder.exec('ROLLBACK');
+      assert.deepEqual(
+        (await recent).map((d) => d.time),
+        [1300, 1299],
+        'the lines logged before the read are in its answer',
+      );
+      await Promise.all(logged);
+      const times = rawQuery(path, 'SELECT time FROM decision_log ORDER BY id').map(
+        (r) => r['time'],
+      );
+      assert.deepEqual(
+        times,
+        Array.from({ length: 1300 }, (_, i) => i + 1),
+      );
+    } finally {
+      holder.close();
+      await store.close();
+    }
+  });
+
   test('a path that cannot be created rejects with a StoreError naming the open', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not a directory');
