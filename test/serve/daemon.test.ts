@@ -154,19 +154,24 @@ describe('daemon', () => {
   });
 
   it('a reload changes the request timeout and the error action of the running server', async () => {
-    const { logger } = captureLogger();
+    const { logger, lines } = captureLogger();
     const path = await writeConfig(
       'timeouts',
       'request_timeout = "20s"\nerror_action = "DEFER_IF_PERMIT old"',
     );
     const daemon = await Daemon.start({ configPath: path, logger });
     const client = await policyClient(portOf(daemon));
+    const warnings = () => lines.filter((l) => l.msg === 'config-warning');
     try {
+      assert.deepEqual(warnings(), []);
       await writeConfig(
         'timeouts',
         'request_timeout = "300ms"\nerror_action = "DEFER_IF_PERMIT new"',
       );
       assert.equal(await daemon.reload(), true);
+      // The DNS budget (10 s) is now longer than the request timeout: said, not refused.
+      assert.equal(warnings().length, 1);
+      assert.equal(warnings()[0]?.['key'], 'greylist.dns_budget');
       // No client_name: the greylister asks the PTR itself, which never answers.
       const slow = rcptRequest({ client_address: '192.0.2.99' });
       delete (slow as Record<string, string | undefined>).client_name;
