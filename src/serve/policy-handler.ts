@@ -3,10 +3,11 @@
  * decision becomes a Postfix action. What is not greylisting's business (other protocol states,
  * authenticated clients, greylisting turned off) is answered here.
  */
+import { parseClientIp } from '../greylist/index.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
 import type { Logger } from '../observe/index.js';
 import type { PolicyHandler, PolicyRequest } from '../policyd/types.js';
-import { escapeForLog } from '../text/index.js';
+import { escapeForLog, truncate } from '../text/index.js';
 
 /** What decides a greylisting request (the greylister). */
 export interface GreylistDecider {
@@ -38,12 +39,22 @@ export function policyHandler(settings: PolicyHandlerSettings): PolicyHandler {
     if (!greylister) return 'DUNNO';
     const ip = request.client_address ?? '';
     const recipient = request.recipient ?? '';
-    if (ip === '' || recipient === '') {
+    // Postfix always sends both; a hand-written Exim ACL or a broken client may not.
+    const problem =
+      ip === ''
+        ? 'no client address'
+        : recipient === ''
+          ? 'no recipient'
+          : parseClientIp(ip) === null
+            ? 'the client address is not an IP address'
+            : undefined;
+    if (problem !== undefined) {
       logger.warn(
         {
-          client: escapeForLog(ip),
-          recipient: escapeForLog(recipient),
-          queue_id: escapeForLog(request.queue_id ?? ''),
+          problem,
+          client: escapeForLog(truncate(ip, 100)),
+          recipient: escapeForLog(truncate(recipient, 300)),
+          queue_id: escapeForLog(truncate(request.queue_id ?? '', 100)),
         },
         'policy-bad-request',
       );

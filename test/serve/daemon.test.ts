@@ -182,6 +182,42 @@ describe('daemon', () => {
     }
   });
 
+  it('a request it cannot read gets error_action and one warning; the connection goes on', async () => {
+    const { logger, lines } = captureLogger();
+    const daemon = await Daemon.start({ configPath: await writeConfig('bad-requests'), logger });
+    const client = await policyClient(portOf(daemon));
+    try {
+      const bad: Array<[Record<string, string>, string]> = [
+        [{ client_address: 'not-an-ip' }, 'the client address is not an IP address'],
+        [{ client_address: '' }, 'no client address'],
+        [{ recipient: '' }, 'no recipient'],
+      ];
+      for (const [attributes, problem] of bad) {
+        assert.equal(
+          await client.ask(rcptRequest(attributes)),
+          'DEFER_IF_PERMIT 4.3.0 temporary policy failure',
+          problem,
+        );
+        const warned = lines.filter((l) => l.msg === 'policy-bad-request');
+        assert.equal(warned.at(-1)?.['problem'], problem);
+      }
+      assert.equal(lines.filter((l) => l.msg === 'policy-bad-request').length, bad.length);
+      assert.deepEqual(
+        lines.filter((l) => l.level === 'error'),
+        [],
+        'bad input is not an internal error',
+      );
+      // A good request on the same connection is decided by greylisting again.
+      const decided = lines.filter((l) => l.msg === 'greylist').length;
+      assert.match(await client.ask(rcptRequest()), /^(DUNNO|DEFER_IF_PERMIT greylisted)/);
+      assert.equal(lines.filter((l) => l.msg === 'greylist').length, decided + 1);
+      assert.equal(client.closed, false);
+    } finally {
+      client.close();
+      await daemon.close();
+    }
+  });
+
   it('refuses a bad configuration before it binds or opens anything', async () => {
     const path = join(dir, 'bad.toml');
     const db = join(dir, 'never', 'bad.db');
