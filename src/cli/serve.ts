@@ -41,44 +41,45 @@ export function registerServeCommand(program: Command): void {
 }
 
 async function runDaemon(configPath: string | undefined): Promise<void> {
-  // A SIGHUP during start-up (logrotate, an eager operator) must not kill the daemon, whose
-  // default action it would be; it is remembered and served once the daemon runs.
+  // One SIGHUP listener for the whole run: while none is registered, the signal's default action
+  // (terminate) applies, so the listener is never swapped. During start-up (logrotate, an eager
+  // operator) a SIGHUP is remembered and served once the daemon runs.
+  let daemon: Daemon | undefined;
   let hupDuringStart = false;
-  const earlyHup = () => {
-    hupDuringStart = true;
+  const reload = () => {
+    if (!daemon) {
+      hupDuringStart = true;
+      return;
+    }
+    daemon.logger.info({ signal: 'SIGHUP' }, 'reloading');
+    void daemon.reload();
   };
-  process.on('SIGHUP', earlyHup);
-  let daemon: Daemon;
+  process.on('SIGHUP', reload);
   try {
     daemon = await Daemon.start(configPath === undefined ? {} : { configPath });
   } catch (err) {
-    process.off('SIGHUP', earlyHup);
+    process.off('SIGHUP', reload);
     if (err instanceof ConfigError) throw new UsageError(err.message);
     throw err;
   }
-  process.off('SIGHUP', earlyHup);
+  const running = daemon;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
         // A second signal while draining: the operator wants out now.
-        daemon.logger.warn({ signal }, 'stop-forced');
+        running.logger.warn({ signal }, 'stop-forced');
         process.exit(1);
       }
       stopping = true;
-      daemon.logger.info({ signal }, 'stopping');
-      void daemon.close().then(resolve, (err: unknown) => {
-        daemon.logger.error({ err }, 'stop-failed');
+      running.logger.info({ signal }, 'stopping');
+      void running.close().then(resolve, (err: unknown) => {
+        running.logger.error({ err }, 'stop-failed');
         resolve();
       });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    const reload = () => {
-      daemon.logger.info({ signal: 'SIGHUP' }, 'reloading');
-      void daemon.reload();
-    };
-    process.on('SIGHUP', reload);
     if (hupDuringStart) reload();
   });
 }

@@ -147,7 +147,9 @@ export class WhitelistFile<L> {
   refresh(): Promise<void> {
     if (this.inFlight) return this.inFlight;
     const now = this.clock.now();
-    if (now - this.lastCheck < this.interval) return Promise.resolve();
+    // A clock stepped back (now before the last look) must not postpone the next look until it
+    // has caught up again.
+    if (now >= this.lastCheck && now - this.lastCheck < this.interval) return Promise.resolve();
     this.lastCheck = now;
     const run = this.check(false).then(() => {
       this.inFlight = null;

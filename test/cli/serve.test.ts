@@ -131,4 +131,61 @@ describe('mailgate serve', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('a storm of SIGHUPs during start-up and after neither kills nor wedges it', async () => {
+    const config = join(dir, 'storm.toml');
+    await writeFile(
+      config,
+      `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "sqlite:${join(dir, 'storm.db')}"\n` +
+        '[policy]\nlisten = ["inet:0@127.0.0.1"]\n',
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    let storm: NodeJS.Timeout | undefined;
+    const sent = { count: 0 };
+    // The first line comes from inside the daemon's start-up, after mailgate took SIGHUP over
+    // (before that, Node's default action, terminate, is not ours to change). From then on a
+    // burst of SIGHUPs every millisecond, through the moment start-up ends and the daemon runs.
+    const listening = new Promise<void>((resolve) => {
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        if (!storm && stdout.includes('\n')) {
+          storm = setInterval(() => {
+            for (let i = 0; i < 20; i++) {
+              sent.count++;
+              child.kill('SIGHUP');
+            }
+          }, 1);
+        }
+        if (stdout.includes('"msg":"started"')) resolve();
+      });
+    });
+    try {
+      await Promise.race([
+        listening,
+        exited.then(({ code, signal }) => {
+          throw new Error(`serve ended at start (code ${code}, signal ${signal}): ${stderr}`);
+        }),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      clearInterval(storm);
+      assert.ok(sent.count > 50, `only ${sent.count} signals sent`);
+      child.kill('SIGTERM');
+      const end = await exited;
+      assert.deepEqual(end, { code: 0, signal: null }, stderr);
+      assert.match(stdout, /"msg":"stopped"/);
+    } finally {
+      clearInterval(storm);
+      child.kill('SIGKILL');
+    }
+  });
 });

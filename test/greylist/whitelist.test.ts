@@ -193,6 +193,19 @@ test('a file is read again when it changes, at most once a second, and on reload
   assert.ok(file.list.match(ip('203.0.113.9'), undefined));
 });
 
+test('a clock stepped back does not stop the file from being looked at', async () => {
+  const path = join(dir, 'clients-clock');
+  await writeFile(path, '192.0.2.1\n');
+  const clock = new ManualClock(50_000_000);
+  const file = await WhitelistFile.clients(path, { clock, logger: new RecordingLogger() });
+  // An hour back (an NTP step): the next look must not wait until the clock has caught up.
+  clock.set(50_000_000 - 3_600_000);
+  await writeFile(path, '198.51.100.7\n');
+  clock.advance(1000);
+  await file.refresh();
+  assert.ok(file.list.match(ip('198.51.100.7'), undefined));
+});
+
 test('a file removed later keeps its last content and is reported once', async () => {
   const path = join(dir, 'recipients');
   await writeFile(path, 'jo@example.com\n');
