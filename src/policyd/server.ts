@@ -290,13 +290,13 @@ class Connection {
     });
   }
 
-  /** One log line with the stack, and the action that answers instead. */
+  /**
+   * One log line with the stack, and the action that answers instead. The message is a stable
+   * tag; what was answered is a field, so that a changed error action does not change the tag.
+   */
   private failed(err: Error, message: string): PolicyAction {
     this.shared.stats.handlerFailures++;
-    this.shared.logger.error(
-      { ...this.fields(), err },
-      `${message}; answered ${this.shared.errorAction}`,
-    );
+    this.shared.logger.error({ ...this.fields(), err, answered: this.shared.errorAction }, message);
     return this.shared.errorAction;
   }
 
@@ -313,8 +313,9 @@ class Connection {
           ...this.fields(),
           problem,
           action: escapeForLog(String(action).slice(0, 200)),
+          answered: this.shared.errorAction,
         },
-        `policy handler returned an invalid action; answered ${this.shared.errorAction}`,
+        'policy handler returned an invalid action',
       );
       bytes = encodeReply(this.shared.errorAction);
     }
@@ -327,7 +328,7 @@ class Connection {
     const code = err instanceof PolicyProtocolError ? err.code : 'internal';
     this.shared.logger.warn(
       { ...this.fields(), code, reason: escapeForLog(err.message) },
-      'policy protocol error; connection closed',
+      'policy protocol error',
     );
     this.end();
   }

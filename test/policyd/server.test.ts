@@ -182,6 +182,7 @@ describe('policy server over TCP', { timeout: 20_000 }, () => {
         const problems = logger.problems();
         assert.equal(problems.length, 1, JSON.stringify(logger.lines));
         assert.equal(problems[0]!.level, 'warn');
+        assert.equal(problems[0]!.message, 'policy protocol error');
         assert.equal(problems[0]!.fields['code'], code);
         assert.doesNotMatch(String(problems[0]!.fields['reason']), /[\x00-\x1f]/);
         assert.equal(server.stats.protocolErrors, 1);
@@ -238,6 +239,11 @@ describe('policy server over TCP', { timeout: 20_000 }, () => {
     );
     const errors = logger.problems().map((l) => (l.fields['err'] as Error).message);
     assert.deepEqual(errors, ['bad data', 'non-error thrown: just a string']);
+    // A stable tag; the answer is a field, so that another error action keeps the tag.
+    for (const line of logger.problems()) {
+      assert.equal(line.message, 'policy handler failed');
+      assert.equal(line.fields['answered'], '451 4.3.0 try again later');
+    }
     await client.close();
   });
 
@@ -258,6 +264,8 @@ describe('policy server over TCP', { timeout: 20_000 }, () => {
     const problems = logger.problems();
     assert.equal(problems.length, 1);
     assert.match((problems[0]!.fields['err'] as Error).message, /did not answer within 50 ms/);
+    assert.equal(problems[0]!.message, 'policy handler timed out');
+    assert.equal(problems[0]!.fields['answered'], DEFAULT_ERROR_ACTION);
     await client.close();
   });
 
@@ -284,6 +292,8 @@ describe('policy server over TCP', { timeout: 20_000 }, () => {
     assert.equal(problems.length, actions.length);
     for (const line of problems) {
       assert.equal(line.level, 'error');
+      assert.equal(line.message, 'policy handler returned an invalid action');
+      assert.equal(line.fields['answered'], DEFAULT_ERROR_ACTION);
       assert.doesNotMatch(String(line.fields['action']), /[\x00-\x1f]/);
     }
     await client.close();
