@@ -330,7 +330,9 @@ export class Greylister {
     // Attempts within a minute of the last are one attempt: two RCPTs of one message that
     // normalise to the same recipient (bob+news@, Bob@) must not charge the penalty twice.
     if (now - triplet.lastSeen >= SAME_ATTEMPT_MS) {
-      await this.db('recordEarlyRetry', (s) => s.recordEarlyRetry(key, now));
+      // The store checks the minute again, in the same statement: another MX host may have
+      // counted this very retry since the triplet was read.
+      await this.db('recordEarlyRetry', (s) => s.recordEarlyRetry(key, now, now - SAME_ATTEMPT_MS));
     }
     return { verdict: 'greylist', reason: 'early-retry' };
   }

@@ -61,7 +61,9 @@ const SQL = {
     VALUES ($1, $2, $3, $4, $5, $5, 0, $6)
     ON CONFLICT (client, sender, recipient) DO NOTHING
     RETURNING *`,
-  earlyRetry: `UPDATE triplets SET fail_count = fail_count + 1, last_seen = $4
+  earlyRetry: `UPDATE triplets SET
+      fail_count = CASE WHEN last_seen <= $5 THEN fail_count + 1 ELSE fail_count END,
+      last_seen = CASE WHEN last_seen <= $5 THEN $4 ELSE last_seen END
     WHERE ${KEY} RETURNING *`,
   pass: `UPDATE triplets SET state = 'passed', pass_count = pass_count + 1, last_seen = $4
     WHERE ${KEY} RETURNING *`,
@@ -189,14 +191,20 @@ class PostgresStore implements Store {
     throw new StoreError('store firstAttempt: the triplet kept vanishing between insert and read');
   }
 
-  async recordEarlyRetry(key: TripletKey, now: number): Promise<Triplet | null> {
+  async recordEarlyRetry(
+    key: TripletKey,
+    now: number,
+    sameAttemptAfter = Number.MAX_SAFE_INTEGER,
+  ): Promise<Triplet | null> {
     checkTripletKey('recordEarlyRetry', key);
     checkTime('recordEarlyRetry', 'now', now);
+    checkTime('recordEarlyRetry', 'sameAttemptAfter', sameAttemptAfter);
     const { rows } = await this.query('recordEarlyRetry', SQL.earlyRetry, [
       key.client,
       key.sender,
       key.recipient,
       now,
+      sameAttemptAfter,
     ]);
     return rows[0] ? rowToTriplet(rows[0] as Row) : null;
   }

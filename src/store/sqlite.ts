@@ -64,7 +64,10 @@ function prepareAll(db: Database.Database) {
        RETURNING *`,
     ),
     earlyRetry: db.prepare(
-      `UPDATE triplets SET fail_count = fail_count + 1, last_seen = ? WHERE ${KEY} RETURNING *`,
+      `UPDATE triplets SET
+         fail_count = CASE WHEN last_seen <= @sameAttemptAfter THEN fail_count + 1 ELSE fail_count END,
+         last_seen = CASE WHEN last_seen <= @sameAttemptAfter THEN @now ELSE last_seen END
+       WHERE client = @client AND sender = @sender AND recipient = @recipient RETURNING *`,
     ),
     pass: db.prepare(
       `UPDATE triplets SET state = 'passed', pass_count = pass_count + 1, last_seen = ?
@@ -381,11 +384,22 @@ class SqliteStore implements Store {
     });
   }
 
-  recordEarlyRetry(key: TripletKey, now: number): Promise<Triplet | null> {
+  recordEarlyRetry(
+    key: TripletKey,
+    now: number,
+    sameAttemptAfter = Number.MAX_SAFE_INTEGER,
+  ): Promise<Triplet | null> {
     return this.run('recordEarlyRetry', () => {
       checkTripletKey('recordEarlyRetry', key);
       checkTime('recordEarlyRetry', 'now', now);
-      const row = this.statements.earlyRetry.get(now, key.client, key.sender, key.recipient);
+      checkTime('recordEarlyRetry', 'sameAttemptAfter', sameAttemptAfter);
+      const row = this.statements.earlyRetry.get({
+        now,
+        sameAttemptAfter,
+        client: key.client,
+        sender: key.sender,
+        recipient: key.recipient,
+      });
       return row ? rowToTriplet(row as Row) : null;
     });
   }

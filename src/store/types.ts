@@ -142,8 +142,17 @@ export interface Store {
    * Concurrent first attempts create one row (unique key + upsert).
    */
   firstAttempt(key: TripletKey, state: TripletState, now: number): Promise<FirstAttempt>;
-  /** An early retry of a greylisted triplet: failCount + 1, lastSeen = now. Null when unknown. */
-  recordEarlyRetry(key: TripletKey, now: number): Promise<Triplet | null>;
+  /**
+   * An early retry of a greylisted triplet: failCount + 1, lastSeen = now; unless it was last
+   * seen after `sameAttemptAfter` (default: never), when it is one attempt with the last and
+   * nothing changes. The condition is checked in the same statement, so two MX hosts seeing one
+   * retry at once count it once. Returns the row as stored; null when unknown.
+   */
+  recordEarlyRetry(
+    key: TripletKey,
+    now: number,
+    sameAttemptAfter?: number,
+  ): Promise<Triplet | null>;
   /** A pass: state = passed, passCount + 1, lastSeen = now. Null when unknown. */
   recordPass(key: TripletKey, now: number): Promise<Triplet | null>;
 

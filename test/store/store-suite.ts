@@ -267,6 +267,33 @@ export function storeSuite(backend: () => SuiteBackend): void {
       assert.deepEqual(await store.getTriplet(KEY), again);
     }));
 
+  test('an early retry seen by two MX hosts at once is counted once', () =>
+    withDatabase(async (_db, open) => {
+      const [mx1, mx2] = [await open(), await open()];
+      await mx1.firstAttempt(KEY, 'greylisted', 1_000);
+      // Both read the triplet (last seen at 1 000) and both take this for a new attempt; the
+      // store, checking the minute again, counts it once.
+      const [a, b] = await Promise.all([
+        mx1.recordEarlyRetry(KEY, 70_000, 70_000 - 60_000),
+        mx2.recordEarlyRetry(KEY, 70_001, 70_001 - 60_000),
+      ]);
+      assert.deepEqual([a?.failCount, b?.failCount], [1, 1]);
+      const stored = await mx1.getTriplet(KEY);
+      assert.equal(stored?.failCount, 1);
+      assert.ok(stored?.lastSeen === 70_000 || stored?.lastSeen === 70_001);
+      // Within the minute: the row as it is, nothing written.
+      const same = await mx2.recordEarlyRetry(KEY, 100_000, 100_000 - 60_000);
+      assert.deepEqual(same, stored);
+      // A minute later: counted.
+      const later = await mx2.recordEarlyRetry(KEY, 140_000, 140_000 - 60_000);
+      assert.equal(later?.failCount, 2);
+      assert.equal(later?.lastSeen, 140_000);
+      await rejectsStore(
+        mx1.recordEarlyRetry(KEY, 150_000, 1.5),
+        /recordEarlyRetry: sameAttemptAfter must be integral milliseconds/,
+      );
+    }));
+
   test('client counters count only when last counted before countAfter', () =>
     withDatabase(async (_db, open) => {
       const store = await open();
