@@ -244,6 +244,7 @@ export class UdpPool {
   readonly #perSocket: number;
   #channels: Array<UdpChannel | undefined> = [];
   #next = 0;
+  #closed = false;
 
   constructor(server: ServerAddress, options: UdpPoolOptions = {}) {
     this.#server = server;
@@ -264,6 +265,12 @@ export class UdpPool {
       const cancel = request.cancel;
       if (cancel?.cancelled) {
         resolve({ ok: false, reason: 'aborted', detail: 'cancelled' });
+        return;
+      }
+      // A query after close (a lookup still running when a reload retired its resolver) would
+      // open a socket nobody closes.
+      if (this.#closed) {
+        resolve({ ok: false, reason: 'aborted', detail: 'the resolver is closed' });
         return;
       }
       const channel = this.#channel();
@@ -303,8 +310,9 @@ export class UdpPool {
     });
   }
 
-  /** Close every socket once its queries are done. */
+  /** Close every socket once its queries are done; later queries fail at once. */
   close(): void {
+    this.#closed = true;
     for (const channel of this.#channels) channel?.retire();
     this.#channels = [];
   }

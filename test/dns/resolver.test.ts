@@ -899,6 +899,22 @@ describe('closing and options', () => {
     }
   });
 
+  test('a query after close() fails at once and sends nothing (no socket is opened again)', async (t) => {
+    const server = await fixture(t, ZONE);
+    const r = createResolver({
+      servers: [server.address],
+      timeout: 2000,
+      attempts: 1,
+      cache: false,
+    });
+    records(await r.query('example.com', 'A'));
+    const asked = server.queries.length;
+    r.close();
+    const late = await r.query('example.com', 'MX');
+    assert.equal(late.kind, 'temporary', JSON.stringify(late));
+    assert.equal(server.queries.length, asked);
+  });
+
   test('socket options out of range fail at construction', () => {
     assert.throws(
       () => createResolver({ servers: ['127.0.0.1:53'], udp: { sockets: 0 } }),
