@@ -97,7 +97,24 @@ export function storeError(op: string, error: unknown, secrets: readonly string[
   if (detail.length === 0 && error instanceof AggregateError) {
     detail = error.errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
   }
-  return new StoreError(redact(`store ${op} failed: ${detail}`, secrets), error);
+  return new StoreError(
+    redact(`store ${op} failed: ${detail}`, secrets),
+    redactedCause(error, secrets),
+  );
+}
+
+/**
+ * The driver's error as a cause that can be logged: loggers print a cause's message and stack
+ * too, so with secrets about, both are copied with the secrets replaced.
+ */
+function redactedCause(error: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0 || !(error instanceof Error)) return error;
+  const copy = new Error(redact(error.message, secrets));
+  copy.name = error.name;
+  copy.stack = error.stack === undefined ? undefined : redact(error.stack, secrets);
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
 }
 
 /**

@@ -16,6 +16,17 @@ const SECRET_PARAMS = ['password', 'sslpassword'];
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 
 /**
+ * Whether an `@` comes after the host: a password with an unencoded `/`, `?` or `#` ends the
+ * authority early, the URL still parses (the user as the host, the rest as path, query or
+ * fragment), and the password, no longer in the password field, would be shown as it is.
+ */
+function misencodedPassword(parsed: URL): boolean {
+  return parsed.pathname.includes('@') || parsed.search.includes('@') || parsed.hash.includes('@');
+}
+
+const MISENCODED = 'an @ after the host: percent-encode / ? # @ in the password (%2F %3F %23 %40)';
+
+/**
  * The URL for a log line: the password (and password-like query parameters) removed. A URL that
  * does not parse is not echoed at all, since it may still hold a password.
  *
@@ -33,6 +44,7 @@ export function describeStoreUrl(url: string): string {
   } catch {
     return `${scheme}:(unparseable URL)`;
   }
+  if (misencodedPassword(parsed)) return `${scheme}:(URL not shown: ${MISENCODED})`;
   parsed.password = '';
   for (const name of SECRET_PARAMS) {
     if (parsed.searchParams.has(name)) parsed.searchParams.set(name, '***');
@@ -101,6 +113,9 @@ export function parseStoreUrl(url: string): StoreTarget {
       parsed = new URL(url);
     } catch {
       throw new StoreError(`store URL ${describeStoreUrl(url)}: not a valid ${scheme}:// URL`);
+    }
+    if (misencodedPassword(parsed)) {
+      throw new StoreError(`store URL ${scheme}://(not shown): ${MISENCODED}`);
     }
     return {
       kind: 'postgres',

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
+import { storeError } from '../../src/store/common.js';
 import { describeStoreUrl, openStore, StoreError } from '../../src/store/index.js';
 import { parseStoreUrl } from '../../src/store/url.js';
 
@@ -45,6 +46,19 @@ test('describeStoreUrl removes passwords wherever a URL can hold one', () => {
   assert.equal(describeStoreUrl('mysql://u:secret@h/db'), 'mysql://u@h/db');
   assert.ok(!describeStoreUrl('postgres://u:secret@[bad').includes('secret'));
   assert.ok(!describeStoreUrl('no scheme secret').includes('secret'));
+  // A password with an unencoded / ? or # ends the authority early; the URL still parses, with
+  // the password outside the password field: it is not shown at all.
+  for (const url of [
+    'postgres://mailgate:/Secret1@db1/mailgate',
+    'postgres://mailgate:2024/Spring!@db1/mailgate',
+    'postgres://mailgate:1234#abc@db1/mailgate',
+    'postgres://mailgate:99?x@db1/mailgate',
+  ]) {
+    const shown = describeStoreUrl(url);
+    assert.match(shown, /^postgres:\(URL not shown: an @ after the host/, url);
+    for (const part of ['Secret1', 'Spring', 'abc', 'x@db1'])
+      assert.ok(!shown.includes(part), shown);
+  }
 });
 
 /** Asserts `openStore(url)` rejects with a StoreError matching `message` and not containing `secret`. */
@@ -64,4 +78,24 @@ test('unknown schemes and malformed URLs are refused, naming the scheme and no p
   await refused('postgres://u:secret@[bad/db', /not a valid postgres:\/\/ URL/);
   await refused('sqlite://host/path.db', /an SQLite URL has no host/);
   await refused('sqlite:', /SQLite file path is empty/);
+  await refused(
+    'postgres://mailgate:2024/Spring!@db1/mailgate',
+    /store URL postgres:\/\/\(not shown\): an @ after the host: percent-encode/,
+    'Spring',
+  );
+});
+
+test('a store error carries no secret, in its cause either (loggers print the cause too)', () => {
+  const driver = Object.assign(new Error('connect failed for pw hunter2pw at db1'), {
+    code: 'ECONNREFUSED',
+  });
+  const error = storeError('open', driver, ['hunter2pw']);
+  assert.ok(!error.message.includes('hunter2pw'), error.message);
+  const cause = error.cause as Error & { code?: string };
+  assert.ok(cause instanceof Error);
+  assert.ok(!cause.message.includes('hunter2pw'), cause.message);
+  assert.ok(!String(cause.stack).includes('hunter2pw'), cause.stack);
+  assert.equal(cause.code, 'ECONNREFUSED');
+  // Without secrets the driver's error is kept as it is.
+  assert.equal(storeError('open', driver, []).cause, driver);
 });
