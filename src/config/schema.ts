@@ -136,6 +136,15 @@ export const storeSchema = z.strictObject({
   fail: z.enum(['open', 'tempfail']).default('open'),
   /** The action for a store failure under `fail = "tempfail"`. */
   fail_action: action.default('DEFER 4.3.0 temporary failure, try again later'),
+  /**
+   * The longest one store operation may take before it fails (and `fail` decides): PostgreSQL's
+   * query timeout, SQLite's wait for another process's lock.
+   */
+  timeout: duration('5s', { min: 100, max: 600_000 }).prefault('5s'),
+  /** PostgreSQL: how long opening a connection may take. */
+  connect_timeout: duration('5s', { min: 100, max: 600_000 }).prefault('5s'),
+  /** PostgreSQL: connections per mailgate process at most. */
+  pool_size: z.number().int().min(1).max(1000).default(10),
 });
 
 export const policySchema = z.strictObject({
@@ -230,6 +239,19 @@ export interface ConfigWarning {
  */
 export function configWarnings(config: Config): ConfigWarning[] {
   const warnings: ConfigWarning[] = [];
+  const storeAndDns = config.greylist.dns_budget + config.store.timeout;
+  if (
+    config.greylist.enabled &&
+    config.greylist.dns_budget < config.policy.request_timeout &&
+    storeAndDns >= config.policy.request_timeout
+  ) {
+    warnings.push({
+      key: 'store.timeout',
+      problem:
+        `with greylist.dns_budget, not shorter than policy.request_timeout (${formatDuration(config.policy.request_timeout)}): ` +
+        'a store that hangs after slow lookups times the request out (error_action) instead of following store.fail',
+    });
+  }
   if (config.greylist.enabled && config.greylist.dns_budget >= config.policy.request_timeout) {
     warnings.push({
       key: 'greylist.dns_budget',

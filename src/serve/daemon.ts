@@ -14,7 +14,7 @@ import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import { policyHandler } from './policy-handler.js';
-import { resolverOptions } from './settings.js';
+import { resolverOptions, storeSettings } from './settings.js';
 
 export interface DaemonOptions {
   /** The configuration file; the defaults when absent. */
@@ -242,10 +242,14 @@ function handlerFor(world: World, logger: PinoLogger) {
 async function buildWorld(config: Config, logger: PinoLogger, old: World | null): Promise<World> {
   const sameDns = old !== null && JSON.stringify(old.config.dns) === JSON.stringify(config.dns);
   const resolver = sameDns ? old.resolver : createResolver(resolverOptions(config));
-  const sameStore = old !== null && old.config.store.url === config.store.url;
+  const storeWanted = storeSettings(config);
+  const sameStore =
+    old !== null && JSON.stringify(storeSettings(old.config)) === JSON.stringify(storeWanted);
   let store: Store;
   try {
-    store = sameStore ? old.store : await openStore(config.store.url, { logger });
+    store = sameStore
+      ? old.store
+      : await openStore(storeWanted.url, { ...storeWanted.options, logger });
   } catch (err) {
     if (!sameDns) resolver.close();
     logger.error({ store: describeStoreUrl(config.store.url), err }, 'store-open-failed');

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DEFAULT_GREYLIST_SETTINGS } from '../greylist/index.js';
 import type { GreylistSettings } from '../greylist/types.js';
+import type { OpenStoreOptions } from '../store/index.js';
 
 /**
  * The greylister's settings for a configuration.
@@ -66,4 +67,34 @@ export function resolverOptions(config: Config): ResolverOptions {
   };
   if (config.dns.servers) options.servers = [...config.dns.servers];
   return options;
+}
+
+/** How the daemon opens its store; a reload reopens it when any of this changes. */
+export interface StoreSettings {
+  url: string;
+  options: Pick<
+    OpenStoreOptions,
+    'busyTimeoutMs' | 'queryTimeoutMs' | 'connectTimeoutMs' | 'poolSize'
+  >;
+}
+
+/**
+ * The store's URL and open options from `[store]`: one timeout for PostgreSQL queries and for
+ * SQLite's lock waits.
+ *
+ * @example
+ * const { url, options } = storeSettings(config);
+ * const store = await openStore(url, { ...options, logger });
+ */
+export function storeSettings(config: Config): StoreSettings {
+  const s = config.store;
+  return {
+    url: s.url,
+    options: {
+      busyTimeoutMs: s.timeout,
+      queryTimeoutMs: s.timeout,
+      connectTimeoutMs: s.connect_timeout,
+      poolSize: s.pool_size,
+    },
+  };
 }

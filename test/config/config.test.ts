@@ -74,6 +74,9 @@ describe('configuration', () => {
     assert.equal(config.greylist.expire_passed, 40 * 86_400_000);
     assert.equal(config.greylist.expire_greylisted, 10 * 86_400_000);
     assert.equal(config.greylist.dns_budget, 10_000);
+    assert.equal(config.store.timeout, 5_000);
+    assert.equal(config.store.connect_timeout, 5_000);
+    assert.equal(config.store.pool_size, 10);
     assert.equal(config.dns.servers, undefined);
     const longer = parseConfigText(
       '[policy]\nrequest_timeout = "60s"\n[greylist]\ndns_budget = "30s"\n',
@@ -150,6 +153,8 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
       ['[greylist]\naction = "DEFER_IF_PERMIT a\\nb"\n', /^greylist\.action: must be one line/],
       ['[greylist]\nauto_whitelist_clients = 1.5\n', /^greylist\.auto_whitelist_clients: /],
       ['[greylist]\ndns_budget = "50ms"\n', /^greylist\.dns_budget: /],
+      ['[store]\npool_size = 0\n', /^store\.pool_size: /],
+      ['[store]\ntimeout = "1ms"\n', /^store\.timeout: /],
       ['hostname = "bad host"\n', /^hostname: /],
       ['[log]\nlevel = "loud"\n', /^log\.level: /],
     ];
@@ -168,6 +173,13 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
       assert.equal(warnings[0]?.key, 'greylist.dns_budget');
       assert.match(warnings[0]?.problem ?? '', /not shorter than policy\.request_timeout/);
     }
+    // The store's timeout after a full DNS budget must still fit in the request timeout.
+    const hanging = configWarnings(parseConfigText('[store]\ntimeout = "15s"\n', 'x'));
+    assert.deepEqual(
+      hanging.map((w) => w.key),
+      ['store.timeout'],
+    );
+    assert.match(hanging[0]?.problem ?? '', /follow(ing)? store\.fail/);
     const off = parseConfigText(
       '[policy]\nrequest_timeout = "5s"\n[greylist]\nenabled = false\n',
       'x',

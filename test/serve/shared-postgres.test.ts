@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Pg from 'pg';
 import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
@@ -82,6 +83,50 @@ test('two instances share greylisting through one PostgreSQL', async (t) => {
     }
   } finally {
     for (const d of daemons) await d.close();
+    await dns?.close();
+    await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a PostgreSQL that hangs: [store] timeout ends the wait and [store] fail answers', async (t) => {
+  if (skipUnlessPostgres(t)) return;
+  const dir = await mkdtemp(join(tmpdir(), 'mailgate-hang-'));
+  let pg: TestPostgres | undefined;
+  let dns: FixtureDnsServer | undefined;
+  let daemon: Daemon | undefined;
+  let holder: Pg.Client | undefined;
+  try {
+    pg = await startPostgres();
+    dns = await startDnsServer({});
+    const url = await pg.createDatabase('hang');
+    const path = join(dir, 'hang.toml');
+    await writeFile(
+      path,
+      `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "${url}"\nfail = "open"\ntimeout = "500ms"\n` +
+        `[policy]\nlisten = ["inet:0@127.0.0.1"]\n`,
+    );
+    daemon = await Daemon.start({ configPath: path, logger: quiet() });
+    const port = daemon.addresses[0]?.kind === 'inet' ? daemon.addresses[0].port : 0;
+    // Another session holds the table: every read of it waits.
+    holder = new Pg.Client({ connectionString: url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE triplets IN ACCESS EXCLUSIVE MODE');
+    const client = await policyClient(port);
+    try {
+      const started = Date.now();
+      assert.equal(await client.ask(rcptRequest({ helo_name: 'windowsxp.local' })), 'DUNNO');
+      const took = Date.now() - started;
+      // The configured 500 ms, not the 5 s default nor the 20 s request timeout.
+      assert.ok(took < 3_000, `answered after ${took} ms`);
+    } finally {
+      client.close();
+    }
+  } finally {
+    await holder?.query('ROLLBACK').catch(() => {});
+    await holder?.end().catch(() => {});
+    await daemon?.close();
     await dns?.close();
     await pg?.stop();
     await rm(dir, { recursive: true, force: true });
