@@ -4,6 +4,7 @@
  * drops, queries that hang.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +12,7 @@ import pg from 'pg';
 import {
   describeStoreUrl,
   openStore,
+  SCHEMA_VERSION,
   type Store,
   StoreError,
   type StoreLogger,
@@ -81,6 +83,38 @@ if (missing) {
   describe('postgres store', () => storeSuite(() => backend));
 
   describe('postgres specifics', () => {
+    test("docs/store.md's SQL sets up a role and database mailgate can migrate and use", async () => {
+      const c = cluster();
+      const guide = await readFile(new URL('../../docs/store.md', import.meta.url), 'utf8');
+      const section = guide.slice(guide.indexOf('## PostgreSQL for several MX hosts'));
+      const block = /```sql\n([\s\S]*?)```/.exec(section)?.[1];
+      assert.ok(block, 'docs/store.md has the SQL block');
+      // The guide's names, made unique on this shared test cluster.
+      const name = 'docs_setup';
+      let database = 'postgres';
+      for (const raw of block.split('\n')) {
+        const line = raw.replace(/--.*$/, '').trim().replaceAll('mailgate', name);
+        if (line === '') continue;
+        const connect = /^\\c (\w+)$/.exec(line);
+        if (connect) database = connect[1]!;
+        else await c.sql(database, line.replace(/;$/, ''));
+      }
+      const store = await openStore(
+        `postgres://${name}:choose-a-long-random-password@127.0.0.1:${c.port}/${name}`,
+      );
+      try {
+        assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+        await store.firstAttempt({ client: 'c', sender: 's', recipient: 'r' }, 'greylisted', 1);
+        const owner = await c.sql(
+          name,
+          "SELECT tableowner FROM pg_tables WHERE tablename = 'triplets'",
+        );
+        assert.equal(owner.rows[0]?.tableowner, name);
+      } finally {
+        await store.close();
+      }
+    });
+
     test('postgresql:// is accepted and the description has no password', async () => {
       const c = cluster();
       await c.createDatabase('scheme_alias');
