@@ -45,7 +45,9 @@ export class Daemon {
   #world: World;
   #policy: PolicyServer | null;
   #addresses: BoundAddress[];
-  #reloading: Promise<boolean> | null = null;
+  /** The reload in progress, and the one that will read the file again after it. */
+  #reloadRunning: Promise<boolean> | null = null;
+  #reloadQueued: Promise<boolean> | null = null;
   /** Worlds replaced by a reload, waiting until no request can still be using them. */
   #retiring = new Map<NodeJS.Timeout, () => Promise<void>>();
   #closing: Promise<void> | null = null;
@@ -132,13 +134,25 @@ export class Daemon {
    */
   reload(): Promise<boolean> {
     if (this.#closing) return Promise.resolve(false);
-    // A second SIGHUP while a reload runs waits for it, then reads the file again.
-    const previous = this.#reloading ?? Promise.resolve(true);
-    const next = previous.then(() => this.#reload());
-    this.#reloading = next.finally(() => {
-      if (this.#reloading === next) this.#reloading = null;
-    });
-    return next;
+    // SIGHUPs while a reload runs are served by one more reload after it, which reads the file
+    // as it is by then: a burst of signals costs two reloads, not one per signal.
+    if (this.#reloadQueued) return this.#reloadQueued;
+    const start = (): Promise<boolean> => {
+      const run: Promise<boolean> = this.#reload().finally(() => {
+        if (this.#reloadRunning === run) this.#reloadRunning = null;
+      });
+      this.#reloadRunning = run;
+      return run;
+    };
+    if (!this.#reloadRunning) return start();
+    const queued = this.#reloadRunning
+      .catch(() => false)
+      .then(() => {
+        this.#reloadQueued = null;
+        return start();
+      });
+    this.#reloadQueued = queued;
+    return queued;
   }
 
   /**
@@ -211,7 +225,7 @@ export class Daemon {
    */
   close(deadlineMs = 10_000): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#reloading?.catch(() => false);
+      await (this.#reloadQueued ?? this.#reloadRunning)?.catch(() => false);
       await this.#policy?.close(deadlineMs);
       // Worlds replaced by a reload shortly before are closed now rather than when their grace
       // period ends: nothing can use them any more.

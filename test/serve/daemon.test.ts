@@ -134,6 +134,13 @@ describe('daemon', () => {
       assert.equal(await client.ask(next), 'DEFER_IF_PERMIT come back in a while');
       assert.ok(lines.some((l) => l.msg === 'config-reloaded'));
 
+      // A burst of reloads (a SIGHUP storm): the one running, and one more after it.
+      const reloaded = () => lines.filter((l) => l.msg === 'config-reloaded').length;
+      const before = reloaded();
+      const burst = await Promise.all(Array.from({ length: 20 }, () => daemon.reload()));
+      assert.ok(burst.every(Boolean));
+      assert.equal(reloaded() - before, 2);
+
       await writeFile(path, '[greylist]\nperod = "5m"\n');
       assert.equal(await daemon.reload(), false);
       const failed = lines.find((l) => l.msg === 'config-reload-failed');
