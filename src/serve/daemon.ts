@@ -251,7 +251,8 @@ function handlerFor(world: World, logger: PinoLogger) {
 
 /**
  * Builds the parts for a configuration, reusing those of `old` that the change does not touch
- * (the store when its URL is the same, the resolver and its cache when `[dns]` is the same).
+ * (the store when its URL and the options its backend uses are the same, the resolver and its
+ * cache when `[dns]` is the same).
  */
 async function buildWorld(config: Config, logger: PinoLogger, old: World | null): Promise<World> {
   const sameDns = old !== null && JSON.stringify(old.config.dns) === JSON.stringify(config.dns);

@@ -79,8 +79,9 @@ export interface StoreSettings {
 }
 
 /**
- * The store's URL and open options from `[store]`: one timeout for PostgreSQL queries and for
- * SQLite's lock waits.
+ * The store's URL and the open options its backend uses, from `[store]`: one timeout for
+ * PostgreSQL queries and for SQLite's lock waits; connection settings for PostgreSQL only (so
+ * that changing them does not reopen an SQLite store).
  *
  * @example
  * const { url, options } = storeSettings(config);
@@ -88,10 +89,10 @@ export interface StoreSettings {
  */
 export function storeSettings(config: Config): StoreSettings {
   const s = config.store;
+  if (s.url.startsWith('sqlite:')) return { url: s.url, options: { busyTimeoutMs: s.timeout } };
   return {
     url: s.url,
     options: {
-      busyTimeoutMs: s.timeout,
       queryTimeoutMs: s.timeout,
       connectTimeoutMs: s.connect_timeout,
       poolSize: s.pool_size,

@@ -207,6 +207,23 @@ export function decisionColumns(decision: Decision): DecisionColumns {
   };
 }
 
+/** A decision's columns as the parameters of an INSERT in table order (both backends). */
+export function decisionParams(c: DecisionColumns): (string | number | null)[] {
+  return [
+    c.time,
+    c.host,
+    c.client,
+    c.clientName,
+    c.helo,
+    c.sender,
+    c.recipient,
+    c.action,
+    c.reason,
+    c.delay,
+    c.scores,
+  ];
+}
+
 /** A limit for `recentDecisions`: a whole number of at least 0. */
 export function checkLimit(limit: unknown): number {
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {

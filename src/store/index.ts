@@ -35,12 +35,7 @@ export { describeStoreUrl } from './url.js';
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   if (target.kind === 'sqlite') {
-    const { busyTimeoutMs, checkpointEveryMs, logger } = options;
-    return openSqlite(target, {
-      ...(busyTimeoutMs === undefined ? {} : { busyTimeoutMs }),
-      ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }),
-      ...(logger === undefined ? {} : { logger }),
-    });
+    return openSqlite(target, options);
   }
   return openPostgres(target, options);
 }

@@ -16,6 +16,7 @@ import {
   DEFAULT_POOL_SIZE,
   DEFAULT_QUERY_TIMEOUT_MS,
   decisionColumns,
+  decisionParams,
   LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
@@ -254,20 +255,7 @@ class PostgresStore implements Store {
   }
 
   async logDecision(decision: Decision): Promise<void> {
-    const c = decisionColumns(decision);
-    await this.query('logDecision', SQL.logDecision, [
-      c.time,
-      c.host,
-      c.client,
-      c.clientName,
-      c.helo,
-      c.sender,
-      c.recipient,
-      c.action,
-      c.reason,
-      c.delay,
-      c.scores,
-    ]);
+    await this.query('logDecision', SQL.logDecision, decisionParams(decisionColumns(decision)));
   }
 
   async recentDecisions(limit: number): Promise<StoredDecision[]> {

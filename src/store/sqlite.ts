@@ -1,8 +1,9 @@
 /**
  * The SQLite backend: one file (WAL journal) on one host, shared safely by every mailgate process
  * on it. The driver is synchronous; each method does its work in one go, so a method is atomic
- * within the process, and SQLite's locking (a busy timeout, IMMEDIATE transactions) makes it
- * atomic between processes.
+ * within the process, and SQLite's locking (IMMEDIATE transactions) makes it atomic between
+ * processes. Work that finds the file locked by another process is tried again from a timer,
+ * never by sleeping on the event loop.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -15,9 +16,10 @@ import {
   closedError,
   columnsToLookup,
   DEFAULT_BUSY_TIMEOUT_MS,
-  type DecisionColumns,
   decisionColumns,
+  decisionParams,
   LOOKUP_COLUMNS,
+  type OpenStoreOptions,
   type Row,
   rowToClient,
   rowToDecision,
@@ -100,8 +102,7 @@ function prepareAll(db: Database.Database) {
     logDecision: db.prepare(
       `INSERT INTO decision_log
          (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
-       VALUES (@time, @host, @client, @clientName, @helo, @sender, @recipient, @action, @reason,
-               @delay, @scores)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     recentDecisions: db.prepare('SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT ?'),
     expirePassed: db.prepare("DELETE FROM triplets WHERE state = 'passed' AND last_seen < ?"),
@@ -128,12 +129,8 @@ function isBusy(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
-/** One decision-log line, as the values of INSERT_DECISION_SQL's parameters, in order. */
+/** One decision-log line, as the parameters of the `logDecision` statement. */
 type DecisionRow = readonly (string | number | null)[];
-
-const INSERT_DECISION_SQL = `INSERT INTO decision_log
-  (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 interface PendingDecision {
   row: DecisionRow;
@@ -141,34 +138,11 @@ interface PendingDecision {
   reject: (error: StoreError) => void;
 }
 
-export interface SqliteOptions {
-  /** How long a write waits for another process's lock before failing. Default 5000 ms. */
-  busyTimeoutMs?: number;
-  /**
-   * How often the checkpoint thread moves the WAL into the database file (files only; it starts
-   * with the first decision-log commit). Default 500 ms.
-   */
-  checkpointEveryMs?: number;
-  /** Default: warnings and errors as single lines on stderr. */
-  logger?: StoreLogger;
-}
-
-/** A decision log line as INSERT_DECISION_SQL's parameters. */
-function decisionRow(c: DecisionColumns): DecisionRow {
-  return [
-    c.time,
-    c.host,
-    c.client,
-    c.clientName,
-    c.helo,
-    c.sender,
-    c.recipient,
-    c.action,
-    c.reason,
-    c.delay,
-    c.scores,
-  ];
-}
+/** What opening an SQLite store takes (see OpenStoreOptions). */
+export type SqliteOptions = Pick<
+  OpenStoreOptions,
+  'busyTimeoutMs' | 'checkpointEveryMs' | 'logger'
+>;
 
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -232,9 +206,8 @@ class SqliteStore implements Store {
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
     // Every decision adds a log line; one transaction per line would make the log cost more
     // than the decision. Lines that come within DECISION_FLUSH_MS are committed together.
-    const insertDecision = db.prepare(INSERT_DECISION_SQL);
     const insertDecisions = db.transaction((rows: readonly DecisionRow[]) => {
-      for (const row of rows) insertDecision.run(row);
+      for (const row of rows) s.logDecision.run(row);
     });
     this.insertDecisionsTx = (rows) => insertDecisions.immediate(rows);
   }
@@ -269,6 +242,11 @@ class SqliteStore implements Store {
     this.lockedSince = undefined;
     for (const entry of batch) entry.resolve();
     if (this.pendingDecisions.length > 0) this.scheduleFlush(0);
+    this.wrote();
+  }
+
+  /** After a successful write: the WAL grows from now on, so checkpoints go to their thread. */
+  private wrote(): void {
     if (this.useCheckpointer && !this.checkpointer && !this.closed) this.startCheckpointer();
   }
 
@@ -285,12 +263,10 @@ class SqliteStore implements Store {
    * timeout (lines still locked out then are rejected, as in any flush).
    */
   private async commitPending(): Promise<void> {
-    this.flushDecisions();
     while (this.pendingDecisions.length > 0) {
-      if (this.lockedSince !== undefined) {
-        await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MAX_MS));
-      }
-      this.flushDecisions();
+      // Locked: the retry flushDecisions scheduled commits them (or gives up on them); wait.
+      if (this.lockedSince === undefined) this.flushDecisions();
+      else await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MAX_MS));
     }
   }
 
@@ -335,6 +311,15 @@ class SqliteStore implements Store {
     }
   }
 
+  /** Runs a write (see run): afterwards the WAL has grown, which starts the checkpoint thread. */
+  private runWrite<T>(op: string, work: () => T): Promise<T> {
+    return this.run(op, () => {
+      const result = work();
+      this.wrote();
+      return result;
+    });
+  }
+
   /**
    * Another process holds the lock. SQLite's busy handler would sleep here, and with it every
    * request of this process; instead the work is tried again from a timer, backing off from
@@ -372,7 +357,7 @@ class SqliteStore implements Store {
   }
 
   firstAttempt(key: TripletKey, state: TripletState, now: number): Promise<FirstAttempt> {
-    return this.run('firstAttempt', () => {
+    return this.runWrite('firstAttempt', () => {
       checkTripletKey('firstAttempt', key);
       checkTime('firstAttempt', 'now', now);
       if (state !== 'greylisted' && state !== 'passed') {
@@ -389,7 +374,7 @@ class SqliteStore implements Store {
     now: number,
     sameAttemptAfter = Number.MAX_SAFE_INTEGER,
   ): Promise<Triplet | null> {
-    return this.run('recordEarlyRetry', () => {
+    return this.runWrite('recordEarlyRetry', () => {
       checkTripletKey('recordEarlyRetry', key);
       checkTime('recordEarlyRetry', 'now', now);
       checkTime('recordEarlyRetry', 'sameAttemptAfter', sameAttemptAfter);
@@ -405,7 +390,7 @@ class SqliteStore implements Store {
   }
 
   recordPass(key: TripletKey, now: number): Promise<Triplet | null> {
-    return this.run('recordPass', () => {
+    return this.runWrite('recordPass', () => {
       checkTripletKey('recordPass', key);
       checkTime('recordPass', 'now', now);
       const row = this.statements.pass.get(now, key.client, key.sender, key.recipient);
@@ -431,7 +416,7 @@ class SqliteStore implements Store {
   }
 
   countClient(client: string, now: number, countAfter: number): Promise<ClientCounter> {
-    return this.run('countClient', () => {
+    return this.runWrite('countClient', () => {
       checkKeyText('countClient', 'client', client);
       checkTime('countClient', 'now', now);
       checkTime('countClient', 'countAfter', countAfter);
@@ -441,7 +426,7 @@ class SqliteStore implements Store {
   }
 
   touchClient(client: string, now: number): Promise<void> {
-    return this.run('touchClient', () => {
+    return this.runWrite('touchClient', () => {
       checkKeyText('touchClient', 'client', client);
       checkTime('touchClient', 'now', now);
       this.statements.touchClient.run(now, client);
@@ -452,20 +437,19 @@ class SqliteStore implements Store {
     if (this.closed) return Promise.reject(closedError('logDecision', this.description));
     let row: DecisionRow;
     try {
-      row = decisionRow(decisionColumns(decision));
+      row = decisionParams(decisionColumns(decision));
     } catch (error) {
       return Promise.reject(storeError('logDecision', error, []));
     }
     return new Promise<void>((resolve, reject) => {
       this.pendingDecisions.push({ row, resolve, reject });
-      // While another process holds the lock, the retry timer commits them all at once.
+      // A full batch is committed at once, unless another process holds the lock (the retry
+      // timer commits them then). Otherwise lines gather for a moment and share one commit even
+      // when requests come one at a time: callers do not wait for the log.
       if (this.pendingDecisions.length >= MAX_DECISION_BATCH && this.lockedSince === undefined) {
         this.flushDecisions();
-      } else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // Callers do not wait for the log (the greylister answers first), so lines can gather
-        // for a moment and share one commit even when requests come one at a time.
-        setTimeout(() => this.flushDecisions(), DECISION_FLUSH_MS);
+      } else {
+        this.scheduleFlush(DECISION_FLUSH_MS);
       }
     });
   }
@@ -481,7 +465,7 @@ class SqliteStore implements Store {
   }
 
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
-    return this.run('expire', () => {
+    return this.runWrite('expire', () => {
       for (const name of [
         'passedBefore',
         'greylistedBefore',
