@@ -5,7 +5,7 @@
 import { systemClock } from '../checks/budget.js';
 import type { Clock } from '../dns/types.js';
 import type { ExpiryCounts, ExpiryCutoffs, Store } from '../store/types.js';
-import { escapeForLog, truncate } from '../text/index.js';
+import { logValue } from '../text/index.js';
 import type { GreylistLogger, GreylistSettings } from './types.js';
 
 /** Once an hour by default. */
@@ -89,7 +89,7 @@ export function startExpiry(
       options.logger?.error(
         {
           err,
-          error: escapeForLog(truncate(err instanceof Error ? err.message : String(err), 500)),
+          error: logValue(err instanceof Error ? err.message : String(err), 500),
           store: store.description,
         },
         'greylist expiry failed',

@@ -23,7 +23,7 @@ import type {
   TripletKey,
   TripletState,
 } from '../store/types.js';
-import { escapeForLog, truncate } from '../text/index.js';
+import { logValue } from '../text/index.js';
 import { VerdictCache } from './cache.js';
 import { greylistHeader, safeHostname } from './header.js';
 import { clientKey, localPart, normaliseAddress, parseClientIp } from './normalise.js';
@@ -88,12 +88,12 @@ class StoreFailure extends Error {
 }
 
 function errorText(err: unknown): string {
-  return escapeForLog(truncate(err instanceof Error ? err.message : String(err), 500));
+  return logValue(err instanceof Error ? err.message : String(err), 500);
 }
 
 /** Log-safe text from the client or DNS. */
 function shown(text: string): string {
-  return escapeForLog(truncate(text, MAX_LOG_TEXT));
+  return logValue(text, MAX_LOG_TEXT);
 }
 
 /** The client's verified name as far as it is known: a name, none, or a failed lookup. */

@@ -13,7 +13,7 @@ import {
   listenOn,
 } from '../listen/index.js';
 import { stderrLogger } from '../observe/stderr.js';
-import { escapeForLog } from '../text/index.js';
+import { escapeForLog, logValue } from '../text/index.js';
 import { actionProblem, encodeReply, PolicyDecoder, PolicyProtocolError } from './codec.js';
 import type {
   PolicyAction,
@@ -312,7 +312,7 @@ class Connection {
         {
           ...this.fields(),
           problem,
-          action: escapeForLog(String(action).slice(0, 200)),
+          action: logValue(String(action), 200),
           answered: this.shared.errorAction,
         },
         'policy handler returned an invalid action',

@@ -7,7 +7,7 @@ import { parseClientIp } from '../greylist/index.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
 import type { Logger } from '../observe/index.js';
 import type { PolicyHandler, PolicyRequest } from '../policyd/types.js';
-import { escapeForLog, truncate } from '../text/index.js';
+import { logValue } from '../text/index.js';
 
 /** What decides a greylisting request (the greylister). */
 export interface GreylistDecider {
@@ -52,9 +52,9 @@ export function policyHandler(settings: PolicyHandlerSettings): PolicyHandler {
       logger.warn(
         {
           problem,
-          client: escapeForLog(truncate(ip, 100)),
-          recipient: escapeForLog(truncate(recipient, 300)),
-          queue_id: escapeForLog(truncate(request.queue_id ?? '', 100)),
+          client: logValue(ip, 100),
+          recipient: logValue(recipient, 300),
+          queue_id: logValue(request.queue_id ?? '', 100),
         },
         'policy-bad-request',
       );

@@ -34,6 +34,17 @@ export function escapeForLog(text: string): string {
 }
 
 /**
+ * A value for a log line: cut to `max` characters (marked `...`), then escaped as escapeForLog
+ * does, so that hostile text is shown whole in kind but bounded in size.
+ *
+ * @example
+ * logValue('a\r\nb'.repeat(100), 8)  // 'a\\x0d\\x0aba...'
+ */
+export function logValue(text: string, max: number): string {
+  return escapeForLog(truncate(text, max));
+}
+
+/**
  * Cut text to at most `max` characters, marking the cut with `...`.
  *
  * @example

@@ -4,6 +4,7 @@ import {
   escapeForLog,
   headerComment,
   headerValue,
+  logValue,
   printableAscii,
   truncate,
 } from '../../src/text/index.js';
@@ -35,4 +36,12 @@ test('headerComment escapes parentheses and backslashes', () => {
 test('truncate marks the cut', () => {
   assert.equal(truncate('abcdef', 5), 'ab...');
   assert.equal(truncate('abc', 5), 'abc');
+});
+
+test('logValue cuts first, then escapes: bounded, and nothing that ends a line', () => {
+  assert.equal(logValue('mail.example.org', 100), 'mail.example.org');
+  const hostile = 'a\r\nb'.repeat(1000);
+  const shown = logValue(hostile, 8);
+  assert.equal(shown, 'a\\x0d\\x0aba...');
+  assert.doesNotMatch(shown, /[\r\n\0]/);
 });
