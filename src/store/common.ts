@@ -262,50 +262,56 @@ export function rowToClient(row: Row): ClientCounter {
   };
 }
 
-/**
- * What `lookup` selects from `triplets t` LEFT JOIN `client_counters c`, in the order
- * `columnsToLookup` reads them: the triplet's columns, then the counter's (all NULL for a row
- * that is not there). Aliased, since both tables have `client`, `first_seen` and `last_seen`.
- */
-export const LOOKUP_COLUMNS = `t.client AS t_client, t.sender AS t_sender,
-  t.recipient AS t_recipient, t.state AS t_state, t.first_seen AS t_first_seen,
-  t.last_seen AS t_last_seen, t.fail_count AS t_fail_count, t.pass_count AS t_pass_count,
-  c.client AS c_client, c.count AS c_count, c.first_seen AS c_first_seen,
-  c.last_counted AS c_last_counted, c.last_seen AS c_last_seen`;
+/** The columns of the two tables `lookup` reads, in the order it selects them. */
+const TRIPLET_COLUMNS = [
+  'client',
+  'sender',
+  'recipient',
+  'state',
+  'first_seen',
+  'last_seen',
+  'fail_count',
+  'pass_count',
+] as const;
+const CLIENT_COLUMNS = ['client', 'count', 'first_seen', 'last_counted', 'last_seen'] as const;
 
 /**
- * A `lookup` row, as an array of `LOOKUP_COLUMNS` in order, as a `TripletLookup`: the same
- * values `rowToTriplet` and `rowToClient` give. A triplet is there when its state (NOT NULL) is;
- * a counter when its client (the primary key) is.
+ * What `lookup` selects from `triplets t` LEFT JOIN `client_counters c`, read back by position
+ * (`columnsToLookup`): the triplet's columns, then the counter's (all NULL for a row that is not
+ * there).
+ */
+export const LOOKUP_COLUMNS = [
+  ...TRIPLET_COLUMNS.map((name) => `t.${name}`),
+  ...CLIENT_COLUMNS.map((name) => `c.${name}`),
+].join(', ');
+
+/** `names.length` values from `values[offset]` on, as a row keyed by column name. */
+function rowAt(names: readonly string[], values: readonly unknown[], offset: number): Row {
+  const row: Row = {};
+  for (let i = 0; i < names.length; i++) row[names[i]!] = values[offset + i];
+  return row;
+}
+
+/**
+ * A `lookup` row, as an array of `LOOKUP_COLUMNS` in order, as a `TripletLookup` (through
+ * `rowToTriplet` and `rowToClient`). A triplet is there when its state (NOT NULL) is; a counter
+ * when its client (the primary key) is.
  *
  * @example
  * columnsToLookup(db.prepare(`SELECT ${LOOKUP_COLUMNS} FROM ...`).raw(true).get(...) as unknown[])
  */
-export function columnsToLookup(c: readonly unknown[]): TripletLookup {
+export function columnsToLookup(values: readonly unknown[]): TripletLookup {
+  const state = values[TRIPLET_COLUMNS.indexOf('state')];
+  const client = values[TRIPLET_COLUMNS.length];
   return {
     triplet:
-      c[3] === null || c[3] === undefined
+      state === null || state === undefined
         ? null
-        : {
-            client: String(c[0]),
-            sender: String(c[1]),
-            recipient: String(c[2]),
-            state: c[3] === 'passed' ? 'passed' : 'greylisted',
-            firstSeen: num(c[4]),
-            lastSeen: num(c[5]),
-            failCount: num(c[6]),
-            passCount: num(c[7]),
-          },
+        : rowToTriplet(rowAt(TRIPLET_COLUMNS, values, 0)),
     counter:
-      c[8] === null || c[8] === undefined
+      client === null || client === undefined
         ? null
-        : {
-            client: String(c[8]),
-            count: num(c[9]),
-            firstSeen: num(c[10]),
-            lastCounted: num(c[11]),
-            lastSeen: num(c[12]),
-          },
+        : rowToClient(rowAt(CLIENT_COLUMNS, values, TRIPLET_COLUMNS.length)),
   };
 }
 
