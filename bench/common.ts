@@ -1,6 +1,7 @@
 /**
  * What the benchmarks share: settings from `--name=value` or the environment, a process's CPU
- * time, free ports and readiness probes on loopback, and the printing of figures.
+ * time, free ports and readiness probes on loopback, a seeded PRNG for workloads, and the
+ * printing of figures.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -83,4 +84,23 @@ export function table(rows: string[][], left: number[] = [0]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * A small seeded PRNG (mulberry32): a benchmark's workload is the same, in the same order, on
+ * every run.
+ *
+ * @example
+ * const random = prng(7208);
+ * random()  // the same number in [0, 1) on every run
+ */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

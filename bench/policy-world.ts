@@ -24,6 +24,7 @@
  * world.requests[0].bytes   // the request as Postfix writes it, ending in an empty line
  */
 import type { ZoneData } from '../test/support/dns-server.js';
+import { prng } from './common.js';
 
 export const DNSBL_ZONE = 'bl.bench.test';
 export const DNSWL_ZONE = 'wl.bench.test';
@@ -60,18 +61,6 @@ export interface PolicyWorld {
   whitelistClients: string;
   /** The recipient whitelist, postgrey syntax. */
   whitelistRecipients: string;
-}
-
-/** A small seeded PRNG (mulberry32), so the workload is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Client `c`'s address: 100 each in the three documentation networks. */

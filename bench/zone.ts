@@ -9,6 +9,7 @@
  * `%{i}._spf.%{d}` macro, unrelated TXT records beside the SPF one, `~all` and `-all`.
  */
 import type { ZoneData } from '../test/support/dns-server.js';
+import { prng } from './common.js';
 
 export const BENCH_SUFFIX = 'bench.example';
 export const DOMAIN_COUNT = 200;
@@ -55,18 +56,6 @@ const policyV4 = (m: number, host: number) => `100.68.${m}.${host}`;
 const policyV6 = (m: number, host: number) => `2001:db8:c${hex(m)}::${hex(host)}`;
 const missV4 = (i: number) => `203.0.113.${(i % 250) + 1}`;
 const missV6 = (i: number) => `2001:db8:dead::${hex(i + 1)}`;
-
-/** A small seeded PRNG (mulberry32), so the workload order is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The shape of each sender domain's record, by `i % 8`. */
 const TEMPLATES = [
