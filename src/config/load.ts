@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { type Config, configSchema } from './schema.js';
+import { type Config, type ConfigWarning, configSchema, noteLegacyWarnings } from './schema.js';
 
 /** The configuration cannot be used; `problems` holds one line per bad key. */
 export class ConfigError extends Error {
@@ -26,8 +26,13 @@ export class ConfigError extends Error {
  * parseConfig({ greylist: { perod: '5m' } })  // throws ConfigError: greylist: unknown key "perod"
  */
 export function parseConfig(data: unknown, source = 'configuration'): Config {
-  const result = configSchema.safeParse(data);
-  if (result.success) return result.data;
+  const { data: renamed, warnings, problem } = renameLegacyTables(data);
+  if (problem) throw new ConfigError(`${source}: ${problem}`, [problem]);
+  const result = configSchema.safeParse(renamed);
+  if (result.success) {
+    if (warnings.length) noteLegacyWarnings(result.data, warnings);
+    return result.data;
+  }
   const problems = result.error.issues.flatMap(describeIssue);
   throw new ConfigError(`${source}: ${problems.join('; ')}`, problems);
 }
@@ -79,4 +84,32 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
     return issue.keys.map((key) => `${where ? `${where}.` : ''}${key}: unknown key`);
   }
   return [`${where || '(top)'}: ${issue.message}`];
+}
+
+/**
+ * Tables that were renamed: the old name is still read, with a warning. `[policy]` became
+ * `[policyd]` when the policy engine (src/policy) got its own settings.
+ */
+function renameLegacyTables(data: unknown): {
+  data: unknown;
+  warnings: ConfigWarning[];
+  problem?: string;
+} {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return { data, warnings: [] };
+  }
+  const table = data as Record<string, unknown>;
+  if (!('policy' in table)) return { data, warnings: [] };
+  if ('policyd' in table) {
+    return {
+      data,
+      warnings: [],
+      problem: 'policy: the old name of [policyd]; give one of them, not both',
+    };
+  }
+  const { policy, ...rest } = table;
+  return {
+    data: { ...rest, policyd: policy },
+    warnings: [{ key: 'policy', problem: 'renamed [policyd]; read as [policyd] for now' }],
+  };
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { validateDnsxlLists } from '../checks/dnsxl/list.js';
 import type { DnsxlKind, DnsxlList } from '../checks/dnsxl/types.js';
+import { parseNetwork } from '../dns/address.js';
 import { parseServerSpec } from '../dns/resolv-conf.js';
 import { parseListenSpec } from '../listen/spec.js';
 import { formatDuration, parseDuration } from './duration.js';
@@ -147,7 +148,7 @@ export const storeSchema = z.strictObject({
   pool_size: z.number().int().min(1).max(1000).default(10),
 });
 
-export const policySchema = z.strictObject({
+export const policydSchema = z.strictObject({
   /** Run the policy server. */
   enabled: z.boolean().default(true),
   /** Where to listen: `inet:PORT@HOST`, `inet6:PORT@HOST`, `unix:/path`. */
@@ -164,6 +165,126 @@ export const policySchema = z.strictObject({
   error_action: action.default('DEFER_IF_PERMIT 4.3.0 temporary policy failure'),
   /** Let clients that authenticated with SMTP AUTH (sasl_username) through unchecked. */
   skip_authenticated: z.boolean().default(true),
+});
+
+/** An address or a network in CIDR notation. */
+const network = z.string().superRefine((text, ctx) => {
+  if (!parseNetwork(text.trim())) {
+    ctx.addIssue({ code: 'custom', message: `not an address or network: "${text.slice(0, 60)}"` });
+  }
+});
+
+/** A mail domain as written in lists (`example.com`); compared without case. */
+const domain = z
+  .string()
+  .max(253)
+  .regex(
+    /^\.?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/u,
+    'a domain name (letters, digits, hyphens and dots)',
+  )
+  .transform((text) => text.toLowerCase().replace(/\.$/u, ''));
+
+/** A name or address we answer to: a host name, an address, or a bracketed address literal. */
+const ourName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[\x21-\x7e]+$/u, 'a host name or an address, without blanks');
+
+export const milterSchema = z.strictObject({
+  /** Run the milter. */
+  enabled: z.boolean().default(true),
+  /** Where to listen: `inet:PORT@HOST`, `inet6:PORT@HOST`, `unix:/path`. */
+  listen: z.array(listenSpec).min(1).default(['inet:10028@127.0.0.1']),
+  /** File mode of unix sockets, e.g. "0660". */
+  socket_mode: socketMode.optional(),
+  /** Our own clients (bms.py's internal_connect): addresses and networks. */
+  internal_connect: z.array(network).default([]),
+  /** Our own mail domains: internal clients must use them, external clients must not. */
+  internal_domains: z.array(domain).default([]),
+  /** Relays whose mail is taken as checked (bms.py's trusted_relay): addresses and networks. */
+  trusted_relay: z.array(network).default([]),
+  /** Names and addresses that are ours: a HELO naming one from outside is forged. Default: the host name. */
+  hello_blacklist: z.array(ourName).optional(),
+  /** Local parts refused as non-null senders (DSNs sent with a user's address by broken MTAs). */
+  banned_users: z
+    .array(z.string().min(1).max(64))
+    .default(['postmaster', 'mailer-daemon', 'clamav']),
+  /** Refuse a HELO that is a bare IPv4 address (not a bracketed literal). */
+  reject_numeric_helo: z.boolean().default(true),
+  /** Refuse a client whose PTR is `localhost` (from a non-loopback address) or `.`. */
+  reject_ptr_localhost: z.boolean().default(true),
+  /** CSA (SRV _client._smtp): `off`, `record` (in headers and logs) or `reject` (refuse a fail). */
+  csa: z.enum(['off', 'record', 'reject']).default('record'),
+  /** Greylist at RCPT from the milter too (for Sendmail sites), with the same store. */
+  greylist: z.boolean().default(false),
+  /** The authserv-id of our Authentication-Results; default the host name. */
+  authserv_id: hostname.optional(),
+  /** Longest a callback may take before the milter answers tempfail. */
+  callback_timeout: duration('60s', { min: 1000, max: 3_600_000 }).prefault('60s'),
+  /** A connection silent this long is closed. */
+  idle_timeout: duration('7m', { min: 1000, max: 86_400_000 }).prefault('7m'),
+});
+
+export const spfSchema = z.strictObject({
+  /** Refuse senders with no SPF, no valid HELO and no PTR instead of calling them back. */
+  reject_noptr: z.boolean().default(false),
+  /** When a domain publishes no SPF, try `v=spf1 a/24 mx/24 ptr` (the three-strikes first test). */
+  best_guess: z.boolean().default(true),
+  /** Domains whose softfail is accepted without a call-back. */
+  accept_softfail: z.array(domain).default([]),
+  /** Domains whose fail is treated as a softfail (a broken record of an important sender). */
+  accept_fail: z.array(domain).default([]),
+  /** Domains whose neutral (and softfail) is refused: highly forged domains. */
+  reject_neutral: z.array(domain).default([]),
+  /** A local zone of substitute records: `<domain>._spf.<zone>` for domains that publish none. */
+  fallback_zone: domain.optional(),
+  /** Forwarders whose mail passes when `postmaster@<forwarder>` passes SPF for the client. */
+  trusted_forwarder: z.array(domain).default([]),
+  /** An access file with `SPF-<Result>:[domain]` entries overriding the policy (docs/access-map.md). */
+  access_file: z.string().min(1).optional(),
+  /** Add MAIL FROM as Sender when the From domain differs from it and there is no Sender. */
+  supply_sender: z.boolean().default(false),
+  /** Evaluate records with a permanent error leniently, and tell the sender by DSN. */
+  lax: z.boolean().default(false),
+});
+
+/** A rate such as `10/h`: so many events per second, minute, hour or day. */
+const rate = z.string().transform((text, ctx) => {
+  const m = /^\s*(\d{1,9})\s*\/\s*(s|m|h|d)\s*$/u.exec(text);
+  if (!m) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `not a rate: "${text.slice(0, 40)}" (write e.g. "10/h": per s, m, h or d)`,
+    });
+    return z.NEVER;
+  }
+  const per = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return { limit: Number(m[1]), windowMs: per };
+});
+
+export const cbvSchema = z.strictObject({
+  /** Verify doubtful senders by calling back their MX (and send DSNs where the policy says so). */
+  enabled: z.boolean().default(true),
+  /** How long a sender's outcome is remembered, in days. */
+  cache_days: z.number().int().min(1).max(3650).default(30),
+  /** Call-backs and DSNs per sender domain at most, shared by all MX hosts on one store. */
+  per_domain_rate: rate.prefault('10/h'),
+  /** A directory of DSN templates (`strike3.txt`, `softfail.txt`, ...); built-in ones otherwise. */
+  templates: z.string().min(1).optional(),
+  /** The address DSNs come from; default `postmaster@<hostname>`. */
+  postmaster: z
+    .string()
+    .min(3)
+    .max(254)
+    .regex(/^[^\s<>@]+@[^\s<>@]+$/u, 'an address')
+    .optional(),
+  /** The name we give in HELO when calling back; default the host name. */
+  helo_name: hostname.optional(),
+  /** All of one call-back or DSN delivery, every MX host tried, within this time. */
+  timeout: duration('30s', { min: 1000, max: 600_000 }).prefault('30s'),
+  /** Port of the remote MX hosts (25; tests use others). */
+  port: z.number().int().min(1).max(65535).default(25),
 });
 
 export const greylistSchema = z.strictObject({
@@ -187,7 +308,7 @@ export const greylistSchema = z.strictObject({
   auto_whitelist_clients: z.number().int().min(0).max(1_000_000).default(5),
   /**
    * All the DNS work of deciding about a new triplet (client name, DNS lists, SPF) within this
-   * time; lookups not answered by then count as failed. Shorter than policy.request_timeout.
+   * time; lookups not answered by then count as failed. Shorter than policyd.request_timeout.
    */
   dns_budget: duration('10s', { min: 100, max: 600_000 }).prefault('10s'),
   /** How long a client's good or bad verdict is reused for new triplets; "0s" turns it off. */
@@ -214,12 +335,23 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}),
   dns: dnsSchema.prefault({}),
   store: storeSchema.prefault({}),
-  policy: policySchema.prefault({}),
+  policyd: policydSchema.prefault({}),
+  milter: milterSchema.prefault({}),
+  spf: spfSchema.prefault({}),
+  cbv: cbvSchema.prefault({}),
   greylist: greylistSchema.prefault({}),
 });
 
 /** A validated configuration: durations in milliseconds, defaults filled in. */
 export type Config = z.output<typeof configSchema>;
+
+/** Warnings about how the file was written (old names), kept with the parsed configuration. */
+const LEGACY_WARNINGS = new WeakMap<Config, ConfigWarning[]>();
+
+/** Remembers warnings about how a configuration was written, for `configWarnings`. */
+export function noteLegacyWarnings(config: Config, warnings: ConfigWarning[]): void {
+  LEGACY_WARNINGS.set(config, warnings);
+}
 
 /** A setting that works but is probably not what was meant. */
 export interface ConfigWarning {
@@ -234,29 +366,41 @@ export interface ConfigWarning {
  * may mean them.
  *
  * @example
- * configWarnings(parseConfigText('[policy]\nrequest_timeout = "5s"\n', 'x'))
- * // [{ key: 'greylist.dns_budget', problem: 'not shorter than policy.request_timeout (5s): ...' }]
+ * configWarnings(parseConfigText('[policyd]\nrequest_timeout = "5s"\n', 'x'))
+ * // [{ key: 'greylist.dns_budget', problem: 'not shorter than policyd.request_timeout (5s): ...' }]
  */
 export function configWarnings(config: Config): ConfigWarning[] {
-  const warnings: ConfigWarning[] = [];
+  const warnings: ConfigWarning[] = [...(LEGACY_WARNINGS.get(config) ?? [])];
+  if (
+    config.milter.enabled &&
+    config.cbv.enabled &&
+    config.cbv.timeout >= config.milter.callback_timeout
+  ) {
+    warnings.push({
+      key: 'cbv.timeout',
+      problem:
+        `not shorter than milter.callback_timeout (${formatDuration(config.milter.callback_timeout)}): ` +
+        'a slow call-back times the milter callback out (tempfail) instead of being judged',
+    });
+  }
   const storeAndDns = config.greylist.dns_budget + config.store.timeout;
   if (
     config.greylist.enabled &&
-    config.greylist.dns_budget < config.policy.request_timeout &&
-    storeAndDns >= config.policy.request_timeout
+    config.greylist.dns_budget < config.policyd.request_timeout &&
+    storeAndDns >= config.policyd.request_timeout
   ) {
     warnings.push({
       key: 'store.timeout',
       problem:
-        `with greylist.dns_budget, not shorter than policy.request_timeout (${formatDuration(config.policy.request_timeout)}): ` +
+        `with greylist.dns_budget, not shorter than policyd.request_timeout (${formatDuration(config.policyd.request_timeout)}): ` +
         'a store that hangs after slow lookups times the request out (error_action) instead of following store.fail',
     });
   }
-  if (config.greylist.enabled && config.greylist.dns_budget >= config.policy.request_timeout) {
+  if (config.greylist.enabled && config.greylist.dns_budget >= config.policyd.request_timeout) {
     warnings.push({
       key: 'greylist.dns_budget',
       problem:
-        `not shorter than policy.request_timeout (${formatDuration(config.policy.request_timeout)}): ` +
+        `not shorter than policyd.request_timeout (${formatDuration(config.policyd.request_timeout)}): ` +
         'a slow lookup times the whole request out (error_action) instead of counting as a failed lookup',
     });
   }

@@ -23,7 +23,16 @@ export interface ExpiryOptions {
   logger?: GreylistLogger;
 }
 
-type ExpirySettings = Pick<GreylistSettings, 'passedTtlMs' | 'greylistedTtlMs' | 'decisionTtlMs'>;
+type ExpirySettings = Pick<
+  GreylistSettings,
+  'passedTtlMs' | 'greylistedTtlMs' | 'decisionTtlMs'
+> & {
+  /** Call-back outcomes kept in the same store expire after this (the call-back cache period). */
+  callbackTtlMs?: number;
+};
+
+/** Rate-limit windows are at most a day long: a row unused for two days counts nothing. */
+const RATE_TTL_MS = 2 * 86_400_000;
 
 /**
  * The cut-offs at `now`: passed triplets and client counters after `passedTtlMs` unseen (a client
@@ -39,6 +48,10 @@ export function expiryCutoffs(settings: ExpirySettings, now: number): ExpiryCuto
     greylistedBefore: now - settings.greylistedTtlMs,
     clientsBefore: now - settings.passedTtlMs,
     decisionsBefore: now - settings.decisionTtlMs,
+    ratesBefore: now - RATE_TTL_MS,
+    ...(settings.callbackTtlMs !== undefined
+      ? { callbacksBefore: now - settings.callbackTtlMs }
+      : {}),
   };
 }
 

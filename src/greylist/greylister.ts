@@ -403,14 +403,18 @@ export class Greylister {
       );
       return ctx.name;
     }
-    ctx.name = checkPtr(
-      { ip: ctx.ipText },
-      {
-        resolver: this.services.resolver,
-        clock: this.clock,
-        limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
-      },
-    ).then((ptr): ClientName => {
+    const shared = ctx.request.lookups?.ptr;
+    const lookup = shared
+      ? shared()
+      : checkPtr(
+          { ip: ctx.ipText },
+          {
+            resolver: this.services.resolver,
+            clock: this.clock,
+            limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
+          },
+        );
+    ctx.name = lookup.then((ptr): ClientName => {
       if (ptr.result === 'verified' && ptr.name) return { kind: 'name', name: ptr.name };
       if (ptr.result === 'tempfail') {
         ctx.problems.push(shown(`ptr: ${ptr.problem ?? 'lookup failed'}`));
@@ -511,11 +515,14 @@ export class Greylister {
     if (sender.startsWith('<') && sender.endsWith('>')) sender = sender.slice(1, -1).trim();
     const input: { ip: string; sender: string; helo?: string } = { ip: ctx.ipText, sender };
     if (ctx.request.helo !== undefined) input.helo = ctx.request.helo;
-    const spf = await checkSpf(input, {
-      resolver: this.services.resolver,
-      clock: this.clock,
-      limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
-    });
+    const shared = ctx.request.lookups?.spf;
+    const spf = shared
+      ? await shared()
+      : await checkSpf(input, {
+          resolver: this.services.resolver,
+          clock: this.clock,
+          limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
+        });
     if (spf.result === 'temperror') {
       ctx.problems.push(shown(`spf: temperror (${spf.problem ?? 'DNS failure'})`));
       return { min: 0, max: 1 };
@@ -549,18 +556,14 @@ export class Greylister {
       reason: v.reason,
       key: { ...ctx.key },
       scores: ctx.scores,
-      action: 'DUNNO',
       problems: ctx.problems,
     };
     if (v.delay !== undefined) decision.delay = v.delay;
     if (ctx.match !== undefined) decision.match = ctx.match;
-    if (v.verdict === 'greylist') {
-      decision.action = this.settings.greylistAction;
-    } else if (v.verdict === 'tempfail') {
-      decision.action = this.settings.storeFailureAction;
-    } else if (v.waited && this.settings.header) {
-      decision.header = greylistHeader(v.delay ?? 0, this.hostname, this.settings.version, ctx.now);
-      decision.action = `PREPEND ${decision.header}`;
+    if (v.verdict === 'pass' && v.waited && this.settings.header) {
+      const line = greylistHeader(v.delay ?? 0, this.hostname, this.settings.version, ctx.now);
+      const colon = line.indexOf(':');
+      decision.header = { name: line.slice(0, colon), value: line.slice(colon + 1).trimStart() };
     }
     return decision;
   }

@@ -1,7 +1,7 @@
 /**
  * src/greylist — bley-style scored greylisting with postgrey's whitelists and auto-whitelisting:
  * keys (normalised triplets), whitelist files, the short-term verdict cache, the scoring of new
- * triplets, the decision and its Postfix action, and store expiry. Usable from the policy server
+ * triplets, the decision (a verdict and its header), and store expiry. Usable from the policy server
  * and the milter alike: it speaks in requests and decisions, never in a protocol.
  *
  * May import src/checks, src/dns, src/text, the package version and src/store's types; never

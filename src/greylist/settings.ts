@@ -32,18 +32,16 @@ export const DEFAULT_GREYLIST_SETTINGS: Readonly<GreylistSettings> = Object.free
   passedTtlMs: 40 * DAY,
   greylistedTtlMs: 10 * DAY,
   decisionTtlMs: 30 * DAY,
-  greylistAction: 'DEFER_IF_PERMIT greylisted, try again later',
   hostname: 'localhost',
   version: VERSION,
   header: true,
   decisionLog: true,
   storeFailure: 'open',
-  storeFailureAction: 'DEFER 4.3.0 temporary failure, try again later',
 });
 
 /**
  * Throws a TypeError naming the first setting that cannot work (a negative duration, a threshold
- * of 0, an action with a line break). Configuration checking proper is the config loader's job;
+ * of 0). Configuration checking proper is the config loader's job;
  * this keeps a programming error from becoming a silent accept.
  *
  * @example
@@ -78,12 +76,6 @@ export function checkSettings(settings: GreylistSettings): void {
     const v = settings[name];
     if (!(Number.isInteger(v) && v >= 0)) {
       throw new TypeError(`greylist setting ${name}: a whole number, 0 or more`);
-    }
-  }
-  for (const name of ['greylistAction', 'storeFailureAction'] as const) {
-    const v = settings[name];
-    if (typeof v !== 'string' || v.trim() === '' || /[\r\n\0]/.test(v)) {
-      throw new TypeError(`greylist setting ${name}: one line of text`);
     }
   }
   if (settings.storeFailure !== 'open' && settings.storeFailure !== 'tempfail') {

@@ -2,6 +2,8 @@
  * Greylisting's public vocabulary: settings, the facts of one request, and the decision.
  */
 import type { DnsxlList } from '../checks/dnsxl/types.js';
+import type { PtrResult } from '../checks/ptr/types.js';
+import type { SpfResult } from '../checks/spf/types.js';
 import type { Clock, Resolver } from '../dns/types.js';
 import type { Store } from '../store/types.js';
 
@@ -43,8 +45,8 @@ export interface GreylistSettings {
   greylistedTtlMs: number;
   /** Decision-log lines expire after this. Default 30 days. */
   decisionTtlMs: number;
-  /** The action for a greylisted request. Default `DEFER_IF_PERMIT greylisted, try again later`. */
-  greylistAction: string;
+  /** Call-back outcomes in the same store expire after this (the `[cbv]` cache period). */
+  callbackTtlMs?: number;
   /** The host name in X-Greylist and in the decision log. */
   hostname: string;
   /** The version in X-Greylist (`mailgate-VERSION`). */
@@ -53,10 +55,8 @@ export interface GreylistSettings {
   header: boolean;
   /** Write each decision to the store's decision log. Default true. */
   decisionLog: boolean;
-  /** When the store fails: `open` passes (DUNNO) and logs, `tempfail` answers `storeFailureAction`. */
+  /** When the store fails: `open` passes and logs, `tempfail` defers (verdict `tempfail`). */
   storeFailure: 'open' | 'tempfail';
-  /** The action for a store failure under `tempfail`. Default `DEFER 4.3.0 temporary failure, try again later`. */
-  storeFailureAction: string;
 }
 
 /** The facts of one request (Postfix's policy attributes, or the milter's equivalents). */
@@ -72,10 +72,23 @@ export interface GreylistRequest {
   /** Envelope sender; empty for the null sender. */
   sender: string;
   recipient: string;
+  /**
+   * The session's own lookups, when a caller has them (the policy engine's memoised checks): the
+   * greylister asks these instead of looking up the client's name or SPF a second time.
+   */
+  lookups?: GreylistLookups;
+}
+
+/** Lookups a caller shares with the greylister, each run at most once by the caller. */
+export interface GreylistLookups {
+  /** The client's PTR finding (verified name or not). */
+  ptr?: () => Promise<PtrResult>;
+  /** The SPF result for the request's sender, HELO and client. */
+  spf?: () => Promise<SpfResult>;
 }
 
 /**
- * - `pass`: let it through (Postfix `DUNNO`, or `PREPEND X-Greylist: ...` after a wait);
+ * - `pass`: let it through (with `header` after a wait);
  * - `greylist`: temporary failure, come back later;
  * - `tempfail`: the store failed and `fail = "tempfail"`;
  */
@@ -105,10 +118,8 @@ export interface GreylistDecision {
   scores: GreylistScores;
   /** Seconds the triplet waited, for `waited` / `max-wait`. */
   delay?: number;
-  /** A header to add (`X-Greylist: delayed ...`), without a line end. */
-  header?: string;
-  /** Postfix policy action for the decision (`DUNNO`, `PREPEND ...`, the greylist action, ...). */
-  action: string;
+  /** A header to add after a wait: `{ name: 'X-Greylist', value: 'delayed ...' }`. */
+  header?: { name: string; value: string };
   /** Problems met on the way (a DNS list tempfail, a store error), for the log line. */
   problems: string[];
   /** For `whitelist-client` / `whitelist-recipient`: the entry that matched, `file:line: entry`. */

@@ -6,15 +6,19 @@
 import type { Logger as PinoLogger } from 'pino';
 import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
 import { createResolver, type StubResolver } from '../dns/index.js';
-import type { BoundAddress } from '../listen/index.js';
+import type { BoundAddress as ListenAddress } from '../listen/index.js';
 import { createLogger, setLogLevel } from '../observe/index.js';
-import { createPolicyServer, type PolicyServer } from '../policyd/index.js';
+import { AccessMapFile, PolicyEngine } from '../policy/index.js';
 import { describeStoreUrl, openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
+import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
-import { policyHandler } from './policy-handler.js';
-import { resolverOptions, storeSettings } from './settings.js';
+import type { HeldEngine } from './milter-door.js';
+import { policySettings, resolverOptions, storeSettings } from './settings.js';
+
+/** Where a door listens. */
+export type BoundAddress = ListenAddress & { door: 'policyd' | 'milter' };
 
 export interface DaemonOptions {
   /** The configuration file; the defaults when absent. */
@@ -24,11 +28,17 @@ export interface DaemonOptions {
 }
 
 /** The parts a configuration builds; a reload builds new ones and retires the old. */
-interface World {
+export interface World {
   config: Config;
   resolver: StubResolver;
   store: Store;
   greylisting: Greylisting | null;
+  accessMap: AccessMapFile | null;
+  engine: PolicyEngine;
+  /** Milter connections holding this world. */
+  holders: number;
+  /** Replaced, and its grace period for policy requests over: close it once nobody holds it. */
+  retired: boolean;
 }
 
 /**
@@ -43,26 +53,27 @@ export class Daemon {
   readonly logger: PinoLogger;
   readonly #configPath: string | undefined;
   #world: World;
-  #policy: PolicyServer | null;
+  readonly #doors: Door[];
   #addresses: BoundAddress[];
   /** The reload in progress, and the one that will read the file again after it. */
   #reloadRunning: Promise<boolean> | null = null;
   #reloadQueued: Promise<boolean> | null = null;
-  /** Worlds replaced by a reload, waiting until no request can still be using them. */
-  #retiring = new Map<NodeJS.Timeout, () => Promise<void>>();
+  /** Worlds replaced by a reload, waiting until no request or connection can still use them. */
+  #retiring = new Set<World>();
+  #retireTimers = new Set<NodeJS.Timeout>();
   #closing: Promise<void> | null = null;
 
   private constructor(
     configPath: string | undefined,
     logger: PinoLogger,
     world: World,
-    policy: PolicyServer | null,
+    doors: Door[],
     addresses: BoundAddress[],
   ) {
     this.#configPath = configPath;
     this.logger = logger;
     this.#world = world;
-    this.#policy = policy;
+    this.#doors = doors;
     this.#addresses = addresses;
   }
 
@@ -75,25 +86,17 @@ export class Daemon {
     const config = await loadConfig(options.configPath);
     const logger = options.logger ?? createLogger({ level: config.log.level });
     const world = await buildWorld(config, logger, null);
-    let policy: PolicyServer | null = null;
+    const doors: Door[] = [];
     const addresses: BoundAddress[] = [];
+    // The daemon is made before the doors listen: the milter door asks it for the world in force.
+    const daemon = new Daemon(options.configPath, logger, world, doors, addresses);
     try {
-      if (config.policy.enabled) {
-        policy = createPolicyServer({
-          handler: handlerFor(world, logger),
-          mode: config.policy.mode,
-          logger,
-          idleTimeoutMs: config.policy.idle_timeout,
-          handlerTimeoutMs: config.policy.request_timeout,
-          errorAction: config.policy.error_action,
-          ...(config.policy.socket_mode !== undefined
-            ? { socketMode: config.policy.socket_mode }
-            : {}),
-        });
-        for (const spec of config.policy.listen) addresses.push(await policy.listen(spec));
-      }
+      if (config.policyd.enabled) doors.push(new PolicydDoor(world, logger));
+      if (config.milter.enabled)
+        doors.push(new MilterDoor(world, logger, () => daemon.holdEngine()));
+      for (const door of doors) addresses.push(...(await door.listen()));
     } catch (err) {
-      await policy?.close(0);
+      await Promise.all(doors.map((door) => door.close(0)));
       await retireWorld(world, logger);
       throw err;
     }
@@ -103,16 +106,38 @@ export class Daemon {
         version: VERSION,
         config: options.configPath ?? '(defaults)',
         store: world.store.description,
-        policy: addresses.map((a) => a.spec),
-        mode: config.policy.mode,
+        policy: addresses.filter((a) => a.door === 'policyd').map((a) => a.spec),
+        milter: addresses.filter((a) => a.door === 'milter').map((a) => a.spec),
+        mode: config.policyd.mode,
         greylist: world.greylisting !== null,
       },
       'started',
     );
-    return new Daemon(options.configPath, logger, world, policy, addresses);
+    return daemon;
   }
 
-  /** Where the policy server listens (real ports and paths). */
+  /**
+   * The engine of the world in force, held until released: a milter connection keeps the world
+   * it started with (its store, its resolver) however long it stays open.
+   */
+  holdEngine(): HeldEngine {
+    const world = this.#world;
+    world.holders += 1;
+    let released = false;
+    return {
+      engine: world.engine,
+      release: () => {
+        if (released) return;
+        released = true;
+        world.holders -= 1;
+        if (world.holders === 0 && world.retired && this.#retiring.delete(world)) {
+          void retireWorld(world, this.logger, this.#world);
+        }
+      },
+    };
+  }
+
+  /** Where the doors listen (real ports and paths). */
   get addresses(): readonly BoundAddress[] {
     return this.#addresses;
   }
@@ -156,24 +181,25 @@ export class Daemon {
   }
 
   /**
-   * Retires a world replaced by a reload. Requests that started under it may still be using its
-   * resolver and store: those close once no such request can be running (the longer of the two
-   * request timeouts, and a second to spare).
+   * Retires a world replaced by a reload. Policy requests that started under it may still be
+   * using its resolver and store for a while (the longer of the two request timeouts, and a
+   * second to spare); milter connections hold it until they close. It is closed when both are
+   * over, never under a live connection.
    */
   #retire(old: World, next: World): void {
     old.greylisting?.stop();
+    this.#retiring.add(old);
     const graceMs =
-      Math.max(old.config.policy.request_timeout, next.config.policy.request_timeout) + 1000;
-    const retire = () => retireWorld(old, this.logger, next);
+      Math.max(old.config.policyd.request_timeout, next.config.policyd.request_timeout) + 1000;
     const timer = setTimeout(() => {
-      this.#retiring.delete(timer);
-      void retire();
+      this.#retireTimers.delete(timer);
+      old.retired = true;
+      if (old.holders === 0 && this.#retiring.delete(old)) {
+        void retireWorld(old, this.logger, this.#world);
+      }
     }, graceMs);
     timer.unref();
-    this.#retiring.set(timer, async () => {
-      clearTimeout(timer);
-      await retire();
-    });
+    this.#retireTimers.add(timer);
   }
 
   async #reload(): Promise<boolean> {
@@ -193,24 +219,14 @@ export class Daemon {
       this.logger.error({ err }, 'config-reload-failed');
       return false;
     }
-    const restart: string[] = [];
-    if (JSON.stringify(config.policy.listen) !== JSON.stringify(old.config.policy.listen)) {
-      restart.push('policy.listen');
-    }
-    if (config.policy.mode !== old.config.policy.mode) restart.push('policy.mode');
-    if (config.policy.enabled !== old.config.policy.enabled) restart.push('policy.enabled');
-    if (config.policy.socket_mode !== old.config.policy.socket_mode)
-      restart.push('policy.socket_mode');
+    const restart = this.#doors.flatMap((door) => door.restartNeeded(old.config, config));
+    if (config.policyd.enabled !== old.config.policyd.enabled) restart.push('policyd.enabled');
+    if (config.milter.enabled !== old.config.milter.enabled) restart.push('milter.enabled');
     if (restart.length) this.logger.warn({ keys: restart }, 'config-restart-needed');
     for (const warning of configWarnings(config)) this.logger.warn(warning, 'config-warning');
     setLogLevel(this.logger, config.log.level);
     this.#world = world;
-    this.#policy?.reconfigure({
-      idleTimeoutMs: config.policy.idle_timeout,
-      handlerTimeoutMs: config.policy.request_timeout,
-      errorAction: config.policy.error_action,
-    });
-    this.#policy?.setHandler(handlerFor(world, this.logger));
+    for (const door of this.#doors) door.reconfigure(world);
     this.#retire(old, world);
     this.logger.info(
       { config: this.#configPath ?? '(defaults)', store: world.store.description },
@@ -226,27 +242,20 @@ export class Daemon {
   close(deadlineMs = 10_000): Promise<void> {
     this.#closing ??= (async () => {
       await (this.#reloadQueued ?? this.#reloadRunning)?.catch(() => false);
-      await this.#policy?.close(deadlineMs);
+      await Promise.all(this.#doors.map((door) => door.close(deadlineMs)));
       // Worlds replaced by a reload shortly before are closed now rather than when their grace
       // period ends: nothing can use them any more.
-      const pending = [...this.#retiring.values()];
+      for (const timer of this.#retireTimers) clearTimeout(timer);
+      this.#retireTimers.clear();
+      const pending = [...this.#retiring];
       this.#retiring.clear();
-      await Promise.all(pending.map((retire) => retire()));
+      await Promise.all(pending.map((old) => retireWorld(old, this.logger, this.#world)));
       await retireWorld(this.#world, this.logger);
       this.logger.info({}, 'stopped');
       this.logger.flush?.();
     })();
     return this.#closing;
   }
-}
-
-function handlerFor(world: World, logger: PinoLogger) {
-  return policyHandler({
-    greylister: world.greylisting?.greylister ?? null,
-    skipAuthenticated: world.config.policy.skip_authenticated,
-    errorAction: world.config.policy.error_action,
-    logger,
-  });
 }
 
 /**
@@ -270,12 +279,31 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
     logger.error({ store: describeStoreUrl(config.store.url), err }, 'store-open-failed');
     throw err;
   }
+  let greylisting: Greylisting | null = null;
   try {
-    const greylisting = config.greylist.enabled
+    greylisting = config.greylist.enabled
       ? await buildGreylisting(config, { store, resolver, logger, version: VERSION })
       : null;
-    return { config, resolver, store, greylisting };
+    // A fresh read at every reload: a file that became bad fails the reload, and the old map
+    // stays in force with the old world.
+    const accessMap = config.spf.access_file
+      ? await AccessMapFile.load(config.spf.access_file, { logger })
+      : null;
+    const engine = new PolicyEngine(policySettings(config, accessMap ?? undefined), {
+      resolver,
+      logger,
+      store: config.greylist.decision_log ? store : null,
+      greylist: greylisting
+        ? {
+            decide: (request) => greylisting!.greylister.decide(request),
+            actions: { greylist: config.greylist.action, storeFailure: config.store.fail_action },
+          }
+        : null,
+      verifier: null,
+    });
+    return { config, resolver, store, greylisting, accessMap, engine, holders: 0, retired: false };
   } catch (err) {
+    greylisting?.stop();
     if (!sameStore) await store.close();
     if (!sameDns) resolver.close();
     throw err;

@@ -6,8 +6,10 @@
 import { parseClientIp } from '../greylist/index.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
 import type { Logger } from '../observe/index.js';
+import { type GreylistActions, greylistToDecision } from '../policy/index.js';
 import type { PolicyHandler, PolicyRequest } from '../policyd/types.js';
 import { logValue } from '../text/index.js';
+import { postfixAction } from './postfix-action.js';
 
 /** What decides a greylisting request (the greylister). */
 export interface GreylistDecider {
@@ -17,6 +19,8 @@ export interface GreylistDecider {
 export interface PolicyHandlerSettings {
   /** The greylister, or null when greylisting is off. */
   greylister: GreylistDecider | null;
+  /** The Postfix actions configured for greylisting's refusals. */
+  actions: GreylistActions;
   /** Let clients that authenticated with SMTP AUTH through unchecked. */
   skipAuthenticated: boolean;
   /** The answer for a request mailgate cannot read (no client address, no recipient). */
@@ -28,10 +32,10 @@ export interface PolicyHandlerSettings {
  * A policy handler that greylists at RCPT.
  *
  * @example
- * server.setHandler(policyHandler({ greylister, skipAuthenticated: true, errorAction, logger }));
+ * server.setHandler(policyHandler({ greylister, actions, skipAuthenticated: true, errorAction, logger }));
  */
 export function policyHandler(settings: PolicyHandlerSettings): PolicyHandler {
-  const { greylister, skipAuthenticated, errorAction, logger } = settings;
+  const { greylister, actions, skipAuthenticated, errorAction, logger } = settings;
   return async (request: PolicyRequest) => {
     const state = (request.protocol_state ?? '').toUpperCase();
     if (state !== 'RCPT') return 'DUNNO';
@@ -70,6 +74,6 @@ export function policyHandler(settings: PolicyHandlerSettings): PolicyHandler {
     // out, and then the greylister looks the PTR up itself.
     if (request.client_name !== undefined) greylistRequest.clientName = request.client_name;
     const decision = await greylister.decide(greylistRequest);
-    return decision.action;
+    return postfixAction(greylistToDecision(decision, actions));
   };
 }

@@ -6,6 +6,12 @@ import type { Config } from '../config/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DEFAULT_GREYLIST_SETTINGS } from '../greylist/index.js';
 import type { GreylistSettings } from '../greylist/types.js';
+import {
+  classifyNetworks,
+  type PolicySettings,
+  type SpfAccessLookup,
+  splitOurNames,
+} from '../policy/index.js';
 import type { OpenStoreOptions } from '../store/index.js';
 
 /**
@@ -33,13 +39,12 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     passedTtlMs: g.expire_passed,
     greylistedTtlMs: g.expire_greylisted,
     decisionTtlMs: g.expire_decisions,
-    greylistAction: g.action,
+    callbackTtlMs: config.cbv.cache_days * 86_400_000,
     hostname: daemonHostname(config),
     version,
     header: g.header,
     decisionLog: g.decision_log,
     storeFailure: config.store.fail,
-    storeFailureAction: config.store.fail_action,
   };
 }
 
@@ -97,5 +102,59 @@ export function storeSettings(config: Config): StoreSettings {
       connectTimeoutMs: s.connect_timeout,
       poolSize: s.pool_size,
     },
+  };
+}
+
+/**
+ * The policy engine's settings for a configuration; the access map is read by the caller (it is
+ * a file, and a reload must be able to keep the old one).
+ *
+ * @example
+ * const settings = policySettings(config, accessMap);
+ * new PolicyEngine(settings, services);
+ */
+export function policySettings(config: Config, accessMap?: SpfAccessLookup): PolicySettings {
+  const m = config.milter;
+  const host = daemonHostname(config);
+  const { ourNames, ourAddresses } = splitOurNames(m.hello_blacklist ?? [host]);
+  const spf = config.spf;
+  const cbv = config.cbv;
+  return {
+    hostname: host,
+    authservId: m.authserv_id ?? host,
+    networks: classifyNetworks({
+      internalNetworks: m.internal_connect,
+      trustedRelays: m.trusted_relay,
+    }),
+    internalDomains: m.internal_domains,
+    ourNames,
+    ourAddresses,
+    bannedUsers: new Set(m.banned_users.map((u) => u.toLowerCase())),
+    rejectNumericHelo: m.reject_numeric_helo,
+    rejectPtrLocalhost: m.reject_ptr_localhost,
+    csa: m.csa,
+    greylist: m.greylist && config.greylist.enabled,
+    spf: {
+      rejectNoPtr: spf.reject_noptr,
+      bestGuess: spf.best_guess,
+      acceptSoftfail: spf.accept_softfail,
+      acceptFail: spf.accept_fail,
+      rejectNeutral: spf.reject_neutral,
+      ...(spf.fallback_zone !== undefined ? { fallbackZone: spf.fallback_zone } : {}),
+      trustedForwarders: spf.trusted_forwarder,
+      supplySender: spf.supply_sender,
+      lax: spf.lax,
+      ...(accessMap ? { accessMap } : {}),
+    },
+    callback: {
+      enabled: cbv.enabled,
+      cacheMs: cbv.cache_days * 86_400_000,
+      rate: cbv.per_domain_rate,
+      heloName: cbv.helo_name ?? host,
+      postmaster: cbv.postmaster ?? `postmaster@${host}`,
+      timeoutMs: cbv.timeout,
+      port: cbv.port,
+    },
+    checkBudgetMs: config.greylist.dns_budget,
   };
 }

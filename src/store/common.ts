@@ -4,8 +4,11 @@
  * the mapping from database rows to the public types.
  */
 import type {
+  CallbackRecord,
+  CallbackResult,
   ClientCounter,
   Decision,
+  ExpiryCutoffs,
   StoredDecision,
   Triplet,
   TripletKey,
@@ -156,6 +159,50 @@ function logText(value: string | undefined): string | null {
   return String(value).replaceAll('\0', '\uFFFD');
 }
 
+/** Tags kept per decision at most; the rest are dropped. */
+export const MAX_TAGS = 16;
+/** Characters (code points) kept per tag at most. */
+export const MAX_TAG_LENGTH = 200;
+
+/**
+ * Control characters, and the Unicode line and paragraph separators: what could end or split a
+ * line wherever a tag is shown.
+ */
+const TAG_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * One tag as stored. Stricter than `logText`: a tag is a label, shown joined with others on
+ * one line, so no control character of it is worth keeping; each becomes U+FFFD, which keeps
+ * the label's length and shows that something was there.
+ */
+function tagText(value: string): string {
+  let text = value.replace(TAG_UNSAFE, '\uFFFD');
+  // Cheap test first: more code points than UTF-16 units is impossible.
+  if (text.length > MAX_TAG_LENGTH) {
+    const points = Array.from(text);
+    if (points.length > MAX_TAG_LENGTH) text = points.slice(0, MAX_TAG_LENGTH).join('');
+  }
+  return text;
+}
+
+/**
+ * A decision's tags as the `tags` column: a JSON array of at most MAX_TAGS strings (see
+ * `tagText`), or null when the decision has no tags (an empty array is kept as one). Anything but an array of strings is a
+ * caller's bug and refused, as non-finite scores are.
+ */
+function tagsColumn(op: string, tags: unknown): string | null {
+  if (tags === undefined || tags === null) return null;
+  if (!Array.isArray(tags)) throw new StoreError(`store ${op}: tags must be an array of strings`);
+  const kept: string[] = [];
+  for (const tag of tags) {
+    if (typeof tag !== 'string') {
+      throw new StoreError(`store ${op}: tags must be an array of strings, got ${typeof tag}`);
+    }
+    if (kept.length < MAX_TAGS) kept.push(tagText(tag));
+  }
+  return JSON.stringify(kept);
+}
+
 /** A decision's columns, in table order, checked and ready to bind. */
 export interface DecisionColumns {
   time: number;
@@ -169,6 +216,9 @@ export interface DecisionColumns {
   reason: string;
   delay: number | null;
   scores: string | null;
+  stage: string | null;
+  /** JSON array of strings. */
+  tags: string | null;
 }
 
 /** Checks a decision and turns it into columns; scores must be finite numbers (JSON has no NaN). */
@@ -204,6 +254,8 @@ export function decisionColumns(decision: Decision): DecisionColumns {
     reason: logText(String(decision.reason ?? '')) ?? '',
     delay: decision.delay ?? null,
     scores,
+    stage: logText(decision.stage),
+    tags: tagsColumn(op, decision.tags),
   };
 }
 
@@ -221,8 +273,14 @@ export function decisionParams(c: DecisionColumns): (string | number | null)[] {
     c.reason,
     c.delay,
     c.scores,
+    c.stage,
+    c.tags,
   ];
 }
+
+/** The columns `logDecision` inserts, in the order of `decisionParams`. */
+export const DECISION_INSERT_COLUMNS =
+  'time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores, stage, tags';
 
 /** A limit for `recentDecisions`: a whole number of at least 0. */
 export function checkLimit(limit: unknown): number {
@@ -331,6 +389,18 @@ function parseScores(text: string): Record<string, number> | undefined {
   return scores;
 }
 
+/** Tags as stored; anything but an array of strings (a hand-edited row) is left out. */
+function parseTags(text: string): string[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed)) return undefined;
+  return parsed.filter((tag): tag is string => typeof tag === 'string');
+}
+
 /** A `decision_log` row as a `StoredDecision`; NULL columns become absent properties. */
 export function rowToDecision(row: Row): StoredDecision {
   const decision: StoredDecision = {
@@ -352,7 +422,112 @@ export function rowToDecision(row: Row): StoredDecision {
     const scores = parseScores(row['scores']);
     if (scores) decision.scores = scores;
   }
+  if (row['stage'] !== null && row['stage'] !== undefined) decision.stage = String(row['stage']);
+  if (typeof row['tags'] === 'string') {
+    const tags = parseTags(row['tags']);
+    if (tags) decision.tags = tags;
+  }
   return decision;
+}
+
+const CALLBACK_RESULTS: readonly CallbackResult[] = [
+  'accepted',
+  'rejected',
+  'dsn-accepted',
+  'dsn-rejected',
+];
+
+/** The longest reply kept: an SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5). */
+export const MAX_CALLBACK_REPLY = 512;
+
+/**
+ * A call-back record, checked, as the parameters of the upsert: sender, result, reply, time,
+ * host. The reply came from a remote MX and is hostile: it is kept as printable ASCII (as its
+ * type promises, whatever the caller did), so that whoever quotes it in a reply or log line
+ * cannot be given a line break.
+ *
+ * @example
+ * callbackParams({ sender: 'a@example.org', result: 'rejected', reply: '550 5.1.1 no\r\n',
+ *   time: 1, host: 'mx1' })  // ['a@example.org', 'rejected', '550 5.1.1 no??', 1, 'mx1']
+ */
+export function callbackParams(record: CallbackRecord): (string | number)[] {
+  const op = 'putCallback';
+  if (record === null || typeof record !== 'object') {
+    throw new StoreError(`store ${op}: the record is not an object`);
+  }
+  const sender = checkKeyText(op, 'sender', record.sender);
+  if (!CALLBACK_RESULTS.includes(record.result)) {
+    throw new StoreError(`store ${op}: unknown result ${JSON.stringify(record.result)}`);
+  }
+  const time = checkTime(op, 'time', record.time);
+  const reply = String(record.reply ?? '')
+    .replace(/[^\x20-\x7e]/gu, '?')
+    .slice(0, MAX_CALLBACK_REPLY);
+  const host = logText(String(record.host ?? '')) ?? '';
+  return [sender, record.result, reply, time, host];
+}
+
+/** A `callback_cache` row as a `CallbackRecord`. */
+export function rowToCallback(row: Row): CallbackRecord {
+  return {
+    sender: String(row['sender']),
+    result: String(row['result']) as CallbackResult,
+    reply: String(row['reply']),
+    time: num(row['time']),
+    host: String(row['host']),
+  };
+}
+
+/**
+ * `takeRate`'s arguments, checked, with the time at or before which a window has run out
+ * (`now - windowMs`): computed here, so both backends compare with the same number. A window
+ * of 0 or less, or a fractional limit, is a caller's bug, refused alike everywhere.
+ *
+ * @example
+ * checkRate('cbv:example.org', 10_000, 1_000, 5)
+ * // { key: 'cbv:example.org', now: 10_000, restartAtOrBefore: 9_000, limit: 5 }
+ */
+export function checkRate(
+  key: string,
+  now: number,
+  windowMs: number,
+  limit: number,
+): { key: string; now: number; restartAtOrBefore: number; limit: number } {
+  const op = 'takeRate';
+  checkKeyText(op, 'key', key);
+  checkTime(op, 'now', now);
+  if (typeof windowMs !== 'number' || !Number.isSafeInteger(windowMs) || windowMs <= 0) {
+    throw new StoreError(
+      `store ${op}: windowMs must be whole milliseconds above 0, got ${windowMs}`,
+    );
+  }
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    throw new StoreError(`store ${op}: limit must be a whole number >= 0, got ${limit}`);
+  }
+  return { key, now, restartAtOrBefore: checkTime(op, 'now - windowMs', now - windowMs), limit };
+}
+
+/** The optional cut-offs of `expire` (the ones added in schema version 2). */
+export const OPTIONAL_CUTOFFS = ['callbacksBefore', 'ratesBefore'] as const;
+
+/**
+ * Checks every cut-off: the four of version 1 must be there, the optional ones only when given.
+ *
+ * @example
+ * checkCutoffs({ passedBefore: 1, greylistedBefore: 1, clientsBefore: 1, decisionsBefore: 1 });
+ */
+export function checkCutoffs(cutoffs: ExpiryCutoffs): void {
+  for (const name of [
+    'passedBefore',
+    'greylistedBefore',
+    'clientsBefore',
+    'decisionsBefore',
+  ] as const) {
+    checkTime('expire', name, cutoffs?.[name]);
+  }
+  for (const name of OPTIONAL_CUTOFFS) {
+    if (cutoffs[name] !== undefined) checkTime('expire', name, cutoffs[name]);
+  }
 }
 
 /** The error for any call after `close()`. */

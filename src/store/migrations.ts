@@ -21,8 +21,9 @@ export interface Migration {
 
 /**
  * Times are bigint milliseconds in both dialects (SQLite's INTEGER is 64-bit). The triplet key is
- * the primary key, which is what makes concurrent first attempts create one row. Scores are JSON
- * text rather than jsonb so that both dialects store the same bytes.
+ * the primary key, which is what makes concurrent first attempts create one row. Scores (and,
+ * from version 2, tags) are JSON text rather than jsonb so that both dialects store the same
+ * bytes.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -103,6 +104,52 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX decision_log_time ON decision_log (time)',
     ],
   },
+  // The sender is the call-back cache's primary key, so a result is kept once per sender and
+  // upserts replace it. A rate window is one row per key, counted by an upsert; its count is a
+  // bigint because the limit it is compared with comes from the configuration. The decision
+  // log's new columns are nullable: lines written before stay as they were.
+  {
+    version: 2,
+    description: 'call-back verification cache, shared rate limits, decision stage and tags',
+    sqlite: [
+      `CREATE TABLE callback_cache (
+        sender TEXT PRIMARY KEY NOT NULL,
+        result TEXT NOT NULL
+          CHECK (result IN ('accepted', 'rejected', 'dsn-accepted', 'dsn-rejected')),
+        reply TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        host TEXT NOT NULL
+      ) WITHOUT ROWID`,
+      'CREATE INDEX callback_cache_time ON callback_cache (time)',
+      `CREATE TABLE rate_limits (
+        key TEXT PRIMARY KEY NOT NULL,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL
+      ) WITHOUT ROWID`,
+      'CREATE INDEX rate_limits_window_start ON rate_limits (window_start)',
+      'ALTER TABLE decision_log ADD COLUMN stage TEXT',
+      'ALTER TABLE decision_log ADD COLUMN tags TEXT',
+    ],
+    postgres: [
+      `CREATE TABLE callback_cache (
+        sender TEXT PRIMARY KEY,
+        result TEXT NOT NULL
+          CHECK (result IN ('accepted', 'rejected', 'dsn-accepted', 'dsn-rejected')),
+        reply TEXT NOT NULL,
+        time BIGINT NOT NULL,
+        host TEXT NOT NULL
+      )`,
+      'CREATE INDEX callback_cache_time ON callback_cache (time)',
+      `CREATE TABLE rate_limits (
+        key TEXT PRIMARY KEY,
+        window_start BIGINT NOT NULL,
+        count BIGINT NOT NULL
+      )`,
+      'CREATE INDEX rate_limits_window_start ON rate_limits (window_start)',
+      'ALTER TABLE decision_log ADD COLUMN stage TEXT',
+      'ALTER TABLE decision_log ADD COLUMN tags TEXT',
+    ],
+  },
 ];
 
 /** The schema version this code writes and understands. */
@@ -114,13 +161,15 @@ export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]?.version
  */
 export const POSTGRES_MIGRATION_LOCK = '7881694341520761957';
 
-const SCHEMA_TABLE_SQLITE = `CREATE TABLE IF NOT EXISTS mailgate_schema (
+/** The table of applied versions, per dialect; tests build older databases with it. */
+export const SCHEMA_TABLE_SQLITE = `CREATE TABLE IF NOT EXISTS mailgate_schema (
   version INTEGER PRIMARY KEY NOT NULL,
   description TEXT NOT NULL,
   applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 )`;
 
-const SCHEMA_TABLE_POSTGRES = `CREATE TABLE IF NOT EXISTS mailgate_schema (
+/** See SCHEMA_TABLE_SQLITE. */
+export const SCHEMA_TABLE_POSTGRES = `CREATE TABLE IF NOT EXISTS mailgate_schema (
   version INTEGER PRIMARY KEY,
   description TEXT NOT NULL,
   applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -134,7 +183,8 @@ export const CURRENT_VERSION_SQL =
  * newer than this code.
  *
  * @example
- * pendingMigrations(0).map((m) => m.version)  // [1]
+ * pendingMigrations(0).map((m) => m.version)  // [1, 2]
+ * pendingMigrations(1).map((m) => m.version)  // [2]
  */
 export function pendingMigrations(current: number, where = 'the database'): Migration[] {
   if (current > SCHEMA_VERSION) {

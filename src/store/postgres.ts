@@ -6,12 +6,16 @@
  */
 import pg from 'pg';
 import {
+  callbackParams,
+  checkCutoffs,
   checkKeyText,
   checkLimit,
+  checkRate,
   checkTime,
   checkTripletKey,
   closedError,
   columnsToLookup,
+  DECISION_INSERT_COLUMNS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POOL_SIZE,
   DEFAULT_QUERY_TIMEOUT_MS,
@@ -21,6 +25,7 @@ import {
   type OpenStoreOptions,
   type Row,
   redact,
+  rowToCallback,
   rowToClient,
   rowToDecision,
   rowToTriplet,
@@ -29,11 +34,13 @@ import {
 } from './common.js';
 import { CURRENT_VERSION_SQL, migratePostgres } from './migrations.js';
 import type {
+  CallbackRecord,
   ClientCounter,
   Decision,
   ExpiryCounts,
   ExpiryCutoffs,
   FirstAttempt,
+  RateTaken,
   Store,
   StoredDecision,
   Triplet,
@@ -87,14 +94,31 @@ const SQL = {
       last_seen = $2::bigint
     RETURNING *`,
   touchClient: 'UPDATE client_counters SET last_seen = $2 WHERE client = $1',
-  logDecision: `INSERT INTO decision_log
-      (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+  logDecision: `INSERT INTO decision_log (${DECISION_INSERT_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
   recentDecisions: 'SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT $1',
   expirePassed: "DELETE FROM triplets WHERE state = 'passed' AND last_seen < $1",
   expireGreylisted: "DELETE FROM triplets WHERE state = 'greylisted' AND last_seen < $1",
   expireClients: 'DELETE FROM client_counters WHERE last_seen < $1',
   expireDecisions: 'DELETE FROM decision_log WHERE time < $1',
+  getCallback: 'SELECT * FROM callback_cache WHERE sender = $1 AND time >= $2',
+  // The WHERE keeps a slower verification (an older time) from overwriting a newer result.
+  putCallback: `INSERT INTO callback_cache AS c (sender, result, reply, time, host)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (sender) DO UPDATE SET
+      result = EXCLUDED.result, reply = EXCLUDED.reply, time = EXCLUDED.time, host = EXCLUDED.host
+    WHERE EXCLUDED.time >= c.time`,
+  // ON CONFLICT DO UPDATE locks the row and works on its newest version, so MX hosts counting
+  // one key at once each add one; every SET expression reads the row as it was before.
+  takeRate: `INSERT INTO rate_limits AS r (key, window_start, count) VALUES ($1, $2::bigint, 1)
+    ON CONFLICT (key) DO UPDATE SET
+      window_start = CASE WHEN r.window_start <= $3::bigint THEN $2::bigint ELSE r.window_start END,
+      count = CASE WHEN r.window_start <= $3::bigint THEN 1
+                   WHEN r.count > $4::bigint THEN r.count
+                   ELSE r.count + 1 END
+    RETURNING count`,
+  expireCallbacks: 'DELETE FROM callback_cache WHERE time < $1',
+  expireRates: 'DELETE FROM rate_limits WHERE window_start < $1',
 } as const;
 
 /** A racing expire may delete the row between the insert that found it and the read; retry. */
@@ -263,21 +287,47 @@ class PostgresStore implements Store {
     return rows.map((row) => rowToDecision(row as Row));
   }
 
+  async getCallback(sender: string, notBefore: number): Promise<CallbackRecord | null> {
+    checkKeyText('getCallback', 'sender', sender);
+    checkTime('getCallback', 'notBefore', notBefore);
+    const { rows } = await this.query('getCallback', SQL.getCallback, [sender, notBefore]);
+    return rows[0] ? rowToCallback(rows[0] as Row) : null;
+  }
+
+  async putCallback(record: CallbackRecord): Promise<void> {
+    await this.query('putCallback', SQL.putCallback, callbackParams(record));
+  }
+
+  async takeRate(key: string, now: number, windowMs: number, limit: number): Promise<RateTaken> {
+    const p = checkRate(key, now, windowMs, limit);
+    const { rows } = await this.query('takeRate', SQL.takeRate, [
+      p.key,
+      p.now,
+      p.restartAtOrBefore,
+      p.limit,
+    ]);
+    if (!rows[0]) throw new StoreError('store takeRate: the upsert returned no row');
+    const count = Number((rows[0] as Row)['count']);
+    return { allowed: count <= limit, count };
+  }
+
   async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
-    for (const name of [
-      'passedBefore',
-      'greylistedBefore',
-      'clientsBefore',
-      'decisionsBefore',
-    ] as const) {
-      checkTime('expire', name, cutoffs?.[name]);
-    }
+    checkCutoffs(cutoffs);
+    const { callbacksBefore, ratesBefore } = cutoffs;
     return this.transaction('expire', async (client) => ({
       passed: (await client.query(SQL.expirePassed, [cutoffs.passedBefore])).rowCount ?? 0,
       greylisted:
         (await client.query(SQL.expireGreylisted, [cutoffs.greylistedBefore])).rowCount ?? 0,
       clients: (await client.query(SQL.expireClients, [cutoffs.clientsBefore])).rowCount ?? 0,
       decisions: (await client.query(SQL.expireDecisions, [cutoffs.decisionsBefore])).rowCount ?? 0,
+      callbacks:
+        callbacksBefore === undefined
+          ? 0
+          : ((await client.query(SQL.expireCallbacks, [callbacksBefore])).rowCount ?? 0),
+      rates:
+        ratesBefore === undefined
+          ? 0
+          : ((await client.query(SQL.expireRates, [ratesBefore])).rowCount ?? 0),
     }));
   }
 

@@ -9,18 +9,23 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  callbackParams,
+  checkCutoffs,
   checkKeyText,
   checkLimit,
+  checkRate,
   checkTime,
   checkTripletKey,
   closedError,
   columnsToLookup,
+  DECISION_INSERT_COLUMNS,
   DEFAULT_BUSY_TIMEOUT_MS,
   decisionColumns,
   decisionParams,
   LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
+  rowToCallback,
   rowToClient,
   rowToDecision,
   rowToTriplet,
@@ -31,11 +36,13 @@ import {
 import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
 import { Checkpointer, DEFAULT_CHECKPOINT_EVERY_MS } from './sqlite-checkpointer.js';
 import type {
+  CallbackRecord,
   ClientCounter,
   Decision,
   ExpiryCounts,
   ExpiryCutoffs,
   FirstAttempt,
+  RateTaken,
   Store,
   StoredDecision,
   Triplet,
@@ -100,9 +107,8 @@ function prepareAll(db: Database.Database) {
     ),
     touchClient: db.prepare('UPDATE client_counters SET last_seen = ? WHERE client = ?'),
     logDecision: db.prepare(
-      `INSERT INTO decision_log
-         (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO decision_log (${DECISION_INSERT_COLUMNS})
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     recentDecisions: db.prepare('SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT ?'),
     expirePassed: db.prepare("DELETE FROM triplets WHERE state = 'passed' AND last_seen < ?"),
@@ -111,6 +117,31 @@ function prepareAll(db: Database.Database) {
     ),
     expireClients: db.prepare('DELETE FROM client_counters WHERE last_seen < ?'),
     expireDecisions: db.prepare('DELETE FROM decision_log WHERE time < ?'),
+    getCallback: db.prepare('SELECT * FROM callback_cache WHERE sender = ? AND time >= ?'),
+    // The WHERE keeps a slower verification (an older time) from overwriting a newer result.
+    putCallback: db.prepare(
+      `INSERT INTO callback_cache (sender, result, reply, time, host) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (sender) DO UPDATE SET
+         result = excluded.result, reply = excluded.reply, time = excluded.time,
+         host = excluded.host
+       WHERE excluded.time >= callback_cache.time`,
+    ),
+    // Every SET expression reads the row as it was before the update, so the window test is
+    // the same in both. Count and window change in one statement: no read-then-write race.
+    takeRate: db
+      .prepare(
+        `INSERT INTO rate_limits (key, window_start, count) VALUES (@key, @now, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           window_start = CASE WHEN rate_limits.window_start <= @restartAtOrBefore
+                               THEN @now ELSE rate_limits.window_start END,
+           count = CASE WHEN rate_limits.window_start <= @restartAtOrBefore THEN 1
+                        WHEN rate_limits.count > @limit THEN rate_limits.count
+                        ELSE rate_limits.count + 1 END
+         RETURNING count`,
+      )
+      .pluck(true),
+    expireCallbacks: db.prepare('DELETE FROM callback_cache WHERE time < ?'),
+    expireRates: db.prepare('DELETE FROM rate_limits WHERE window_start < ?'),
     schemaVersion: db.prepare(CURRENT_VERSION_SQL),
     ping: db.prepare('SELECT 1 AS one'),
   };
@@ -201,6 +232,9 @@ class SqliteStore implements Store {
         greylisted: s.expireGreylisted.run(c.greylistedBefore).changes,
         clients: s.expireClients.run(c.clientsBefore).changes,
         decisions: s.expireDecisions.run(c.decisionsBefore).changes,
+        callbacks:
+          c.callbacksBefore === undefined ? 0 : s.expireCallbacks.run(c.callbacksBefore).changes,
+        rates: c.ratesBefore === undefined ? 0 : s.expireRates.run(c.ratesBefore).changes,
       }),
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
@@ -464,16 +498,32 @@ class SqliteStore implements Store {
     });
   }
 
+  getCallback(sender: string, notBefore: number): Promise<CallbackRecord | null> {
+    return this.run('getCallback', () => {
+      checkKeyText('getCallback', 'sender', sender);
+      checkTime('getCallback', 'notBefore', notBefore);
+      const row = this.statements.getCallback.get(sender, notBefore);
+      return row ? rowToCallback(row as Row) : null;
+    });
+  }
+
+  putCallback(record: CallbackRecord): Promise<void> {
+    return this.runWrite('putCallback', () => {
+      this.statements.putCallback.run(callbackParams(record));
+    });
+  }
+
+  takeRate(key: string, now: number, windowMs: number, limit: number): Promise<RateTaken> {
+    return this.runWrite('takeRate', () => {
+      const params = checkRate(key, now, windowMs, limit);
+      const count = Number(this.statements.takeRate.get(params));
+      return { allowed: count <= limit, count };
+    });
+  }
+
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     return this.runWrite('expire', () => {
-      for (const name of [
-        'passedBefore',
-        'greylistedBefore',
-        'clientsBefore',
-        'decisionsBefore',
-      ] as const) {
-        checkTime('expire', name, cutoffs?.[name]);
-      }
+      checkCutoffs(cutoffs);
       this.flushDecisions();
       return this.expireTx(cutoffs);
     });

@@ -1,6 +1,7 @@
 /**
  * The store's public vocabulary: what mailgate keeps between requests (greylist triplets,
- * auto-whitelisted clients, the decision log) and the one interface every backend implements.
+ * auto-whitelisted clients, the decision log, call-back verification results, rate-limit
+ * windows) and the one interface every backend implements.
  * Times are milliseconds since the Unix epoch, always passed in by the caller (the store never
  * reads a clock), so that tests and several MX hosts agree on what "now" was.
  */
@@ -91,11 +92,53 @@ export interface Decision {
   delay?: number;
   /** The scores behind the decision (`dnsbl`, `dnswl`, `helo`, `dyn`, `spf`, `s_eq_r`, ...). */
   scores?: Record<string, number>;
+  /**
+   * The SMTP stage the milter decided at: `connect`, `helo`, `mail`, `rcpt`, `eom`; absent for
+   * greylisting's own lines (and for lines written before schema version 2).
+   */
+  stage?: string;
+  /**
+   * Labels behind the decision, e.g. `["REJECT", "numeric hello name"]`. Stored bounded: the
+   * first 16 tags, each cut to 200 characters, control characters (CR, LF, NUL, ...) as U+FFFD.
+   */
+  tags?: string[];
 }
 
 /** A decision as read back, with its row id. */
 export interface StoredDecision extends Decision {
   id: number;
+}
+
+/**
+ * How calling back a sender's MX went: `accepted` (the MX took RCPT TO), `rejected` (5xx: the
+ * address does not exist), `dsn-accepted`, `dsn-rejected` (a DSN was sent instead of a plain
+ * call-back).
+ */
+export type CallbackResult = 'accepted' | 'rejected' | 'dsn-accepted' | 'dsn-rejected';
+
+/** The outcome of calling back a sender's MX, kept so that one sender is asked at most once per cache period. */
+export interface CallbackRecord {
+  /** The sender address as verified, lower-cased (the key). */
+  sender: string;
+  /** `accepted` (the MX took RCPT TO), `rejected` (5xx: the address does not exist), `dsn-accepted`, `dsn-rejected` (a DSN was sent instead of a plain call-back). */
+  result: CallbackResult;
+  /** The SMTP reply that decided, one line of printable ASCII (e.g. `550 5.1.1 <x@example.com>: User unknown`). */
+  reply: string;
+  /** When it was verified (ms since epoch). */
+  time: number;
+  /** The instance (host name) that verified. */
+  host: string;
+}
+
+/** What `takeRate` counted: this call's place in the key's window, and whether it is within the limit. */
+export interface RateTaken {
+  /** `count <= limit`. */
+  allowed: boolean;
+  /**
+   * Calls counted in the current window, this one included; never more than `limit + 1` (once
+   * over the limit it stops growing), unless it was already higher under a lower limit.
+   */
+  count: number;
 }
 
 /** Cut-off times for `expire`: rows last seen before these go. */
@@ -108,6 +151,10 @@ export interface ExpiryCutoffs {
   clientsBefore: number;
   /** Decision-log lines older than this. */
   decisionsBefore: number;
+  /** Call-back results verified before this; when absent none go. */
+  callbacksBefore?: number;
+  /** Rate-limit windows that started before this; when absent none go. */
+  ratesBefore?: number;
 }
 
 /** Rows removed by `expire`. */
@@ -116,6 +163,10 @@ export interface ExpiryCounts {
   greylisted: number;
   clients: number;
   decisions: number;
+  /** 0 when `callbacksBefore` was not given. */
+  callbacks: number;
+  /** 0 when `ratesBefore` was not given. */
+  rates: number;
 }
 
 /**
@@ -177,7 +228,45 @@ export interface Store {
   /** The newest decision-log lines, newest first, at most `limit`. */
   recentDecisions(limit: number): Promise<StoredDecision[]>;
 
-  /** Removes what is older than the cut-offs, returns how many rows of each went. */
+  /**
+   * The cached call-back result for `sender` (compared exactly: the caller lower-cases), or null
+   * when there is none or it was verified before `notBefore` (stale results count as absent, so
+   * the caller need not wait for expiry to ask again).
+   *
+   * @example
+   * const cached = await store.getCallback('alice@example.org', now - 24 * 3600_000);
+   * if (cached?.result === 'rejected') return reject(cached.reply);
+   */
+  getCallback(sender: string, notBefore: number): Promise<CallbackRecord | null>;
+  /**
+   * Stores a call-back result, replacing the sender's earlier one. The newest wins: a record
+   * older (by `time`) than the one stored, from a slow verification on another MX host, is
+   * dropped; at an equal time the later write wins. `reply` is kept as printable ASCII (other
+   * characters become `?`), cut to 512 characters; `host` has NUL replaced.
+   *
+   * @example
+   * await store.putCallback({ sender: 'alice@example.org', result: 'accepted',
+   *   reply: '250 2.1.5 Ok', time: Date.now(), host: 'mx1.example.net' });
+   */
+  putCallback(record: CallbackRecord): Promise<void>;
+
+  /**
+   * Counts one event against `key`'s fixed window and says whether it is within `limit`, in one
+   * atomic statement, so that several MX hosts on one database all count. The window restarts
+   * at `now` with count 1 when the key is new or its window started at or before
+   * `now - windowMs`; otherwise count + 1, except that a count already over `limit` stays where
+   * it is (so a flood leaves it at `limit + 1` rather than growing without bound).
+   *
+   * @example
+   * const { allowed } = await store.takeRate(`cbv:${domain}`, Date.now(), 60_000, 10);
+   * if (!allowed) return 'tempfail';
+   */
+  takeRate(key: string, now: number, windowMs: number, limit: number): Promise<RateTaken>;
+
+  /**
+   * Removes what is older than the cut-offs, in one transaction, and returns how many rows of
+   * each went. Call-backs and rate windows go only when their cut-off is given.
+   */
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts>;
   /** The schema version the database is at (after migrations ran at open). */
   schemaVersion(): Promise<number>;

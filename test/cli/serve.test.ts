@@ -33,12 +33,12 @@ describe('mailgate serve --check', () => {
     assert.equal(ok.stderr, '');
 
     const doubtful = join(dir, 'doubtful.toml');
-    await writeFile(doubtful, '[policy]\nrequest_timeout = "5s"\n');
+    await writeFile(doubtful, '[policyd]\nrequest_timeout = "5s"\n');
     const warned = await runCli(['serve', '--check', '--config', doubtful]);
     assert.equal(warned.code, 0, warned.stderr);
     assert.match(
       warned.stderr,
-      /warning: greylist\.dns_budget: not shorter than policy\.request_timeout \(5s\)/,
+      /warning: greylist\.dns_budget: not shorter than policyd\.request_timeout \(5s\)/,
     );
     assert.match(warned.stdout, /configuration is valid/);
 
@@ -62,7 +62,7 @@ describe('mailgate serve', () => {
       writeFile(
         config,
         `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "sqlite:${join(dir, 'serve.db')}"\n` +
-          `[policy]\nlisten = ["inet:0@127.0.0.1"]\n[greylist]\naction = "${action}"\n`,
+          `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n[greylist]\naction = "${action}"\n`,
       );
     await write('DEFER_IF_PERMIT first text');
     const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '--config', config], {
@@ -137,7 +137,7 @@ describe('mailgate serve', () => {
     await writeFile(
       config,
       `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "sqlite:${join(dir, 'storm.db')}"\n` +
-        '[policy]\nlisten = ["inet:0@127.0.0.1"]\n',
+        '[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n',
     );
     const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],

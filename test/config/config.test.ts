@@ -61,8 +61,8 @@ describe('configuration', () => {
     const config = parseConfig({});
     assert.equal(config.store.url, 'sqlite:./var/mailgate.db');
     assert.equal(config.store.fail, 'open');
-    assert.deepEqual(config.policy.listen, ['inet:10027@127.0.0.1']);
-    assert.equal(config.policy.mode, 'postfix');
+    assert.deepEqual(config.policyd.listen, ['inet:10027@127.0.0.1']);
+    assert.equal(config.policyd.mode, 'postfix');
     assert.equal(config.greylist.enabled, true);
     assert.equal(config.greylist.period, 29 * 60_000);
     assert.equal(config.greylist.penalty, 10 * 60_000);
@@ -79,7 +79,7 @@ describe('configuration', () => {
     assert.equal(config.store.pool_size, 10);
     assert.equal(config.dns.servers, undefined);
     const longer = parseConfigText(
-      '[policy]\nrequest_timeout = "60s"\n[greylist]\ndns_budget = "30s"\n',
+      '[policyd]\nrequest_timeout = "60s"\n[greylist]\ndns_budget = "30s"\n',
       'x',
     );
     assert.equal(longer.greylist.dns_budget, 30_000);
@@ -114,8 +114,8 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
     );
     assert.deepEqual(config.dns.servers, ['127.0.0.1:53']);
     assert.equal(config.store.fail, 'tempfail');
-    assert.equal(config.policy.mode, 'exim');
-    assert.equal(config.policy.socket_mode, 0o660);
+    assert.equal(config.policyd.mode, 'exim');
+    assert.equal(config.policyd.socket_mode, 0o660);
     assert.equal(config.greylist.period, 300_000);
     assert.deepEqual(config.greylist.dnsbl, [
       { zone: 'zone.example', kind: 'dnsbl' },
@@ -139,10 +139,10 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
       ['[greylist]\nperiod = 300\n', /^greylist\.period: /],
       ['[store]\nfail = "closed"\n', /^store\.fail: /],
       ['[store]\nurl = "mysql://x"\n', /^store\.url: must start with sqlite: or postgres:\/\//],
-      ['[policy]\nlisten = ["bogus"]\n', /^policy\.listen\[0\]: listen spec "bogus"/],
-      ['[policy]\nlisten = []\n', /^policy\.listen: /],
-      ['[policy]\nmode = "sendmail"\n', /^policy\.mode: /],
-      ['[policy]\nsocket_mode = "rw"\n', /^policy\.socket_mode: /],
+      ['[policyd]\nlisten = ["bogus"]\n', /^policyd\.listen\[0\]: listen spec "bogus"/],
+      ['[policyd]\nlisten = []\n', /^policyd\.listen: /],
+      ['[policyd]\nmode = "sendmail"\n', /^policyd\.mode: /],
+      ['[policyd]\nsocket_mode = "rw"\n', /^policyd\.socket_mode: /],
       ['[dns]\nservers = ["not an address"]\n', /^dns\.servers\[0\]: /],
       ['[dns]\nattempts = 0\n', /^dns\.attempts: /],
       [
@@ -167,11 +167,14 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
 
   it('warns about a DNS budget the request timeout would cut short', () => {
     assert.deepEqual(configWarnings(parseConfig({})), []);
-    for (const text of ['[greylist]\ndns_budget = "20s"\n', '[policy]\nrequest_timeout = "5s"\n']) {
+    for (const text of [
+      '[greylist]\ndns_budget = "20s"\n',
+      '[policyd]\nrequest_timeout = "5s"\n',
+    ]) {
       const warnings = configWarnings(parseConfigText(text, 'x'));
       assert.equal(warnings.length, 1, text);
       assert.equal(warnings[0]?.key, 'greylist.dns_budget');
-      assert.match(warnings[0]?.problem ?? '', /not shorter than policy\.request_timeout/);
+      assert.match(warnings[0]?.problem ?? '', /not shorter than policyd\.request_timeout/);
     }
     // The store's timeout after a full DNS budget must still fit in the request timeout.
     const hanging = configWarnings(parseConfigText('[store]\ntimeout = "15s"\n', 'x'));
@@ -181,7 +184,7 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
     );
     assert.match(hanging[0]?.problem ?? '', /follow(ing)? store\.fail/);
     const off = parseConfigText(
-      '[policy]\nrequest_timeout = "5s"\n[greylist]\nenabled = false\n',
+      '[policyd]\nrequest_timeout = "5s"\n[greylist]\nenabled = false\n',
       'x',
     );
     assert.deepEqual(configWarnings(off), []);
@@ -226,7 +229,21 @@ describe('the shipped example', () => {
     assert.deepEqual(parseConfigText(text, 'etc/mailgate.toml'), parseConfig({}));
     // Uncommenting every key that holds a default gives the same configuration: the example
     // says the truth about the defaults. (Lines with example values are left commented.)
-    const examples = new Set(['hostname', 'servers', 'url', 'socket_mode', 'dnsbl', 'dnswl']);
+    const examples = new Set([
+      'hostname',
+      'servers',
+      'url',
+      'socket_mode',
+      'dnsbl',
+      'dnswl',
+      'hello_blacklist',
+      'authserv_id',
+      'fallback_zone',
+      'access_file',
+      'templates',
+      'postmaster',
+      'helo_name',
+    ]);
     const uncommented = text.replace(/^#(\w+) = /gmu, (line, key: string) =>
       examples.has(key) || key.startsWith('whitelist_') ? line : `${key} = `,
     );

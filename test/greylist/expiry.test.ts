@@ -74,7 +74,12 @@ test('the cut-offs follow the settings', () => {
     greylistedBefore: NOW - 10 * DAY,
     clientsBefore: NOW - 40 * DAY,
     decisionsBefore: NOW - 30 * DAY,
+    ratesBefore: NOW - 2 * DAY,
   });
+  assert.equal(
+    expiryCutoffs({ ...settings, callbackTtlMs: 30 * DAY }, NOW).callbacksBefore,
+    NOW - 30 * DAY,
+  );
 });
 
 test('expireOnce removes what is older than the settings allow, and only that', async () => {
@@ -82,7 +87,14 @@ test('expireOnce removes what is older than the settings allow, and only that', 
   try {
     await fill(store);
     const counts = await expireOnce(store, settings, new ManualClock(NOW));
-    assert.deepEqual(counts, { passed: 1, greylisted: 1, clients: 1, decisions: 1 });
+    assert.deepEqual(counts, {
+      passed: 1,
+      greylisted: 1,
+      clients: 1,
+      decisions: 1,
+      callbacks: 0,
+      rates: 0,
+    });
     assert.deepEqual(await remaining(store), {
       triplets: ['recent-passed', 'recent-grey', 'revived'],
       clients: ['recent-client'],

@@ -53,7 +53,9 @@ level = "debug"
 servers = ["127.0.0.1:${dns.port}"]
 [store]
 url = "sqlite:${join(dir, `${name}.db`)}"
-[policy]
+[milter]
+listen = ["inet:0@127.0.0.1"]
+[policyd]
 listen = ["inet:0@127.0.0.1"]
 ${extra}
 [greylist]
@@ -247,7 +249,7 @@ describe('daemon', () => {
       const path = join(dir, 'taken-b.toml');
       await writeFile(
         path,
-        `[store]\nurl = "sqlite:${join(dir, 'taken-b.db')}"\n[policy]\nlisten = ["inet:${port}@127.0.0.1"]\n[dns]\nservers = ["127.0.0.1:${dns.port}"]\n`,
+        `[store]\nurl = "sqlite:${join(dir, 'taken-b.db')}"\n[policyd]\nlisten = ["inet:${port}@127.0.0.1"]\n[milter]\nenabled = false\n[dns]\nservers = ["127.0.0.1:${dns.port}"]\n`,
       );
       await assert.rejects(
         Daemon.start({ configPath: path, logger: captureLogger().logger }),

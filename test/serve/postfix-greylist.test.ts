@@ -93,7 +93,9 @@ test('Postfix check_policy_service: 450 first, accepted after the period, X-Grey
 servers = ["127.0.0.1:${dns.port}"]
 [store]
 url = "sqlite:${join(dir, 'mailgate.db')}"
-[policy]
+[policyd]
+listen = ["inet:0@127.0.0.1"]
+[milter]
 listen = ["inet:0@127.0.0.1"]
 [greylist]
 period = "3s"

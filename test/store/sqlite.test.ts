@@ -240,6 +240,33 @@ describe('sqlite specifics', () => {
     }
   });
 
+  test('call-back and rate-limit writes wait out a lock from a timer, then are done once', async () => {
+    const path = join(dir, 'locked-cbv.db');
+    const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 5_000 });
+    const holder = new Database(path);
+    const record = {
+      sender: 'a@example.org',
+      result: 'accepted' as const,
+      reply: '250 ok',
+      time: 1,
+      host: 'mx1',
+    };
+    try {
+      holder.exec('BEGIN EXCLUSIVE');
+      const put = store.putCallback(record);
+      const taken = [store.takeRate('k', 1, 1_000, 5), store.takeRate('k', 2, 1_000, 5)];
+      // As for firstAttempt: only a timer of this process can release the lock.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      holder.exec('ROLLBACK');
+      await put;
+      assert.deepEqual((await Promise.all(taken)).map((t) => t.count).sort(), [1, 2]);
+      assert.deepEqual(await store.getCallback('a@example.org', 0), record);
+    } finally {
+      holder.close();
+      await store.close();
+    }
+  });
+
   test('lines held up by a lock keep their order, and reading the log waits for them', async () => {
     const path = join(dir, 'locked-lines.db');
     const store = await openStore(`sqlite:${path}`, { busyTimeoutMs: 5_000 });

@@ -8,6 +8,8 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  type CallbackRecord,
+  type Decision,
   MIGRATIONS,
   type OpenStoreOptions,
   SCHEMA_VERSION,
@@ -15,6 +17,7 @@ import {
   StoreError,
   type TripletKey,
 } from '../../src/store/index.js';
+import { SCHEMA_TABLE_POSTGRES, SCHEMA_TABLE_SQLITE } from '../../src/store/migrations.js';
 
 /** A fresh, empty database of the backend under test. */
 export interface SuiteDatabase {
@@ -33,6 +36,14 @@ const KEY: TripletKey = {
   client: '192.0.2.1',
   sender: 'alice@example.org',
   recipient: 'bob@example.net',
+};
+
+const CALLBACK: CallbackRecord = {
+  sender: 'alice@example.org',
+  result: 'accepted',
+  reply: '250 2.1.5 Ok',
+  time: 1_000,
+  host: 'mx1.example.net',
 };
 
 const count = async (db: SuiteDatabase, table: string) =>
@@ -81,7 +92,13 @@ export function storeSuite(backend: () => SuiteBackend): void {
         versions.map((row) => Number(row['version'])),
         MIGRATIONS.map((m) => m.version),
       );
-      for (const table of ['triplets', 'client_counters', 'decision_log']) {
+      for (const table of [
+        'triplets',
+        'client_counters',
+        'decision_log',
+        'callback_cache',
+        'rate_limits',
+      ]) {
         assert.equal(await count(db, table), 0, table);
       }
       await store.ping();
@@ -118,6 +135,85 @@ export function storeSuite(backend: () => SuiteBackend): void {
           `schema version ${newer}, newer than this mailgate knows \\(${SCHEMA_VERSION}\\)`,
         ),
       );
+    }));
+
+  test('a version-1 database is migrated to the current version with its rows intact', () =>
+    withDatabase(async (db, open) => {
+      // Built by hand as mailgate 1 left it: the schema table, migration 1, a row in each table.
+      const kind = backend().kind;
+      const first = MIGRATIONS[0];
+      assert.ok(first && first.version === 1);
+      await db.query(kind === 'sqlite' ? SCHEMA_TABLE_SQLITE : SCHEMA_TABLE_POSTGRES);
+      for (const sql of first[kind]) await db.query(sql);
+      await db.query(
+        `INSERT INTO mailgate_schema (version, description) VALUES (1, '${first.description}')`,
+      );
+      await db.query(
+        `INSERT INTO triplets VALUES
+           ('192.0.2.1', 'alice@example.org', 'bob@example.net', 'passed', 1000, 2000, 1, 3)`,
+      );
+      await db.query(`INSERT INTO client_counters VALUES ('192.0.2.1', 4, 1000, 1500, 2000)`);
+      await db.query(
+        `INSERT INTO decision_log
+           (time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores)
+         VALUES (2000, 'mx1', '192.0.2.1', NULL, 'mail.example.org', 'alice@example.org',
+                 'bob@example.net', 'pass', 'waited', 12.5, '{"dnsbl":1}')`,
+      );
+
+      const store = await open();
+      assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      assert.ok(SCHEMA_VERSION >= 2);
+      const versions = await db.query('SELECT version FROM mailgate_schema ORDER BY version');
+      assert.deepEqual(
+        versions.map((row) => Number(row['version'])),
+        MIGRATIONS.map((m) => m.version),
+      );
+      assert.deepEqual(await store.getTriplet(KEY), {
+        ...KEY,
+        state: 'passed',
+        firstSeen: 1_000,
+        lastSeen: 2_000,
+        failCount: 1,
+        passCount: 3,
+      });
+      assert.deepEqual(await store.getClient('192.0.2.1'), {
+        client: '192.0.2.1',
+        count: 4,
+        firstSeen: 1_000,
+        lastCounted: 1_500,
+        lastSeen: 2_000,
+      });
+      const [old] = await store.recentDecisions(1);
+      assert.ok(old);
+      const { id, ...rest } = old;
+      assert.equal(typeof id, 'number');
+      assert.deepEqual(rest, {
+        time: 2_000,
+        host: 'mx1',
+        client: '192.0.2.1',
+        helo: 'mail.example.org',
+        sender: 'alice@example.org',
+        recipient: 'bob@example.net',
+        action: 'pass',
+        reason: 'waited',
+        delay: 12.5,
+        scores: { dnsbl: 1 },
+      });
+      // What version 2 added works on the migrated database, beside the old rows.
+      await store.logDecision({ ...rest, time: 3_000, stage: 'rcpt', tags: ['REJECT'] });
+      assert.deepEqual(
+        (await store.recentDecisions(5)).map((d) => [d.time, d.stage, d.tags]),
+        [
+          [3_000, 'rcpt', ['REJECT']],
+          [2_000, undefined, undefined],
+        ],
+      );
+      await store.putCallback(CALLBACK);
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), CALLBACK);
+      assert.deepEqual(await store.takeRate('k', 1_000, 1_000, 5), { allowed: true, count: 1 });
+      await store.close();
+      assert.equal(await (await open()).schemaVersion(), SCHEMA_VERSION, 'reopening is a no-op');
+      assert.equal(await count(db, 'mailgate_schema'), MIGRATIONS.length);
     }));
 
   test('firstAttempt creates once and then returns the stored triplet', () =>
@@ -191,46 +287,54 @@ export function storeSuite(backend: () => SuiteBackend): void {
       assert.equal(await count(db, 'triplets'), keys.length);
     }));
 
+  /**
+   * Runs `children` hammer.ts processes against the database (migrated first, so that they only
+   * race on rows), starts them together, and returns what each printed.
+   */
+  async function runHammers(db: SuiteDatabase, args: string[], children = 3) {
+    const hammer = fileURLToPath(new URL('./hammer.ts', import.meta.url));
+    const processes = Array.from({ length: children }, () =>
+      spawn(process.execPath, ['--import', 'tsx', hammer, db.url, ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        // `--import tsx` resolves from the working directory: the repository's.
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      }),
+    );
+    const outputs = processes.map((child) => {
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => {
+        err += d;
+      });
+      const ready = new Promise<void>((resolve) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d;
+          if (out.startsWith('ready\n')) resolve();
+        });
+      });
+      const done = new Promise<number[]>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code) => {
+          if (code === 0) resolve(JSON.parse(out.slice('ready\n'.length)) as number[]);
+          else reject(new Error(`hammer exited ${code}: ${err}`));
+        });
+      });
+      return { ready, done };
+    });
+    // A child that dies before it is ready fails the test through `done`, not a hang.
+    await Promise.race([
+      Promise.all(outputs.map((o) => o.ready)),
+      Promise.all(outputs.map((o) => o.done)),
+    ]);
+    for (const child of processes) child.stdin.write('go\n');
+    return Promise.all(outputs.map((o) => o.done));
+  }
+
   test('first attempts from several processes at once create one row per key', () =>
     withDatabase(async (db, open) => {
-      await (await open()).close(); // migrate before the race, so the children only race on rows
+      await (await open()).close();
       const keys = 20;
-      const hammer = fileURLToPath(new URL('./hammer.ts', import.meta.url));
-      const children = Array.from({ length: 3 }, () =>
-        spawn(process.execPath, ['--import', 'tsx', hammer, db.url, String(keys)], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-          // `--import tsx` resolves from the working directory: the repository's.
-          cwd: fileURLToPath(new URL('../..', import.meta.url)),
-        }),
-      );
-      const outputs = children.map((child) => {
-        let out = '';
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => {
-          err += d;
-        });
-        const ready = new Promise<void>((resolve) => {
-          child.stdout.on('data', (d: Buffer) => {
-            out += d;
-            if (out.startsWith('ready\n')) resolve();
-          });
-        });
-        const done = new Promise<number[]>((resolve, reject) => {
-          child.on('error', reject);
-          child.on('close', (code) => {
-            if (code === 0) resolve(JSON.parse(out.slice('ready\n'.length)) as number[]);
-            else reject(new Error(`hammer exited ${code}: ${err}`));
-          });
-        });
-        return { ready, done };
-      });
-      // A child that dies before it is ready fails the test through `done`, not a hang.
-      await Promise.race([
-        Promise.all(outputs.map((o) => o.ready)),
-        Promise.all(outputs.map((o) => o.done)),
-      ]);
-      for (const child of children) child.stdin.write('go\n');
-      const runs = await Promise.all(outputs.map((o) => o.done));
+      const runs = await runHammers(db, [String(keys)]);
       const created = runs.flat().sort((x, y) => x - y);
       assert.deepEqual(
         created,
@@ -479,6 +583,275 @@ export function storeSuite(backend: () => SuiteBackend): void {
       assert.equal(await count(db, 'decision_log'), 0);
     }));
 
+  test('the call-back cache: miss, hit, notBefore, and the newest record wins', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      assert.equal(await store.getCallback(CALLBACK.sender, 0), null, 'miss');
+      await store.putCallback(CALLBACK);
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), CALLBACK, 'hit');
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 1_000), CALLBACK, 'at notBefore');
+      assert.equal(await store.getCallback(CALLBACK.sender, 1_001), null, 'older counts as absent');
+      assert.equal(await store.getCallback('Alice@example.org', 0), null, 'the key is exact');
+      assert.equal(await store.getCallback('bob@example.org', 0), null);
+
+      // Verified later (on another MX host, say): replaces the record.
+      const rejected: CallbackRecord = {
+        sender: CALLBACK.sender,
+        result: 'rejected',
+        reply: '550 5.1.1 <alice@example.org>: User unknown',
+        time: 5_000,
+        host: 'mx2.example.net',
+      };
+      await store.putCallback(rejected);
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), rejected);
+      // A slow verification that started earlier finishes now: the newer result stays.
+      await store.putCallback({ ...CALLBACK, time: 4_999 });
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), rejected, 'older is dropped');
+      // At the same time, the later write wins.
+      const dsn: CallbackRecord = { ...rejected, result: 'dsn-rejected', host: 'mx3' };
+      await store.putCallback(dsn);
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), dsn);
+      await store.putCallback({ ...CALLBACK, sender: '', result: 'dsn-accepted' });
+      assert.equal((await store.getCallback('', 0))?.result, 'dsn-accepted', 'null sender');
+      assert.equal(await count(db, 'callback_cache'), 2, 'one row per sender');
+
+      // Time past 2^32 ms: PostgreSQL's bigints come back as numbers.
+      const t = 1_700_000_000_000;
+      await store.putCallback({ ...CALLBACK, sender: 'late@example.org', time: t });
+      assert.equal((await store.getCallback('late@example.org', t))?.time, t);
+    }));
+
+  test('call-back records are checked; the hostile reply is kept as one printable line', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const hostile = 'evil\r\n250 ok\0\t\u00e9\u{1F600}';
+      await store.putCallback({
+        ...CALLBACK,
+        reply: `550 ${hostile}${'x'.repeat(600)}`,
+        host: 'mx\0one',
+      });
+      const stored = await store.getCallback(CALLBACK.sender, 0);
+      assert.ok(stored);
+      assert.match(stored.reply, /^550 evil\?\?250 ok\?\?\?\?x+$/);
+      assert.ok(/^[\x20-\x7e]*$/.test(stored.reply), 'printable ASCII only');
+      assert.equal(stored.reply.length, 512, 'cut to one SMTP reply line');
+      assert.equal(stored.host, 'mx\uFFFDone');
+
+      await rejectsStore(
+        store.putCallback({ ...CALLBACK, result: 'maybe' as never }),
+        /putCallback: unknown result "maybe"/,
+      );
+      await rejectsStore(
+        store.putCallback({ ...CALLBACK, sender: 'a\0b@example.org' }),
+        /putCallback: sender contains NUL/,
+      );
+      await rejectsStore(store.putCallback(null as never), /putCallback: the record is not/);
+      await rejectsStore(store.getCallback('a\0b', 0), /getCallback: sender contains NUL/);
+      assert.equal(await count(db, 'callback_cache'), 1);
+    }));
+
+  test('takeRate counts in a fixed window, restarts it, and stops counting past the limit', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const take = (now: number, limit = 3, key = 'cbv:example.org') =>
+        store.takeRate(key, now, 1_000, limit);
+      assert.deepEqual(await take(10_000), { allowed: true, count: 1 }, 'a new key');
+      assert.deepEqual(await take(10_500), { allowed: true, count: 2 });
+      assert.deepEqual(await take(10_999), { allowed: true, count: 3 }, 'at the limit');
+      assert.deepEqual(await take(10_999), { allowed: false, count: 4 }, 'over it');
+      assert.deepEqual(await take(10_999), { allowed: false, count: 4 }, 'stops at limit + 1');
+      assert.deepEqual(await take(10_999, 3, 'other'), { allowed: true, count: 1 }, 'per key');
+      // The window started at 10 000, which is at or before 11 000 - 1000: it restarts.
+      assert.deepEqual(await take(11_000), { allowed: true, count: 1 }, 'restarted');
+      assert.deepEqual(await take(11_999), { allowed: true, count: 2 }, 'the new window');
+      // A clock behind the window's start (another MX host's) counts in the same window.
+      assert.deepEqual(await take(10_900), { allowed: true, count: 3 });
+      // A limit raised mid-window counts on; a lowered one holds the count where it is.
+      assert.deepEqual(await take(11_100, 10), { allowed: true, count: 4 });
+      assert.deepEqual(await take(11_100, 10), { allowed: true, count: 5 });
+      assert.deepEqual(await take(11_100, 2), { allowed: false, count: 5 });
+      assert.deepEqual(await take(20_000, 0), { allowed: false, count: 1 }, 'limit 0');
+      assert.deepEqual(await take(20_001, 0), { allowed: false, count: 1 });
+      assert.equal(await count(db, 'rate_limits'), 2);
+      const big = 1_700_000_000_000;
+      assert.deepEqual(await take(big, Number.MAX_SAFE_INTEGER, 'big'), {
+        allowed: true,
+        count: 1,
+      });
+      assert.deepEqual(await take(big + 1, Number.MAX_SAFE_INTEGER, 'big'), {
+        allowed: true,
+        count: 2,
+      });
+
+      await rejectsStore(store.takeRate('k', 1, 0, 1), /takeRate: windowMs must be whole/);
+      await rejectsStore(store.takeRate('k', 1, 1.5, 1), /takeRate: windowMs must be whole/);
+      await rejectsStore(store.takeRate('k', 1, 1_000, -1), /takeRate: limit must be/);
+      await rejectsStore(store.takeRate('k', 1, 1_000, 0.5), /takeRate: limit must be/);
+      await rejectsStore(store.takeRate('k\0', 1, 1_000, 1), /takeRate: key contains NUL/);
+      assert.equal(await count(db, 'rate_limits'), 3, 'refused calls write nothing');
+    }));
+
+  test('takeRate through two stores at once counts every call exactly once', () =>
+    withDatabase(async (db, open) => {
+      const poolSize = 25;
+      const [a, b] = [await open({ poolSize }), await open({ poolSize })];
+      await Promise.all(Array.from({ length: poolSize * 2 }, (_, i) => (i % 2 ? a : b).ping()));
+      const calls = 100;
+      const counted = await Promise.all(
+        Array.from({ length: calls }, (_, i) =>
+          (i % 2 ? a : b).takeRate('shared', 50_000 + i, 60_000, 1_000),
+        ),
+      );
+      assert.deepEqual(
+        counted.map((t) => t.count).sort((x, y) => x - y),
+        Array.from({ length: calls }, (_, i) => i + 1),
+        'the counts are 1..N: none lost, none twice',
+      );
+      assert.ok(counted.every((t) => t.allowed));
+
+      // A flood past the limit: exactly `limit` calls are allowed, the rest see limit + 1.
+      const limit = 10;
+      const flood = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 ? a : b).takeRate('flood', 50_000, 60_000, limit),
+        ),
+      );
+      assert.equal(flood.filter((t) => t.allowed).length, limit);
+      assert.deepEqual(
+        flood.map((t) => t.count).sort((x, y) => x - y),
+        [...Array.from({ length: limit }, (_, i) => i + 1), ...Array(50).fill(limit + 1)],
+      );
+      const rows = await db.query("SELECT count FROM rate_limits WHERE key = 'flood'");
+      assert.equal(Number(rows[0]?.['count']), limit + 1);
+    }));
+
+  test('takeRate from several processes at once counts every call once', () =>
+    withDatabase(async (db, open) => {
+      await (await open()).close();
+      const runs = await runHammers(db, ['20', 'rate']);
+      assert.deepEqual(
+        runs.flat().sort((x, y) => x - y),
+        Array.from({ length: 3 * 200 }, (_, i) => i + 1),
+      );
+    }));
+
+  test('the decision log keeps stage and tags; hostile tags are made safe and bounded', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const line: Decision = {
+        time: 1_000,
+        host: 'mx1',
+        client: '192.0.2.1',
+        sender: 'a@example.org',
+        recipient: 'b@example.net',
+        action: 'reject',
+        reason: 'helo',
+      };
+      await store.logDecision({ ...line, stage: 'helo', tags: ['REJECT', 'numeric hello name'] });
+      await store.logDecision({ ...line, time: 2_000, stage: 'connect', tags: [] });
+      await store.logDecision({ ...line, time: 3_000 });
+      const tags = [
+        'REJECT',
+        'bad\r\nX-Injected: yes\0\t\x7f\u0085\u2028end',
+        'x'.repeat(300),
+        '😀'.repeat(250),
+        'ünïcødé',
+        ...Array.from({ length: 20 }, (_, i) => `t${i}`),
+      ];
+      await store.logDecision({ ...line, time: 4_000, stage: 'rc\0pt', tags });
+
+      const [hostile, bare, empty, plain] = await store.recentDecisions(10);
+      assert.ok(hostile && bare && empty && plain);
+      const { id: _id, ...plainRest } = plain;
+      assert.deepEqual(plainRest, {
+        ...line,
+        stage: 'helo',
+        tags: ['REJECT', 'numeric hello name'],
+      });
+      assert.equal(empty.stage, 'connect');
+      assert.deepEqual(empty.tags, []);
+      assert.equal('stage' in bare, false, 'absent stays absent');
+      assert.equal('tags' in bare, false);
+
+      assert.equal(hostile.stage, 'rc\uFFFDpt');
+      assert.equal(hostile.tags?.length, 16, 'at most 16 tags');
+      assert.deepEqual(hostile.tags?.slice(0, 5), [
+        'REJECT',
+        'bad\uFFFD\uFFFDX-Injected: yes\uFFFD\uFFFD\uFFFD\uFFFD\uFFFDend',
+        'x'.repeat(200),
+        '😀'.repeat(200),
+        'ünïcødé',
+      ]);
+      assert.deepEqual(
+        hostile.tags?.slice(5),
+        Array.from({ length: 11 }, (_, i) => `t${i}`),
+      );
+
+      await rejectsStore(
+        store.logDecision({ ...line, tags: 'REJECT' as never }),
+        /logDecision: tags must be an array of strings/,
+      );
+      await rejectsStore(
+        store.logDecision({ ...line, tags: ['ok', 7 as never] }),
+        /logDecision: tags must be an array of strings, got number/,
+      );
+      assert.equal((await store.recentDecisions(10)).length, 4, 'refused lines are not written');
+    }));
+
+  test('expire removes old call-back results and rate windows, only when asked', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      for (const [sender, time] of [
+        ['old@example.org', 100],
+        ['edge@example.org', 500],
+        ['new@example.org', 900],
+      ] as const) {
+        await store.putCallback({ ...CALLBACK, sender, time });
+      }
+      await store.takeRate('old', 100, 1_000, 5);
+      await store.takeRate('edge', 500, 1_000, 5);
+      await store.takeRate('new', 900, 1_000, 5);
+      // Counted late in its window: a window goes by when it started, not when last counted.
+      await store.takeRate('old', 1_050, 1_000, 5);
+      const v1 = {
+        passedBefore: 500,
+        greylistedBefore: 500,
+        clientsBefore: 500,
+        decisionsBefore: 500,
+      };
+      const none = { passed: 0, greylisted: 0, clients: 0, decisions: 0 };
+      assert.deepEqual(await store.expire(v1), { ...none, callbacks: 0, rates: 0 }, 'not asked');
+      assert.equal(await count(db, 'callback_cache'), 3);
+      assert.deepEqual(await store.expire({ ...v1, callbacksBefore: 500 }), {
+        ...none,
+        callbacks: 1,
+        rates: 0,
+      });
+      assert.equal(await store.getCallback('old@example.org', 0), null);
+      assert.notEqual(await store.getCallback('edge@example.org', 0), null, 'at the cut-off stays');
+      assert.equal(await count(db, 'rate_limits'), 3);
+      assert.deepEqual(await store.expire({ ...v1, ratesBefore: 600 }), {
+        ...none,
+        callbacks: 0,
+        rates: 2,
+      });
+      const left = await db.query('SELECT key FROM rate_limits');
+      assert.deepEqual(
+        left.map((row) => row['key']),
+        ['new'],
+      );
+      assert.deepEqual(
+        await store.expire({ ...v1, callbacksBefore: 10_000, ratesBefore: 10_000 }),
+        {
+          ...none,
+          callbacks: 2,
+          rates: 1,
+        },
+      );
+      // An expired window starts afresh.
+      assert.deepEqual(await store.takeRate('old', 1_100, 1_000, 5), { allowed: true, count: 1 });
+    }));
+
   test('expire removes what is older than each cut-off and counts it', () =>
     withDatabase(async (db, open) => {
       const store = await open();
@@ -513,6 +886,8 @@ export function storeSuite(backend: () => SuiteBackend): void {
         greylisted: 1,
         clients: 1,
         decisions: 2,
+        callbacks: 0,
+        rates: 0,
       });
       assert.equal(await store.getTriplet(key('passed-old')), null);
       assert.equal((await store.getTriplet(key('passed-new')))?.lastSeen, 900);
@@ -533,6 +908,8 @@ export function storeSuite(backend: () => SuiteBackend): void {
         greylisted: 0,
         clients: 0,
         decisions: 0,
+        callbacks: 0,
+        rates: 0,
       });
       // The state decides which cut-off applies: a greylisted row only goes by greylistedBefore.
       assert.deepEqual(await store.expire({ ...cutoffs, passedBefore: 10_000 }), {
@@ -540,6 +917,8 @@ export function storeSuite(backend: () => SuiteBackend): void {
         greylisted: 0,
         clients: 0,
         decisions: 0,
+        callbacks: 0,
+        rates: 0,
       });
       assert.equal(await count(db, 'triplets'), 1);
     }));
@@ -583,6 +962,9 @@ export function storeSuite(backend: () => SuiteBackend): void {
         const [logged] = await store.recentDecisions(1);
         assert.equal(logged?.helo, text);
         assert.deepEqual(logged?.scores, { [text]: 1 });
+        await store.putCallback({ ...CALLBACK, sender: text });
+        assert.equal((await store.getCallback(text, 0))?.sender, text);
+        assert.deepEqual(await store.takeRate(text, 1, 1_000, 1), { allowed: true, count: 1 });
       }
       for (const text of nasty) {
         const key = { client: text, sender: text, recipient: text };
@@ -641,6 +1023,26 @@ export function storeSuite(backend: () => SuiteBackend): void {
         }),
         /expire: decisionsBefore/,
       );
+      const cutoffs = {
+        passedBefore: 1,
+        greylistedBefore: 1,
+        clientsBefore: 1,
+        decisionsBefore: 1,
+      };
+      await rejectsStore(
+        store.expire({ ...cutoffs, callbacksBefore: 1.5 }),
+        /expire: callbacksBefore/,
+      );
+      await rejectsStore(
+        store.expire({ ...cutoffs, ratesBefore: Number.NaN }),
+        /expire: ratesBefore/,
+      );
+      await rejectsStore(store.getCallback('a@example.org', 1.5), /getCallback: notBefore/);
+      await rejectsStore(
+        store.putCallback({ ...CALLBACK, time: Number.NaN }),
+        /putCallback: time must be integral/,
+      );
+      await rejectsStore(store.takeRate('k', 1.5, 1_000, 1), /takeRate: now/);
       assert.equal(await store.getTriplet(KEY), null);
     }));
 
@@ -685,7 +1087,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
           clientsBefore: 0,
           decisionsBefore: 0,
         }),
-        { passed: 1, greylisted: 0, clients: 0, decisions: 0 },
+        { passed: 1, greylisted: 0, clients: 0, decisions: 0, callbacks: 0, rates: 0 },
       );
       assert.equal(await mx1.getTriplet(KEY), null);
     }));
@@ -729,6 +1131,9 @@ export function storeSuite(backend: () => SuiteBackend): void {
             }),
         ],
         ['schemaVersion', () => store.schemaVersion()],
+        ['getCallback', () => store.getCallback('a@example.org', 0)],
+        ['putCallback', () => store.putCallback(CALLBACK)],
+        ['takeRate', () => store.takeRate('k', 1, 1_000, 1)],
         ['ping', () => store.ping()],
       ];
       for (const [name, call] of calls) {

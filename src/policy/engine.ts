@@ -1,0 +1,205 @@
+/**
+ * The engine: the stages in order over one session, each decision logged once with its tags,
+ * and a stage that throws turned into a tempfail (logged with its stack) instead of a crash or
+ * a silent accept. Doors call it; it knows no protocol.
+ */
+import type { Decision as LoggedDecision, Store } from '../store/types.js';
+import { logValue } from '../text/index.js';
+import { type Decision, deferral } from './decision.js';
+import { type ClientFacts, type FactServices, SessionFacts } from './facts.js';
+import type { PolicyLogger, PolicyServices } from './services.js';
+import { newSession, type PolicySession, resetTransaction } from './session.js';
+import type { PolicySettings } from './settings.js';
+import { connectStage } from './stages/connect.js';
+import { eomStage } from './stages/eom.js';
+import { heloStage } from './stages/helo.js';
+import { mailStage } from './stages/mail.js';
+import { type RcptOptions, rcptStage } from './stages/rcpt.js';
+
+export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'eom';
+
+export interface EngineServices extends PolicyServices, FactServices {
+  logger: PolicyLogger;
+  /** Where decisions are recorded (the decision log), when it is kept. */
+  store?: Store | null;
+}
+
+/** Most header fields kept per message for the end-of-message stage (Subject, From, A-R). */
+const MAX_KEPT_HEADERS = 200;
+const KEPT_HEADERS = new Set(['subject', 'from', 'sender', 'authentication-results']);
+
+/**
+ * @example
+ * const engine = new PolicyEngine(settings, { resolver, logger, greylist, verifier, store });
+ * const session = engine.session('c1', { ip: '192.0.2.1' });
+ * await engine.connect(session);
+ * await engine.helo(session, 'mail.example.com');
+ * const d = await engine.mail(session, '<jo@example.com>');
+ */
+export class PolicyEngine {
+  readonly settings: PolicySettings;
+  readonly services: EngineServices;
+
+  constructor(settings: PolicySettings, services: EngineServices) {
+    this.settings = settings;
+    this.services = services;
+  }
+
+  /** A new session for a client. */
+  session(id: string, client: ClientFacts): PolicySession {
+    const facts = new SessionFacts(
+      client,
+      {
+        hostname: this.settings.hostname,
+        networks: this.settings.networks,
+        ourNames: this.settings.ourNames,
+        ourAddresses: this.settings.ourAddresses,
+        spf: {
+          bestGuess: this.settings.spf.bestGuess,
+          lax: this.settings.spf.lax,
+          ...(this.settings.spf.fallbackZone !== undefined
+            ? { fallbackZone: this.settings.spf.fallbackZone }
+            : {}),
+        },
+        checkBudgetMs: this.settings.checkBudgetMs,
+      },
+      {
+        resolver: this.services.resolver,
+        ...(this.services.clock ? { clock: this.services.clock } : {}),
+      },
+    );
+    return newSession(id, facts);
+  }
+
+  connect(session: PolicySession): Promise<Decision> {
+    return this.#run(session, 'connect', () => connectStage(session, this.settings));
+  }
+
+  helo(session: PolicySession, name: string): Promise<Decision> {
+    session.facts.setHelo(name);
+    return this.#run(session, 'helo', () => heloStage(session, this.settings));
+  }
+
+  mail(session: PolicySession, sender: string, esmtp: string[] = []): Promise<Decision> {
+    session.facts.startMail(sender, esmtp);
+    resetTransaction(session);
+    return this.#run(session, 'mail', () => mailStage(session, this.settings));
+  }
+
+  rcpt(
+    session: PolicySession,
+    recipient: string,
+    options: Partial<RcptOptions> = {},
+  ): Promise<Decision> {
+    const wanted: RcptOptions = {
+      greylist: options.greylist ?? this.settings.greylist,
+      verifyNow: options.verifyNow ?? false,
+      ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
+    };
+    return this.#run(session, 'rcpt', () => rcptStage(session, this.services, recipient, wanted));
+  }
+
+  /** A header field of the message: kept when a later stage reads it. */
+  header(session: PolicySession, name: string, value: string): void {
+    const headers = session.facts.headers;
+    if (headers.length < MAX_KEPT_HEADERS && KEPT_HEADERS.has(name.toLowerCase())) {
+      headers.push({ name, value: value.slice(0, 4096) });
+    }
+  }
+
+  eom(session: PolicySession): Promise<Decision> {
+    return this.#run(session, 'eom', () => eomStage(session, this.settings, this.services)).finally(
+      () => {
+        session.facts.endMessage();
+        resetTransaction(session);
+      },
+    );
+  }
+
+  /** The MTA dropped the message (RSET, a rejection elsewhere): forget it, keep the connection. */
+  abort(session: PolicySession): void {
+    const { facts } = session;
+    if (facts.sender !== undefined) {
+      this.services.logger.info({ conn: session.id, stage: 'abort' }, 'abort');
+    }
+    facts.endMessage();
+    resetTransaction(session);
+  }
+
+  async #run(
+    session: PolicySession,
+    stage: Stage,
+    decide: () => Promise<Decision>,
+  ): Promise<Decision> {
+    let decision: Decision;
+    try {
+      decision = await decide();
+    } catch (err) {
+      this.services.logger.error(
+        { err, conn: session.id, stage, ...this.#facts(session) },
+        'policy-stage-failed',
+      );
+      decision = deferral(
+        'internal-error',
+        451,
+        '4.3.0',
+        'temporary local problem, try again later',
+        ['TEMPFAIL', 'internal error'],
+      );
+    }
+    this.#log(session, stage, decision);
+    return decision;
+  }
+
+  #facts(session: PolicySession): Record<string, unknown> {
+    const { facts } = session;
+    const fields: Record<string, unknown> = { ip: facts.client.ip };
+    if (facts.helo !== undefined) fields['helo'] = logValue(facts.helo, 200);
+    if (facts.sender !== undefined) fields['sender'] = logValue(facts.sender, 254);
+    return fields;
+  }
+
+  #log(session: PolicySession, stage: Stage, decision: Decision): void {
+    const message =
+      decision.verdict === 'continue'
+        ? (decision.tags[0] ?? stage)
+        : (decision.tags[0] ?? decision.verdict.toUpperCase());
+    const fields: Record<string, unknown> = {
+      conn: session.id,
+      stage,
+      verdict: decision.verdict,
+      reason: decision.reason,
+      tags: decision.tags.map((t) => logValue(t, 200)),
+      ...this.#facts(session),
+    };
+    if (decision.reply)
+      fields['reply'] = `${decision.reply.code} ${decision.reply.xcode} ${decision.reply.text}`;
+    if (stage === 'rcpt')
+      fields['recipient'] = logValue(session.facts.recipients.at(-1) ?? '', 254);
+    if (decision.headers.length) fields['headers'] = decision.headers.map((h) => h.name);
+    this.services.logger.info(fields, message);
+    if (decision.verdict !== 'continue' || stage === 'eom') this.#record(session, stage, decision);
+  }
+
+  /** The decision log in the store: refusals and delivered messages, for reports. */
+  #record(session: PolicySession, stage: Stage, decision: Decision): void {
+    const store = this.services.store;
+    if (!store) return;
+    const { facts } = session;
+    const line: LoggedDecision = {
+      time: (this.services.clock ?? Date).now(),
+      host: this.settings.hostname,
+      client: facts.client.ip,
+      sender: logValue(facts.sender ?? '', 254),
+      recipient: logValue(facts.recipients.join(',').slice(0, 1000), 1000),
+      action: decision.verdict === 'continue' ? 'pass' : decision.verdict,
+      reason: decision.reason,
+      stage,
+      tags: decision.tags,
+    };
+    if (facts.helo !== undefined) line.helo = logValue(facts.helo, 255);
+    store.logDecision(line).catch((err: unknown) => {
+      this.services.logger.warn({ err, conn: session.id }, 'decision-log-write-failed');
+    });
+  }
+}

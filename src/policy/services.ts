@@ -1,0 +1,59 @@
+/**
+ * The world services the stages use, passed in: nothing here opens a socket or reads a file.
+ */
+import type { Clock } from '../dns/types.js';
+import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
+import type { GreylistActions } from './greylist.js';
+import type { DsnTemplateName } from './spf-policy.js';
+
+/** Greylisting as the engine uses it. */
+export interface GreylistService {
+  decide(request: GreylistRequest): Promise<GreylistDecision>;
+  actions: GreylistActions;
+}
+
+/** What a verification concluded. */
+export interface VerificationOutcome {
+  /**
+   * - `accepted`: the sender's MX took the address (or the DSN);
+   * - `rejected`: it refused (5xx), or the domain cannot receive mail (null MX, no domain, an MX
+   *   that is us or loopback);
+   * - `tempfail`: no answer, 4xx, DNS trouble, or the per-domain rate was exceeded.
+   */
+  result: 'accepted' | 'rejected' | 'tempfail';
+  /** The reply or reason, one line of printable text. */
+  reply: string;
+  /** Served from the cache. */
+  cached: boolean;
+  /** Stable word for the log: `accepted`, `rejected`, `null-mx`, `fraud`, `rate-limited`, ... */
+  detail: string;
+}
+
+/** What a DSN needs to say. */
+export interface DsnFacts {
+  template: DsnTemplateName;
+  recipients: string[];
+  subject: string;
+  spfResult: string;
+  receivedSpf: string;
+  permError: string;
+}
+
+/** Call-back verification and DSNs, with caching and rate limits (see src/policy/callback.ts). */
+export interface SenderVerifier {
+  callback(sender: string): Promise<VerificationOutcome>;
+  dsn(sender: string, facts: DsnFacts): Promise<VerificationOutcome>;
+}
+
+/** One line per decision; pino's call shape. */
+export interface PolicyLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface PolicyServices {
+  clock?: Clock;
+  greylist?: GreylistService | null;
+  verifier?: SenderVerifier | null;
+}

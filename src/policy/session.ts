@@ -1,0 +1,43 @@
+/**
+ * What the engine carries from one stage to the next within a session: the facts, and the
+ * transaction's own decisions so far (a verification owed at end of message, headers to add).
+ */
+import type { DecisionHeader } from './decision.js';
+import type { SessionFacts } from './facts.js';
+import type { DsnTemplateName } from './spf-policy.js';
+
+/** A call-back or DSN the SPF policy asked for, run once the message is known. */
+export interface PendingVerification {
+  kind: 'CBV' | 'DSN';
+  template?: DsnTemplateName;
+  /** Why it is owed: `spf-softfail`, `three-strikes`, ... */
+  reason: string;
+}
+
+/** One transaction's decisions (from MAIL FROM to end of message). */
+export interface TransactionState {
+  verification?: PendingVerification;
+  /** Headers due at end of message, in the order they were decided. */
+  headers: DecisionHeader[];
+}
+
+/** The engine's view of one SMTP session. */
+export interface PolicySession {
+  /** A short id for log lines (the milter connection's, or the policy request's). */
+  id: string;
+  facts: SessionFacts;
+  transaction: TransactionState;
+}
+
+/**
+ * @example
+ * const session = newSession('c1', facts);
+ */
+export function newSession(id: string, facts: SessionFacts): PolicySession {
+  return { id, facts, transaction: { headers: [] } };
+}
+
+/** Forget the transaction (a new MAIL FROM, end of message, abort). */
+export function resetTransaction(session: PolicySession): void {
+  session.transaction = { headers: [] };
+}

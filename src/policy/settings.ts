@@ -1,0 +1,107 @@
+/**
+ * The engine's settings: plain data, made from the configuration by the daemon (src/serve) or by
+ * `mailgate check`, never read from a file here.
+ */
+import type { SpfResultWord } from '../checks/spf/types.js';
+import { parseIp } from '../dns/address.js';
+import type { ClassifyNetworks } from './classify.js';
+
+/** What the SPF policy does with a result (the access map's values). */
+export type SpfPolicyWord = 'OK' | 'CBV' | 'DSN' | 'REJECT';
+
+/** An access-map entry's action. */
+export interface SpfAccessEntry {
+  action: { kind: SpfPolicyWord } | { kind: 'ERROR'; code: number; xcode: string; text: string };
+}
+
+/** An access-map lookup: the entry for a result and the sender's domain, most specific first. */
+export interface SpfAccessLookup {
+  lookup(
+    result: SpfResultWord,
+    domain: string,
+  ): SpfAccessEntry | undefined | Promise<SpfAccessEntry | undefined>;
+}
+
+export interface SpfPolicySettings {
+  rejectNoPtr: boolean;
+  bestGuess: boolean;
+  acceptSoftfail: readonly string[];
+  acceptFail: readonly string[];
+  rejectNeutral: readonly string[];
+  fallbackZone?: string;
+  trustedForwarders: readonly string[];
+  supplySender: boolean;
+  lax: boolean;
+  /** The access map, when one is configured. */
+  accessMap?: SpfAccessLookup;
+}
+
+export interface CallbackSettings {
+  enabled: boolean;
+  /** How long an outcome is reused. */
+  cacheMs: number;
+  /** Call-backs and DSNs per sender domain per window. */
+  rate: { limit: number; windowMs: number };
+  heloName: string;
+  /** Where DSNs come from. */
+  postmaster: string;
+  timeoutMs: number;
+  port: number;
+}
+
+export interface PolicySettings {
+  /** Our host name (receiver in headers, the decision log's host). */
+  hostname: string;
+  authservId: string;
+  networks: ClassifyNetworks;
+  internalDomains: readonly string[];
+  ourNames: string[];
+  ourAddresses: string[];
+  /** Lower-case local parts refused as non-null senders. */
+  bannedUsers: ReadonlySet<string>;
+  rejectNumericHelo: boolean;
+  rejectPtrLocalhost: boolean;
+  csa: 'off' | 'record' | 'reject';
+  /** Greylist at RCPT (milter). */
+  greylist: boolean;
+  spf: SpfPolicySettings;
+  callback: CallbackSettings;
+  /** DNS time for each check. */
+  checkBudgetMs: number;
+}
+
+/**
+ * Whether a domain is one of `domains` or under one of them (`mx.aol.com` is under `aol.com`).
+ *
+ * @example
+ * inDomains('mail.example.com', ['example.com'])  // true
+ */
+export function inDomains(domain: string, domains: readonly string[]): boolean {
+  const d = domain.toLowerCase().replace(/\.$/u, '');
+  return domains.some((entry) => {
+    const e = entry.replace(/^\./u, '');
+    return d === e || d.endsWith(`.${e}`);
+  });
+}
+
+/**
+ * Our names and addresses as a site lists them (`hello_blacklist`, `--our-name`): host names
+ * apart from addresses, bracketed literals unwrapped.
+ *
+ * @example
+ * splitOurNames(['mx.example.org', '[192.0.2.25]'])
+ * // { ourNames: ['mx.example.org'], ourAddresses: ['192.0.2.25'] }
+ */
+export function splitOurNames(values: readonly string[]): {
+  ourNames: string[];
+  ourAddresses: string[];
+} {
+  const ourNames: string[] = [];
+  const ourAddresses: string[] = [];
+  for (const value of values) {
+    const bare = value.replace(/^\[(?:IPv6:)?(.*)\]$/iu, '$1');
+    if (parseIp(bare)) ourAddresses.push(bare);
+    else ourNames.push(value);
+  }
+  return { ourNames, ourAddresses };
+}

@@ -1,0 +1,61 @@
+/**
+ * RCPT TO: greylisting, when this door greylists; and at the policy server, which never sees the
+ * message, the call-back the SPF policy owes (a DSN needs the message, so a plain call-back).
+ */
+import { type Decision, proceed } from '../decision.js';
+import { greylistToDecision } from '../greylist.js';
+import type { PolicyServices } from '../services.js';
+import type { PolicySession } from '../session.js';
+import { verify } from './verify.js';
+
+export interface RcptOptions {
+  /** Greylist this recipient. */
+  greylist: boolean;
+  /** Run an owed verification now (the policy server: there is no end of message). */
+  verifyNow: boolean;
+  /** The MTA's verified client name, when it gave one (Postfix's client_name). */
+  clientName?: string;
+}
+
+/**
+ * @example
+ * const decision = await rcptStage(session, services, 'sam@example.org', { greylist: true, verifyNow: false });
+ */
+export async function rcptStage(
+  session: PolicySession,
+  services: PolicyServices,
+  recipient: string,
+  options: RcptOptions,
+): Promise<Decision> {
+  const { facts } = session;
+  facts.recipients.push(recipient);
+  if (options.verifyNow && session.transaction.verification) {
+    const owed = session.transaction.verification;
+    const checked = await verify(session, services, { ...owed, kind: 'CBV' });
+    if (checked.verdict !== 'continue') return checked;
+  }
+  const greylist = services.greylist;
+  if (!options.greylist || !greylist) return proceed('rcpt', [], ['rcpt to']);
+  const classification = await facts.classification();
+  if (classification.class === 'INTERNAL' || classification.class === 'TRUSTED') {
+    return proceed('rcpt', [], ['rcpt to', classification.class]);
+  }
+  const decided = await greylist.decide({
+    ip: facts.client.ip,
+    sender: facts.sender ?? '',
+    recipient,
+    ...(facts.helo !== undefined ? { helo: facts.helo } : {}),
+    ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
+    lookups: { ptr: () => facts.ptr(), spf: () => facts.spf() },
+  });
+  const decision = greylistToDecision(decided, greylist.actions);
+  if (decision.verdict === 'continue') {
+    // One X-Greylist per message, however many recipients waited.
+    for (const header of decision.headers) {
+      if (!session.transaction.headers.some((h) => h.name === header.name)) {
+        session.transaction.headers.push(header);
+      }
+    }
+  }
+  return decision;
+}

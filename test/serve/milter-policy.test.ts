@@ -1,0 +1,338 @@
+/**
+ * The milter policy through the real door: `Daemon.start` with a milter on an ephemeral port,
+ * the real resolver pointed at the fixture DNS server, and the MTA side of the milter protocol
+ * playing each SMTP session. Every case asserts the reply at the stage where it is due.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { MilterClient, type MilterResponse } from '../../src/milter/index.js';
+import { createLogger } from '../../src/observe/index.js';
+import { Daemon } from '../../src/serve/index.js';
+import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
+
+const ZONE = {
+  'pass.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
+  'fail.test': [{ TXT: 'v=spf1 -all' }],
+  'soft.test': [{ TXT: 'v=spf1 ~all' }],
+  'softok.test': [{ TXT: 'v=spf1 ~all' }],
+  'neutral.test': [{ TXT: 'v=spf1 ?all' }],
+  'forged.test': [{ TXT: 'v=spf1 ?all' }],
+  'perm.test': [{ TXT: 'v=spf1 include -all' }],
+  'temp.test': [{ TXT: 'TIMEOUT' }],
+  'none.test': [{ A: '203.0.113.200' }],
+  'ours.test': [{ TXT: 'v=spf1 ?all' }],
+  'foreign.test': [{ TXT: 'v=spf1 ?all' }],
+  // 192.0.2.20 has a verified PTR that looks static.
+  '20.2.0.192.in-addr.arpa': [{ PTR: 'host.good.test' }],
+  'host.good.test': [{ A: '192.0.2.20' }],
+  // 198.51.100.9 claims to be localhost.
+  '9.100.51.198.in-addr.arpa': [{ PTR: 'localhost' }],
+  // A HELO name whose address is the client's (three strikes: HELO validated).
+  'helo.valid.test': [{ A: '198.51.100.30' }],
+};
+
+let dns: FixtureDnsServer;
+let dir: string;
+
+before(async () => {
+  dns = await startDnsServer(ZONE);
+  dir = await mkdtemp(join(tmpdir(), 'mailgate-milter-policy-'));
+});
+
+after(async () => {
+  await dns.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Rig {
+  daemon: Daemon;
+  spec: string;
+  lines: Array<Record<string, unknown>>;
+}
+
+async function startRig(name: string, extra = ''): Promise<Rig> {
+  const path = join(dir, `${name}.toml`);
+  await writeFile(
+    path,
+    `hostname = "mx.mailgate.test"
+[dns]
+servers = ["127.0.0.1:${dns.port}"]
+timeout = "300ms"
+attempts = 1
+[store]
+url = "sqlite:${join(dir, `${name}.db`)}"
+[policyd]
+enabled = false
+[milter]
+listen = ["inet:0@127.0.0.1"]
+internal_connect = ["10.1.0.0/16"]
+internal_domains = ["ours.test"]
+${extra}
+[spf]
+accept_softfail = ["softok.test"]
+reject_neutral = ["forged.test"]
+[cbv]
+enabled = false
+[greylist]
+enabled = false
+`,
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({
+    level: 'debug',
+    destination: new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    }),
+  });
+  const daemon = await Daemon.start({ configPath: path, logger });
+  const address = daemon.addresses.find((a) => a.door === 'milter');
+  assert.ok(address && address.kind === 'inet');
+  return { daemon, spec: `inet:${address.port}@127.0.0.1`, lines };
+}
+
+interface Session {
+  ip: string;
+  helo: string;
+  sender?: string;
+  recipient?: string;
+  headers?: Array<[string, string]>;
+}
+
+/** Plays a session as far as it goes; returns each step's answer. */
+async function play(rig: Rig, s: Session) {
+  const client = await MilterClient.connect(rig.spec, { timeoutMs: 5000 });
+  const answers: Record<string, MilterResponse | undefined> = {};
+  try {
+    await client.negotiate();
+    answers['connect'] = await client.connect(`[${s.ip}]`, 'inet', 40000, s.ip);
+    if (answers['connect']?.verdict !== 'continue') return { answers };
+    answers['helo'] = await client.helo(s.helo);
+    if (answers['helo']?.verdict !== 'continue') return { answers };
+    if (s.sender === undefined) return { answers };
+    answers['mail'] = await client.mail(`<${s.sender}>`);
+    if (answers['mail']?.verdict !== 'continue') return { answers };
+    answers['rcpt'] = await client.rcpt(`<${s.recipient ?? 'sam@ours.test'}>`);
+    if (answers['rcpt']?.verdict !== 'continue') return { answers };
+    await client.data();
+    for (const [name, value] of s.headers ?? [['Subject', 'hello']])
+      await client.header(name, value);
+    await client.eoh();
+    await client.body('Hi.\r\n');
+    const eom = await client.eom();
+    return { answers, eom };
+  } finally {
+    await client.close();
+  }
+}
+
+const replyOf = (r: MilterResponse | undefined) => (r?.reply ? r.reply.text : r?.verdict);
+
+describe('milter policy', () => {
+  let rig: Rig;
+  before(async () => {
+    rig = await startRig('main');
+  });
+  after(async () => {
+    await rig.daemon.close();
+  });
+
+  test('SPF pass is delivered with Received-SPF on top and one Authentication-Results', async () => {
+    const { eom } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'jo@pass.test',
+    });
+    assert.equal(eom?.verdict.verdict, 'continue');
+    const mods = eom?.modifications ?? [];
+    const spf = mods.find((m) => m.action === 'insertHeader');
+    assert.ok(spf && spf.action === 'insertHeader');
+    assert.equal(spf.index, 0);
+    assert.equal(spf.name, 'Received-SPF');
+    assert.match(
+      spf.value,
+      /^Pass \(mx\.mailgate\.test: domain of pass\.test designates 192\.0\.2\.10 .* envelope-from="jo@pass\.test"/,
+    );
+    const ar = mods.filter((m) => m.action === 'addHeader' && m.name === 'Authentication-Results');
+    assert.equal(ar.length, 1);
+    assert.ok(ar[0]?.action === 'addHeader');
+    assert.match(
+      ar[0].value,
+      /^mx\.mailgate\.test; spf=pass smtp\.mailfrom=jo@pass\.test; spf=\w+ smtp\.helo=mail\.pass\.test$/,
+    );
+  });
+
+  test('SPF fail is rejected at MAIL FROM', async () => {
+    const { answers } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.fail.test',
+      sender: 'jo@fail.test',
+    });
+    assert.equal(answers['mail']?.verdict, 'reject');
+    assert.match(replyOf(answers['mail']) ?? '', /^550 5\.7\.23 SPF policy of fail\.test/);
+  });
+
+  test('softfail from an accept_softfail domain is accepted; neutral from a reject_neutral domain is not', async () => {
+    const ok = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.softok.test',
+      sender: 'jo@softok.test',
+    });
+    assert.equal(ok.eom?.verdict.verdict, 'continue');
+    const forged = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.forged.test',
+      sender: 'jo@forged.test',
+    });
+    assert.equal(forged.answers['mail']?.verdict, 'reject');
+  });
+
+  test('permerror is rejected; a DNS timeout is a 451', async () => {
+    const perm = await play(rig, { ip: '192.0.2.10', helo: 'h.perm.test', sender: 'jo@perm.test' });
+    assert.equal(perm.answers['mail']?.verdict, 'reject');
+    const temp = await play(rig, { ip: '192.0.2.10', helo: 'h.temp.test', sender: 'jo@temp.test' });
+    assert.equal(temp.answers['mail']?.verdict, 'tempfail');
+    assert.match(replyOf(temp.answers['mail']) ?? '', /^451 4\.4\.3 SPF temporary error/);
+  });
+
+  test('a numeric HELO and a HELO naming us are refused at HELO', async () => {
+    const numeric = await play(rig, { ip: '198.51.100.7', helo: '198.51.100.7' });
+    assert.equal(replyOf(numeric.answers['helo']), '550 5.7.1 numeric hello name: 198.51.100.7');
+    const self = await play(rig, { ip: '198.51.100.7', helo: 'mx.mailgate.test' });
+    assert.equal(replyOf(self.answers['helo']), '550 5.7.1 spam from self: mx.mailgate.test');
+    // Our own client may call itself by our name.
+    const internal = await play(rig, {
+      ip: '10.1.2.3',
+      helo: 'mx.mailgate.test',
+      sender: 'a@ours.test',
+    });
+    assert.equal(internal.eom?.verdict.verdict, 'continue');
+  });
+
+  test('a PTR of localhost from outside is refused at connect', async () => {
+    const { answers } = await play(rig, { ip: '198.51.100.9', helo: 'x.test' });
+    assert.equal(replyOf(answers['connect']), '550 5.7.1 PTR is localhost');
+  });
+
+  test('our domain from outside is a forgery; a foreign domain from inside an infected PC', async () => {
+    const forgery = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'boss@ours.test',
+    });
+    assert.equal(forgery.answers['mail']?.verdict, 'reject');
+    assert.match(replyOf(forgery.answers['mail']) ?? '', /forged MAIL FROM <?boss@ours\.test/);
+    const infected = await play(rig, {
+      ip: '10.1.2.3',
+      helo: 'pc1.ours.test',
+      sender: 'x@foreign.test',
+    });
+    assert.equal(infected.answers['mail']?.verdict, 'reject');
+    assert.match(replyOf(infected.answers['mail']) ?? '', /not one of our domains/);
+  });
+
+  test('a banned user as sender is refused; the null sender is not', async () => {
+    const banned = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'MAILER-DAEMON@pass.test',
+    });
+    assert.equal(banned.answers['mail']?.verdict, 'reject');
+    const bounce = await play(rig, { ip: '192.0.2.10', helo: 'mail.pass.test', sender: '' });
+    assert.equal(bounce.answers['mail']?.verdict, 'continue');
+  });
+
+  test('three strikes: a verified static PTR or a HELO that leads back to the client passes', async () => {
+    const ptr = await play(rig, {
+      ip: '192.0.2.20',
+      helo: 'host.good.test',
+      sender: 'jo@none.test',
+    });
+    assert.equal(ptr.eom?.verdict.verdict, 'continue');
+    const helo = await play(rig, {
+      ip: '198.51.100.30',
+      helo: 'helo.valid.test',
+      sender: 'jo@none.test',
+    });
+    assert.equal(helo.eom?.verdict.verdict, 'continue');
+    const guessed = helo.eom?.modifications.find(
+      (m) => m.action === 'addHeader' && m.name === 'X-Guessed-SPF',
+    );
+    assert.ok(guessed, 'X-Guessed-SPF recorded');
+  });
+
+  test('Authentication-Results claiming our authserv-id are removed; others stay', async () => {
+    const { eom } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'jo@pass.test',
+      headers: [
+        ['Authentication-Results', 'other.example; spf=pass smtp.mailfrom=x@y'],
+        ['Authentication-Results', 'MX.MAILGATE.TEST; dkim=pass header.d=pass.test'],
+        ['Subject', 'forged'],
+      ],
+    });
+    const removed = eom?.modifications.filter((m) => m.action === 'changeHeader');
+    assert.deepEqual(removed, [
+      { action: 'changeHeader', index: 2, name: 'Authentication-Results', value: '' },
+    ]);
+  });
+
+  test('hostile HELO and sender never reach a reply or a log line raw', async () => {
+    const { answers } = await play(rig, { ip: '198.51.100.7', helo: '1.2.3.4\r\nX-Evil: 1\u00ff' });
+    const text = replyOf(answers['helo']) ?? '';
+    assert.doesNotMatch(text, /[\r\n\0]/u);
+    for (const line of rig.lines) assert.doesNotMatch(JSON.stringify(line), /\\r\\nX-Evil/u);
+  });
+
+  test('each decision is one log line with the connection and its tags', async () => {
+    await play(rig, { ip: '192.0.2.10', helo: 'mail.fail.test', sender: 'jo@fail.test' });
+    const reject = rig.lines.filter((l) => l['msg'] === 'REJECT' && l['stage'] === 'mail').at(-1);
+    assert.ok(reject, 'a REJECT line');
+    assert.equal(typeof reject['conn'], 'string');
+    assert.deepEqual((reject['tags'] as string[]).slice(0, 2), ['REJECT', 'SPF fail']);
+  });
+});
+
+describe('milter policy with reject_noptr', () => {
+  test('a sender with no SPF, no valid HELO and no PTR is refused', async () => {
+    const path = join(dir, 'noptr2.toml');
+    await writeFile(
+      path,
+      `hostname = "mx.mailgate.test"
+[dns]
+servers = ["127.0.0.1:${dns.port}"]
+[store]
+url = "sqlite:${join(dir, 'noptr2.db')}"
+[policyd]
+enabled = false
+[milter]
+listen = ["inet:0@127.0.0.1"]
+[spf]
+reject_noptr = true
+[greylist]
+enabled = false
+`,
+    );
+    const logger = createLogger({ level: 'silent' });
+    const daemon = await Daemon.start({ configPath: path, logger });
+    try {
+      const address = daemon.addresses.find((a) => a.door === 'milter');
+      assert.ok(address && address.kind === 'inet');
+      const { answers } = await play(
+        { daemon, spec: `inet:${address.port}@127.0.0.1`, lines: [] },
+        { ip: '198.51.100.7', helo: 'nowhere.none.test', sender: 'jo@none.test' },
+      );
+      assert.equal(answers['mail']?.verdict, 'reject');
+      assert.match(replyOf(answers['mail']) ?? '', /^550 5\.7\.1 no PTR, HELO or SPF/);
+    } finally {
+      await daemon.close();
+    }
+  });
+});
