@@ -165,6 +165,11 @@ export const policydSchema = z.strictObject({
   error_action: action.default('DEFER_IF_PERMIT 4.3.0 temporary policy failure'),
   /** Let clients that authenticated with SMTP AUTH (sasl_username) through unchecked. */
   skip_authenticated: z.boolean().default(true),
+  /**
+   * Run the policy engine's stages (connection, HELO, MAIL FROM and SPF policy) as far as the
+   * request's protocol_state allows, not only greylisting. Turn it off where the milter does it.
+   */
+  policy: z.boolean().default(true),
 });
 
 /** An address or a network in CIDR notation. */

@@ -160,6 +160,7 @@ export class PolicyEngine {
   }
 
   #log(session: PolicySession, stage: Stage, decision: Decision): void {
+    if (session.replaying && decision.verdict === 'continue') return;
     const message =
       decision.verdict === 'continue'
         ? (decision.tags[0] ?? stage)
@@ -178,7 +179,11 @@ export class PolicyEngine {
       fields['recipient'] = logValue(session.facts.recipients.at(-1) ?? '', 254);
     if (decision.headers.length) fields['headers'] = decision.headers.map((h) => h.name);
     this.services.logger.info(fields, message);
-    if (decision.verdict !== 'continue' || stage === 'eom') this.#record(session, stage, decision);
+    // Greylisting writes its own lines (with its scores and delays) to the same log.
+    const greylisting = decision.tags[0] === 'GREYLIST';
+    if (!greylisting && (decision.verdict !== 'continue' || stage === 'eom')) {
+      this.#record(session, stage, decision);
+    }
   }
 
   /** The decision log in the store: refusals and delivered messages, for reports. */

@@ -27,6 +27,11 @@ export interface PolicySession {
   id: string;
   facts: SessionFacts;
   transaction: TransactionState;
+  /**
+   * The stage being run was decided before (the policy server replays a session from connect at
+   * each request): only an objection is logged again.
+   */
+  replaying?: boolean;
 }
 
 /**

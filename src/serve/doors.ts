@@ -134,6 +134,7 @@ function handlerFor(world: World, logger: PinoLogger) {
       greylist: world.config.greylist.action,
       storeFailure: world.config.store.fail_action,
     },
+    engine: world.config.policyd.policy ? world.engine : null,
     skipAuthenticated: world.config.policyd.skip_authenticated,
     errorAction: world.config.policyd.error_action,
     logger,

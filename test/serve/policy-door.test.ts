@@ -1,0 +1,149 @@
+/**
+ * The policy server runs the engine's stages as far as a request's protocol_state allows: the
+ * HELO policy at HELO (Exim's HELO ACL), the SPF policy at MAIL and RCPT, greylisting at RCPT.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { createLogger } from '../../src/observe/index.js';
+import { Daemon } from '../../src/serve/index.js';
+import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
+import { type PolicyClient, policyClient, rcptRequest } from '../support/policy-client.js';
+
+let dns: FixtureDnsServer;
+let dir: string;
+
+before(async () => {
+  dns = await startDnsServer({
+    'pass.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
+    'fail.test': [{ TXT: 'v=spf1 -all' }],
+    '9.100.51.198.in-addr.arpa': [{ PTR: 'localhost' }],
+  });
+  dir = await mkdtemp(join(tmpdir(), 'mailgate-policy-door-'));
+});
+
+after(async () => {
+  await dns.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function start(name: string, policyd: string) {
+  const path = join(dir, `${name}.toml`);
+  await writeFile(
+    path,
+    `hostname = "mx.mailgate.test"
+[dns]
+servers = ["127.0.0.1:${dns.port}"]
+[store]
+url = "sqlite:${join(dir, `${name}.db`)}"
+[milter]
+enabled = false
+[policyd]
+listen = ["inet:0@127.0.0.1"]
+${policyd}
+[cbv]
+enabled = false
+[greylist]
+enabled = false
+`,
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
+        done();
+      },
+    }),
+  });
+  const daemon = await Daemon.start({ configPath: path, logger });
+  const address = daemon.addresses.find((a) => a.door === 'policyd');
+  assert.ok(address && address.kind === 'inet');
+  return { daemon, client: await policyClient(address.port), lines };
+}
+
+describe('the policy server runs the stages', () => {
+  let daemon: Daemon;
+  let client: PolicyClient;
+  let lines: Array<Record<string, unknown>>;
+  before(async () => {
+    ({ daemon, client, lines } = await start('stages', ''));
+  });
+  after(async () => {
+    client.close();
+    await daemon.close();
+  });
+
+  test('at CONNECT a localhost PTR, at HELO a numeric name', async () => {
+    assert.equal(
+      await client.ask(
+        rcptRequest({ protocol_state: 'CONNECT', client_address: '198.51.100.9', helo_name: '' }),
+      ),
+      '550 5.7.1 PTR is localhost',
+    );
+    assert.equal(
+      await client.ask(
+        rcptRequest({
+          protocol_state: 'EHLO',
+          client_address: '198.51.100.7',
+          helo_name: '198.51.100.7',
+        }),
+      ),
+      '550 5.7.1 numeric hello name: 198.51.100.7',
+    );
+    assert.equal(
+      await client.ask(
+        rcptRequest({
+          protocol_state: 'HELO',
+          client_address: '198.51.100.7',
+          helo_name: 'mail.pass.test',
+        }),
+      ),
+      'DUNNO',
+    );
+  });
+
+  test('at MAIL and RCPT the SPF policy', async () => {
+    const fail = rcptRequest({
+      protocol_state: 'MAIL',
+      helo_name: 'mail.fail.test',
+      sender: 'jo@fail.test',
+    });
+    assert.match(
+      await client.ask(fail),
+      /^550 5\.7\.23 SPF policy of fail\.test does not authorize 192\.0\.2\.10/,
+    );
+    const pass = rcptRequest({ helo_name: 'mail.pass.test', sender: 'jo@pass.test' });
+    assert.equal(await client.ask(pass), 'DUNNO');
+    // States with no stage, and authenticated clients, are not the engine's business.
+    assert.equal(await client.ask({ ...fail, protocol_state: 'DATA' }), 'DUNNO');
+    assert.equal(await client.ask({ ...fail, sasl_username: 'jo' }), 'DUNNO');
+  });
+
+  test('a replayed session logs its earlier stages only when they object', async () => {
+    const before = lines.length;
+    await client.ask(
+      rcptRequest({ helo_name: 'mail.pass.test', sender: 'jo@pass.test', recipient: 'x@y.test' }),
+    );
+    const stages = lines
+      .slice(before)
+      .filter((l) => typeof l['stage'] === 'string')
+      .map((l) => l['stage']);
+    assert.deepEqual(stages, ['rcpt']);
+  });
+});
+
+test('with [policyd] policy = false only greylisting is asked', async () => {
+  const { daemon, client } = await start('greylist-only', 'policy = false');
+  try {
+    const fail = rcptRequest({ helo_name: '192.0.2.10', sender: 'jo@fail.test' });
+    assert.equal(await client.ask(fail), 'DUNNO');
+  } finally {
+    client.close();
+    await daemon.close();
+  }
+});
