@@ -3,18 +3,20 @@
  * see why a host is treated as it is.
  */
 import type { Command } from 'commander';
-import {
-  checkCsa,
-  checkDnsxl,
-  checkHelo,
-  checkPtr,
-  checkSpf,
-  type DnsxlList,
-  validateDnsxlLists,
-} from '../checks/index.js';
+import { checkDnsxl, type DnsxlList, validateDnsxlLists } from '../checks/index.js';
+import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { parseIp } from '../dns/address.js';
+import { createResolver } from '../dns/index.js';
 import type { Resolver } from '../dns/types.js';
-import { classifyConnection, classifyNetworks } from '../policy/index.js';
+import {
+  AccessMapFile,
+  classifyNetworks,
+  type Decision,
+  PolicyEngine,
+  type PolicySettings,
+  splitOurNames,
+} from '../policy/index.js';
+import { policySettings, resolverOptions } from '../serve/index.js';
 import { escapeForLog } from '../text/index.js';
 import { resolverFromOptions } from './services.js';
 import { UsageError } from './usage.js';
@@ -31,6 +33,7 @@ interface CheckCommandOptions {
   ourName?: string[];
   authenticated?: boolean;
   json?: boolean;
+  config?: string;
 }
 
 /** One line of the report. */
@@ -60,6 +63,10 @@ export function registerCheckCommand(program: Command): void {
       collect,
     )
     .option('--authenticated', 'the client authenticated with SMTP AUTH')
+    .option(
+      '-c, --config <file>',
+      "the daemon's configuration: its networks, names, SPF policy, access map and DNS servers",
+    )
     .option('--json', 'print { "checks": [ { "name", "result", "detail" } ] }')
     .action(async (options: CheckCommandOptions, command: Command) => {
       if (!parseIp(options.ip)) {
@@ -70,62 +77,91 @@ export function registerCheckCommand(program: Command): void {
         ...(options.dnswl ?? []).map((zone) => ({ zone, kind: 'dnswl' as const })),
         ...(options.rhsbl ?? []).map((zone) => ({ zone, kind: 'rhsbl' as const, txt: true })),
       ];
-      let networks: ReturnType<typeof classifyNetworks>;
+      let config: Config;
+      try {
+        config = await loadConfig(options.config);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new UsageError(err.message);
+        throw err;
+      }
+      let settings: PolicySettings;
       try {
         validateDnsxlLists(lists);
-        networks = classifyNetworks({
-          internalNetworks: options.internal,
-          trustedRelays: options.trusted,
-        });
+        settings = await checkSettings(config, options);
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
-      const rows = await runChecks(resolverFromOptions(command), options, lists, networks);
+      // --dns wins; else the configuration's servers (the daemon's view); else resolv.conf.
+      const dnsGiven = ((command.optsWithGlobals() as { dns?: string[] }).dns ?? []).length > 0;
+      const resolver =
+        dnsGiven || options.config === undefined
+          ? resolverFromOptions(command)
+          : createResolver(resolverOptions(config));
+      const rows = await runChecks(resolver, options, lists, settings);
       process.stdout.write(options.json ? `${JSON.stringify({ checks: rows })}\n` : table(rows));
     });
+}
+
+/** The daemon's settings, with the command line's networks and names added. */
+async function checkSettings(
+  config: Config,
+  options: CheckCommandOptions,
+): Promise<PolicySettings> {
+  const accessMap = config.spf.access_file
+    ? await AccessMapFile.load(config.spf.access_file)
+    : undefined;
+  const base = policySettings(config, accessMap);
+  const extra = classifyNetworks({
+    internalNetworks: options.internal,
+    trustedRelays: options.trusted,
+  });
+  const ours = splitOurNames(options.ourName ?? []);
+  return {
+    ...base,
+    networks: {
+      internal: [...base.networks.internal, ...extra.internal],
+      trusted: [...base.networks.trusted, ...extra.trusted],
+    },
+    ourNames: [...base.ourNames, ...ours.ourNames],
+    ourAddresses: [...base.ourAddresses, ...ours.ourAddresses],
+  };
 }
 
 async function runChecks(
   resolver: Resolver,
   options: CheckCommandOptions,
   lists: DnsxlList[],
-  networks: ReturnType<typeof classifyNetworks>,
+  settings: PolicySettings,
 ): Promise<CheckRow[]> {
   const { ip, helo } = options;
   const sender = options.sender?.replace(/^<(.*)>$/s, '$1');
   const senderDomain = sender?.includes('@')
     ? sender.slice(sender.lastIndexOf('@') + 1)
     : undefined;
-  const internal =
-    networks.internal.length > 0 && classifyConnection({ ip }, networks).class === 'INTERNAL';
-  // The PTR comes first: the HELO score and the classification use what it finds.
-  const ptr = await checkPtr({ ip }, { resolver });
+  // The daemon's own engine and stages, without a store, call-backs or greylisting: what it
+  // would decide at each stage, and the checks it read on the way (each run once).
+  const quiet = { info() {}, warn() {}, error() {} };
+  const engine = new PolicyEngine(settings, { resolver, logger: quiet });
+  const session = engine.session('check', {
+    ip,
+    ...(options.authenticated ? { login: '(authenticated)' } : {}),
+  });
+  const decisions: Array<[string, Decision]> = [['connect', await engine.connect(session)]];
+  decisions.push(['helo', await engine.helo(session, helo)]);
+  if (sender !== undefined) decisions.push(['mail', await engine.mail(session, sender)]);
+  const { facts } = session;
   const ipLists = lists.filter((l) => l.kind !== 'rhsbl');
   const domainLists = senderDomain ? lists.filter((l) => l.kind === 'rhsbl') : [];
-  const [csa, heloResult, listed, spf] = await Promise.all([
-    checkCsa({ ip, helo }, { resolver }),
-    checkHelo(
-      { ip, helo, ptrName: ptr.name ?? null, internal, authenticated: options.authenticated },
-      { resolver, options: ourIdentity(options.ourName ?? []) },
-    ),
+  const [ptr, heloResult, csa, listed, spf, classification] = await Promise.all([
+    facts.ptr(),
+    facts.heloFull(),
+    facts.csa(),
     ipLists.length + domainLists.length > 0
       ? checkDnsxl({ ip, domain: senderDomain }, { resolver, lists: [...ipLists, ...domainLists] })
       : undefined,
-    sender !== undefined ? checkSpf({ ip, sender, helo }, { resolver }) : undefined,
+    sender !== undefined ? facts.spf() : undefined,
+    facts.classification(),
   ]);
-  const classification = classifyConnection(
-    {
-      ip,
-      authenticated: options.authenticated,
-      ptr: {
-        verified: ptr.result === 'verified',
-        name: ptr.name,
-        dynamic: ptr.dynamic,
-        tempfail: ptr.result === 'tempfail',
-      },
-    },
-    networks,
-  );
 
   const rows: CheckRow[] = [];
   rows.push({
@@ -180,24 +216,25 @@ async function runChecks(
     result: classification.class,
     detail: classification.reasons.join(', '),
   });
+  for (const [stage, decision] of decisions) {
+    rows.push({
+      name: `decision ${stage}`,
+      result: decision.verdict,
+      detail:
+        join([
+          decision.reply
+            ? `${decision.reply.code} ${decision.reply.xcode} ${decision.reply.text}`
+            : undefined,
+          decision.tags.join(', ') || undefined,
+        ]) || decision.reason,
+    });
+  }
   // Everything shown may come from the client or from DNS: one line each, whatever it held.
   return rows.map((row) => ({
     name: escapeForLog(row.name),
     result: row.result,
     detail: escapeForLog(row.detail),
   }));
-}
-
-/** `--our-name` takes names and addresses alike; the HELO check wants them apart. */
-function ourIdentity(values: string[]): { ourNames: string[]; ourAddresses: string[] } {
-  const ourNames: string[] = [];
-  const ourAddresses: string[] = [];
-  for (const value of values) {
-    const bare = value.replace(/^\[(?:IPv6:)?(.*)\]$/i, '$1');
-    if (parseIp(bare)) ourAddresses.push(bare);
-    else ourNames.push(value);
-  }
-  return { ourNames, ourAddresses };
 }
 
 function join(parts: Array<string | undefined>): string {

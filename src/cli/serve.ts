@@ -4,6 +4,8 @@
  */
 import type { Command } from 'commander';
 import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
+import { checkTemplate, loadTemplates } from '../notify/index.js';
+import { AccessMapError, AccessMapFile, formatAccessMapProblem } from '../policy/index.js';
 import { Daemon } from '../serve/index.js';
 import { UsageError } from './usage.js';
 
@@ -19,7 +21,10 @@ export function registerServeCommand(program: Command): void {
       'run the daemon: the policy server with greylisting (SIGHUP reloads, SIGTERM stops)',
     )
     .option('-c, --config <file>', 'the TOML configuration file (default: built-in defaults)')
-    .option('--check', 'check the configuration file and exit (0 good, 2 bad)')
+    .option(
+      '--check',
+      'check the configuration file, its access map and DSN templates, and exit (0 good, 2 bad)',
+    )
     .action(async (options: ServeOptions) => {
       if (options.check) {
         let config: Config;
@@ -30,6 +35,7 @@ export function registerServeCommand(program: Command): void {
           throw err;
         }
         const where = options.config ?? 'defaults';
+        await checkFiles(config);
         for (const { key, problem } of configWarnings(config)) {
           process.stderr.write(`${where}: warning: ${key}: ${problem}\n`);
         }
@@ -38,6 +44,37 @@ export function registerServeCommand(program: Command): void {
       }
       await runDaemon(options.config);
     });
+}
+
+/**
+ * The files the configuration names are checked as the daemon would read them: the access map
+ * (every bad line), the DSN templates (a bad file is an error; unknown placeholders and ignored
+ * header fields are warnings).
+ */
+async function checkFiles(config: Config): Promise<void> {
+  if (config.spf.access_file) {
+    try {
+      await AccessMapFile.load(config.spf.access_file);
+    } catch (err) {
+      if (err instanceof AccessMapError) {
+        throw new UsageError(err.problems.map(formatAccessMapProblem).join('\n'));
+      }
+      throw new UsageError(`spf.access_file: ${(err as Error).message}`);
+    }
+  }
+  if (config.cbv.enabled) {
+    let templates: Awaited<ReturnType<typeof loadTemplates>>;
+    try {
+      templates = await loadTemplates(config.cbv.templates);
+    } catch (err) {
+      throw new UsageError(`cbv.templates: ${(err as Error).message}`);
+    }
+    for (const template of Object.values(templates)) {
+      for (const problem of checkTemplate(template)) {
+        process.stderr.write(`${problem.source}: warning: ${problem.detail}\n`);
+      }
+    }
+  }
 }
 
 async function runDaemon(configPath: string | undefined): Promise<void> {

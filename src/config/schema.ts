@@ -114,6 +114,8 @@ const threshold = z.number().positive().max(1000);
 export const logSchema = z.strictObject({
   /** Lowest level written. */
   level: z.enum(LOG_LEVELS).default('info'),
+  /** `json` for machines, `text` (one line, the same fields) for a person; read at start. */
+  format: z.enum(['json', 'text']).default('json'),
 });
 
 export const dnsSchema = z.strictObject({

@@ -167,12 +167,15 @@ export class SessionFacts {
   /** The whole HELO check, with its DNS rules (does the name lead back to the client?). */
   heloFull(): Promise<HeloResult> {
     return this.#once('helo-full', async () =>
-      checkHelo(await this.#heloInput(), {
-        resolver: this.services.resolver,
-        clock: this.#clock,
-        limits: this.#limits,
-        options: this.#heloOptions({}),
-      }),
+      checkHelo(
+        { ...(await this.#heloInput()), ptrName: (await this.ptr()).name ?? null },
+        {
+          resolver: this.services.resolver,
+          clock: this.#clock,
+          limits: this.#limits,
+          options: this.#heloOptions({}),
+        },
+      ),
     );
   }
 

@@ -20,3 +20,4 @@ export * from './services.js';
 export * from './session.js';
 export * from './settings.js';
 export * from './spf-policy.js';
+export * from './verifier.js';

@@ -16,6 +16,7 @@ import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import type { HeldEngine } from './milter-door.js';
 import { policySettings, resolverOptions, storeSettings } from './settings.js';
+import { buildVerifier } from './verifier.js';
 
 /** Where a door listens. */
 export type BoundAddress = ListenAddress & { door: 'policyd' | 'milter' };
@@ -84,7 +85,8 @@ export class Daemon {
    */
   static async start(options: DaemonOptions = {}): Promise<Daemon> {
     const config = await loadConfig(options.configPath);
-    const logger = options.logger ?? createLogger({ level: config.log.level });
+    const logger =
+      options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
     const world = await buildWorld(config, logger, null);
     const doors: Door[] = [];
     const addresses: BoundAddress[] = [];
@@ -222,6 +224,7 @@ export class Daemon {
     const restart = this.#doors.flatMap((door) => door.restartNeeded(old.config, config));
     if (config.policyd.enabled !== old.config.policyd.enabled) restart.push('policyd.enabled');
     if (config.milter.enabled !== old.config.milter.enabled) restart.push('milter.enabled');
+    if (config.log.format !== old.config.log.format) restart.push('log.format');
     if (restart.length) this.logger.warn({ keys: restart }, 'config-restart-needed');
     for (const warning of configWarnings(config)) this.logger.warn(warning, 'config-warning');
     setLogLevel(this.logger, config.log.level);
@@ -289,7 +292,11 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
     const accessMap = config.spf.access_file
       ? await AccessMapFile.load(config.spf.access_file, { logger })
       : null;
-    const engine = new PolicyEngine(policySettings(config, accessMap ?? undefined), {
+    const settings = policySettings(config, accessMap ?? undefined);
+    const verifier = config.cbv.enabled
+      ? await buildVerifier(config, settings, { resolver, store, logger })
+      : null;
+    const engine = new PolicyEngine(settings, {
       resolver,
       logger,
       store: config.greylist.decision_log ? store : null,
@@ -299,7 +306,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
             actions: { greylist: config.greylist.action, storeFailure: config.store.fail_action },
           }
         : null,
-      verifier: null,
+      verifier,
     });
     return { config, resolver, store, greylisting, accessMap, engine, holders: 0, retired: false };
   } catch (err) {

@@ -12,4 +12,4 @@ export {
   type PolicyHandlerSettings,
   policyHandler,
 } from './policy-handler.js';
-export { daemonHostname, greylistSettings, resolverOptions } from './settings.js';
+export { daemonHostname, greylistSettings, policySettings, resolverOptions } from './settings.js';

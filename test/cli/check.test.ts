@@ -43,7 +43,17 @@ test('--json prints one row per check', async () => {
   const byName = Object.fromEntries(out.checks.map((c) => [c.name, c]));
   assert.deepEqual(
     out.checks.map((c) => c.name),
-    ['ptr', 'helo', 'csa', 'dnsbl bl.example', 'spf', 'class'],
+    [
+      'ptr',
+      'helo',
+      'csa',
+      'dnsbl bl.example',
+      'spf',
+      'class',
+      'decision connect',
+      'decision helo',
+      'decision mail',
+    ],
   );
   assert.equal(byName.ptr!.result, 'verified');
   assert.match(byName.ptr!.detail, /mail\.example\.com/);
@@ -90,11 +100,14 @@ test('internal networks and SMTP AUTH classify as INTERNAL', async () => {
   const out = JSON.parse(run.stdout) as {
     checks: Array<{ name: string; result: string; detail: string }>;
   };
-  assert.deepEqual(out.checks.at(-1), {
-    name: 'class',
-    result: 'INTERNAL',
-    detail: 'internal-network',
-  });
+  assert.deepEqual(
+    out.checks.find((c) => c.name === 'class'),
+    {
+      name: 'class',
+      result: 'INTERNAL',
+      detail: 'internal-network',
+    },
+  );
 });
 
 test('--our-name takes names and addresses', async () => {
@@ -122,5 +135,45 @@ test('bad arguments exit 2 with one line', async () => {
     const run = await runCli(['--dns', server.address, ...args]);
     assert.equal(run.code, 2, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
     assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  }
+});
+
+test("--config explains a host with the daemon's own lists, networks and names", async () => {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'mailgate-check-'));
+  try {
+    const config = join(dir, 'mailgate.toml');
+    await writeFile(
+      config,
+      `hostname = "mx.ours.example"\n[dns]\nservers = ["${server.address}"]\n` +
+        '[milter]\ninternal_domains = ["example.com"]\n',
+    );
+    // No --dns: the configuration's servers are asked.
+    const run = await runCli([
+      'check',
+      '--config',
+      config,
+      '--ip',
+      '203.0.113.9',
+      '--helo',
+      'mx.ours.example',
+      '--sender',
+      'boss@example.com',
+      '--json',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as {
+      checks: Array<{ name: string; result: string; detail: string }>;
+    };
+    const helo = out.checks.find((c) => c.name === 'decision helo');
+    assert.equal(helo?.result, 'reject');
+    assert.match(helo?.detail ?? '', /^550 5\.7\.1 spam from self: mx\.ours\.example/);
+    const mail = out.checks.find((c) => c.name === 'decision mail');
+    assert.equal(mail?.result, 'reject');
+    assert.match(mail?.detail ?? '', /forged MAIL FROM boss@example\.com: that domain is ours/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
 // `mailgate serve` as a process: --check, start-up, SIGHUP reload, SIGTERM stop.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -53,6 +53,32 @@ describe('mailgate serve --check', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope\.toml: cannot read: ENOENT/);
   });
+
+  it('checks the access map and the DSN templates the file names', async () => {
+    const access = join(dir, 'access');
+    await writeFile(access, 'SPF-Neutral:aol.example REJECT\nSPF-Fail: MAYBE\n');
+    const templates = join(dir, 'templates');
+    await mkdir(templates, { recursive: true });
+    await writeFile(join(templates, 'softfail.txt'), 'Subject: about %(subjct)s\n\nHello.\n');
+    const config = join(dir, 'files.toml');
+    await writeFile(
+      config,
+      `[spf]\naccess_file = "${access}"\n[cbv]\ntemplates = "${templates}"\n`,
+    );
+    const bad = await runCli(['serve', '--check', '--config', config]);
+    assert.equal(bad.code, 2, bad.stdout);
+    assert.match(bad.stderr, /access:2: .*MAYBE/);
+
+    await writeFile(access, 'SPF-Neutral:aol.example REJECT\n');
+    const warned = await runCli(['serve', '--check', '--config', config]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /softfail\.txt: warning: .*subjct/);
+
+    await writeFile(join(templates, 'neutral.txt'), 'no header here\n');
+    const broken = await runCli(['serve', '--check', '--config', config]);
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /cbv\.templates: .*neutral\.txt/);
+  });
 });
 
 describe('mailgate serve', () => {
@@ -62,7 +88,7 @@ describe('mailgate serve', () => {
       writeFile(
         config,
         `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "sqlite:${join(dir, 'serve.db')}"\n` +
-          `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n[greylist]\naction = "${action}"\n`,
+          `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n# Greylisting is the subject here: no call-backs of the test senders.\n[cbv]\nenabled = false\n[greylist]\naction = "${action}"\n`,
       );
     await write('DEFER_IF_PERMIT first text');
     const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '--config', config], {
@@ -137,7 +163,7 @@ describe('mailgate serve', () => {
     await writeFile(
       config,
       `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "sqlite:${join(dir, 'storm.db')}"\n` +
-        '[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n',
+        '[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n# Greylisting is the subject here: no call-backs of the test senders.\n[cbv]\nenabled = false\n',
     );
     const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', '--config', config], {
       stdio: ['ignore', 'pipe', 'pipe'],

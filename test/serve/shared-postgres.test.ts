@@ -36,7 +36,7 @@ test('two instances share greylisting through one PostgreSQL', async (t) => {
       await writeFile(
         path,
         `hostname = "${host}"\n[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "${url}"\n` +
-          `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n[greylist]\nperiod = "1s"\n`,
+          `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n# Greylisting is the subject here: no call-backs of the test senders.\n[cbv]\nenabled = false\n[greylist]\nperiod = "1s"\n`,
       );
       // Both start at once: migrations must not race.
       starting.push(Daemon.start({ configPath: path, logger: quiet() }));
@@ -104,7 +104,7 @@ test('a PostgreSQL that hangs: [store] timeout ends the wait and [store] fail an
     await writeFile(
       path,
       `[dns]\nservers = ["127.0.0.1:${dns.port}"]\n[store]\nurl = "${url}"\nfail = "open"\ntimeout = "500ms"\n` +
-        `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n`,
+        `[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nlisten = ["inet:0@127.0.0.1"]\n# Greylisting is the subject here: no call-backs of the test senders.\n[cbv]\nenabled = false\n`,
     );
     daemon = await Daemon.start({ configPath: path, logger: quiet() });
     const port = daemon.addresses[0]?.kind === 'inet' ? daemon.addresses[0].port : 0;

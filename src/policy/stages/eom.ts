@@ -24,9 +24,11 @@ export async function eomStage(
   services: PolicyServices,
 ): Promise<Decision> {
   const { facts, transaction } = session;
+  const verifiedTags: string[] = [];
   if (transaction.verification) {
     const verified = await verify(session, services, transaction.verification);
     if (verified.verdict !== 'continue') return verified;
+    verifiedTags.push(...verified.tags);
   }
   const headers: DecisionHeader[] = [...transaction.headers];
   const spfChecked = headers.some((h) => h.name === 'Received-SPF');
@@ -54,6 +56,7 @@ export async function eomStage(
   }
   const tags = [
     'eom',
+    ...verifiedTags,
     ...(removeHeaders.length
       ? [`removed ${removeHeaders.length} forged Authentication-Results`]
       : []),

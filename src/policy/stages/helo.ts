@@ -36,8 +36,9 @@ export async function heloStage(
       'spam from self',
     ]);
   }
-  if (settings.csa === 'reject' && helo.form !== 'missing') {
-    const csa = await facts.csa();
+  if (settings.csa === 'off' || helo.form === 'missing') return proceed('helo', [], ['hello']);
+  const csa = await facts.csa();
+  if (settings.csa === 'reject') {
     if (csa.result === 'fail') {
       return refuse('csa-fail', csa.reply.code, csa.reply.xcode, csa.reply.text, ['REJECT', 'CSA']);
     }
@@ -48,5 +49,6 @@ export async function heloStage(
       ]);
     }
   }
-  return proceed('helo', [], ['hello']);
+  // `record`: the result goes into the log line (and so the decision log), nothing more.
+  return proceed('helo', [], ['hello', `CSA ${csa.result}`]);
 }
