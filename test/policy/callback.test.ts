@@ -57,6 +57,8 @@ before(async () => {
     'self.test': mxOf('mx.self.test'),
     'mx.self.test': [{ A: '127.0.0.4' }],
     'nullmx.test': [{ MX: [0, '.'] }, { TXT: 'v=spf1 ~all' }],
+    // A broken record (an unknown mechanism) that evidently means to authorize the client.
+    'lax.test': [{ MX: [10, 'mx.remote.test'] }, { TXT: 'v=spf1 ip4:198.51.100.7 bogus -all' }],
   });
   resolver = createResolver({ servers: [`127.0.0.1:${dns.port}`] });
   dir = await mkdtemp(join(tmpdir(), 'mailgate-callback-'));
@@ -244,5 +246,22 @@ test('a store outage: fail open accepts unverified and calls nobody; tempfail de
     } finally {
       await r.server.close();
     }
+  }
+});
+
+test('lax: a broken record is judged by what it meant, and its owner is told by DSN', async () => {
+  const r = await rig('lax', { per_domain_rate: '100/h' }, { lax: true });
+  try {
+    const before = mx.deliveries.length;
+    const result = await send(r, 'jo@lax.test');
+    assert.equal(result.mail?.verdict, 'continue');
+    assert.equal(result.eom?.verdict.verdict, 'continue');
+    const dsn = mx.deliveries.slice(before);
+    assert.equal(dsn.length, 1);
+    assert.deepEqual(dsn[0]!.to, ['jo@lax.test']);
+    assert.match(dsn[0]!.raw.toString('latin1'), /bogus/u, 'the DSN names the error');
+  } finally {
+    await r.server.close();
+    await r.store.close();
   }
 });

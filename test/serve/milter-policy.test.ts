@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -33,6 +34,9 @@ const ZONE = {
   '9.100.51.198.in-addr.arpa': [{ PTR: 'localhost' }],
   // A HELO name whose address is the client's (three strikes: HELO validated).
   'helo.valid.test': [{ A: '198.51.100.30' }],
+  'fwd.test': [{ TXT: 'v=spf1 ip4:198.51.100.50 -all' }],
+  'brokenfail.test': [{ TXT: 'v=spf1 -all' }],
+  'strict.test': [{ TXT: 'v=spf1 ?all' }],
 };
 
 let dns: FixtureDnsServer;
@@ -54,7 +58,7 @@ interface Rig {
   lines: Array<Record<string, unknown>>;
 }
 
-async function startRig(name: string, extra = ''): Promise<Rig> {
+async function startRig(name: string, extra = '', spfExtra = ''): Promise<Rig> {
   const path = join(dir, `${name}.toml`);
   await writeFile(
     path,
@@ -75,6 +79,7 @@ ${extra}
 [spf]
 accept_softfail = ["softok.test"]
 reject_neutral = ["forged.test"]
+${spfExtra}
 [cbv]
 enabled = false
 [greylist]
@@ -334,5 +339,92 @@ enabled = false
     } finally {
       await daemon.close();
     }
+  });
+});
+
+describe('SPF policy options', () => {
+  let rig: Rig;
+  before(async () => {
+    const access = join(dir, 'access');
+    await writeFile(
+      access,
+      'SPF-Neutral:strict.test ERROR:"550 5.7.1 strict.test mail must pass SPF"\n',
+    );
+    rig = await startRig(
+      'options',
+      '',
+      `trusted_forwarder = ["fwd.test"]\naccept_fail = ["brokenfail.test"]\nsupply_sender = true\naccess_file = "${access}"`,
+    );
+  });
+  after(async () => {
+    await rig.daemon.close();
+  });
+
+  test('a trusted forwarder skips the SPF policy of the real sender', async () => {
+    const { eom } = await play(rig, {
+      ip: '198.51.100.50',
+      helo: 'relay.fwd.test',
+      sender: 'jo@fail.test',
+    });
+    assert.equal(eom?.verdict.verdict, 'continue');
+  });
+
+  test('accept_fail judges a fail as its softfail (a call-back, off here)', async () => {
+    const { answers, eom } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'h.brokenfail.test',
+      sender: 'jo@brokenfail.test',
+    });
+    assert.equal(answers['mail']?.verdict, 'continue');
+    assert.equal(eom?.verdict.verdict, 'continue');
+    const line = rig.lines.filter((l) => l['stage'] === 'mail').at(-1);
+    assert.ok(
+      ((line?.['tags'] as string[] | undefined) ?? []).includes('policy accept_fail'),
+      JSON.stringify(line),
+    );
+  });
+
+  test("the access map's ERROR reply is answered as written", async () => {
+    const { answers } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'h.strict.test',
+      sender: 'jo@strict.test',
+    });
+    assert.equal(replyOf(answers['mail']), '550 5.7.1 strict.test mail must pass SPF');
+  });
+
+  test('supply_sender adds Sender when From names another domain', async () => {
+    const { eom } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'list-bounces@pass.test',
+      headers: [
+        ['From', 'Ann <ann@elsewhere.test>'],
+        ['Subject', 'via a list'],
+      ],
+    });
+    const sender = eom?.modifications.find((m) => m.action === 'addHeader' && m.name === 'Sender');
+    assert.ok(sender && sender.action === 'addHeader');
+    assert.equal(sender.value, '<list-bounces@pass.test>');
+  });
+
+  test('garbage on the milter socket closes that connection only', async () => {
+    const port = Number(/^inet:(\d+)@/.exec(rig.spec)?.[1]);
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(Buffer.from([0, 0, 0, 5, 0x7a, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff]));
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      socket.resume();
+    });
+    const { eom } = await play(rig, {
+      ip: '192.0.2.10',
+      helo: 'mail.pass.test',
+      sender: 'jo@pass.test',
+    });
+    assert.equal(eom?.verdict.verdict, 'continue');
   });
 });
