@@ -11,7 +11,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -97,6 +97,13 @@ export interface EximRigOptions {
   acls: string;
   /** Statements of the RCPT ACL (`acl_smtp_rcpt`), e.g. `  require acl = mailgate_rcpt`. */
   rcpt: string;
+  /**
+   * Statements of a HELO ACL (`acl_smtp_helo`), e.g. `  require acl = mailgate_helo`; none: no
+   * HELO ACL.
+   */
+  helo?: string;
+  /** Lines for the main section, after the rig's own, e.g. `acl_smtp_helo = mailgate_helo`. */
+  main?: string;
   /** An authenticators section's text (without `begin authenticators`); none: no AUTH. */
   authenticators?: string;
 }
@@ -171,6 +178,8 @@ export class EximRig {
         'host_lookup =',
         'acl_smtp_rcpt = rig_rcpt',
         'acl_smtp_data = rig_data',
+        ...(options.helo !== undefined ? ['acl_smtp_helo = rig_helo'] : []),
+        ...(options.main !== undefined ? [options.main] : []),
         '',
         'begin acl',
         '',
@@ -180,6 +189,7 @@ export class EximRig {
         options.rcpt,
         '  accept',
         '',
+        ...(options.helo !== undefined ? ['rig_helo:', options.helo, '  accept', ''] : []),
         'rig_data:',
         // biome-ignore lint/suspicious/noTemplateCurlyInString: an Exim expansion, not a template
         '  warn log_message = rig header: ${sg{$message_headers_raw}{\\N\\n\\N}{|}}',
@@ -223,6 +233,42 @@ export class EximRig {
       replies: parseReplies(run.stdout),
       log: lines.filter((l) => l.startsWith('LOG: ')).map((l) => l.slice(5)),
       trace: lines.filter((l) => l.startsWith('>>> ')).map((l) => l.slice(4)),
+      stdout: run.stdout,
+      stderr: run.stderr,
+      code: run.code,
+    };
+  }
+
+  /**
+   * Play raw SMTP command lines as a local client: `exim -bs`, SMTP on standard input with no
+   * client address (as a local program submitting mail would). Nothing is delivered as long as
+   * no message is sent. Exim writes its log to the rig's log file here; `log` holds the lines
+   * this session added.
+   *
+   * @example
+   * const result = await rig.localSmtp(['EHLO a.test', 'QUIT']);
+   * result.replies[1]?.code  // 250
+   */
+  async localSmtp(
+    commands: readonly string[],
+    options: Pick<HostCheckOptions, 'defines'> = {},
+  ): Promise<HostCheck> {
+    const mainlog = join(this.dir, 'log', 'mainlog');
+    const logged = await readFile(mainlog, 'utf8').catch(() => '');
+    const defines = Object.entries(options.defines ?? {}).map(([n, v]) => `-D${n}=${v}`);
+    const run = await runProgram(this.exim, ['-C', this.config, ...defines, '-bs'], {
+      input: commands.map((c) => `${c}\r\n`).join(''),
+      timeoutMs: 60_000,
+    });
+    const log = (await readFile(mainlog, 'utf8').catch(() => '')).slice(logged.length);
+    return {
+      replies: parseReplies(run.stdout),
+      // Each line starts with the date and time.
+      log: log
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => l.replace(/^\S+ \S+ /, '')),
+      trace: [],
       stdout: run.stdout,
       stderr: run.stderr,
       code: run.code,
