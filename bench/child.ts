@@ -43,10 +43,11 @@ export interface ChildServerOptions<Name extends string> {
   cwd?: string;
   /**
    * Ready once 127.0.0.1:port accepts a connection (a server told its port, which prints nothing
-   * useful), or once it prints `listening on inet:PORT@HOST` on stdout (a server that chooses
-   * its own port and says which).
+   * useful), or the unix socket at `path` does (then `listen` is `unix:PATH` and `port` 0), or
+   * once it prints `listening on inet:PORT@HOST` on stdout (a server that chooses its own port
+   * and says which).
    */
-  ready: { port: number } | 'listening line';
+  ready: { port: number } | { path: string } | 'listening line';
   readyTimeoutMs: number;
   /** How long stop() waits after SIGTERM before SIGKILL; 3000 ms when absent. */
   stopGraceMs?: number;
@@ -119,6 +120,9 @@ export class ChildServer<Name extends string = string> {
         const where = await server.#listeningLine(options.readyTimeoutMs);
         server.#listen = where.listen;
         server.#port = where.port;
+      } else if ('path' in options.ready) {
+        await server.#accepting(options.ready, options.readyTimeoutMs);
+        server.#listen = `unix:${options.ready.path}`;
       } else {
         await server.#accepting(options.ready.port, options.readyTimeoutMs);
         server.#port = options.ready.port;
@@ -131,12 +135,12 @@ export class ChildServer<Name extends string = string> {
     }
   }
 
-  /** The port it listens on, on 127.0.0.1. */
+  /** The port it listens on, on 127.0.0.1; 0 for a unix socket. */
   get port(): number {
     return this.#port;
   }
 
-  /** Where it listens, as a listen spec: `inet:PORT@HOST`. */
+  /** Where it listens, as a listen spec: `inet:PORT@HOST` or `unix:PATH`. */
   get listen(): string {
     return this.#listen;
   }
@@ -160,7 +164,7 @@ export class ChildServer<Name extends string = string> {
     return cpuSecondsOf(this.#child.pid);
   }
 
-  async #accepting(port: number, timeoutMs: number): Promise<void> {
+  async #accepting(port: number | { path: string }, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.#exited) throw new Error(`${this.name} exited at start:\n${await this.#allSaid()}`);
@@ -255,10 +259,18 @@ export class DnsFixture {
   #exited = false;
   #address = '';
 
-  private constructor(zoneFile: string | undefined) {
-    const script = fileURLToPath(new URL('./dns-fixture-process.ts', import.meta.url));
+  private constructor(zoneFile: string | undefined, port: number | undefined) {
+    // A fixed port takes the wrapper that binds it (bench/dns-fixture-on-port.ts); the plain
+    // process takes an ephemeral one.
+    const script = fileURLToPath(
+      new URL(
+        port === undefined ? './dns-fixture-process.ts' : './dns-fixture-on-port.ts',
+        import.meta.url,
+      ),
+    );
     const zone = zoneFile === undefined ? [] : [`--zone-json=${zoneFile}`];
-    this.#child = spawn(process.execPath, ['--import', 'tsx', script, ...zone], {
+    const fixed = port === undefined ? [] : [`--port=${port}`];
+    this.#child = spawn(process.execPath, ['--import', 'tsx', script, ...zone, ...fixed], {
       cwd: REPO,
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -278,10 +290,12 @@ export class DnsFixture {
 
   /**
    * Start the child and wait for its address. It serves the SPF benchmark's zone
-   * (bench/zone.ts), or with `zoneFile` the zone in that file (ZoneData as JSON).
+   * (bench/zone.ts), or with `zoneFile` the zone in that file (ZoneData as JSON). It listens on
+   * an ephemeral port of 127.0.0.1, or with `port` on that one (say 53, inside a network
+   * namespace of the benchmark's own, for a resolver that asks port 53 only).
    */
-  static async start(options: { zoneFile?: string } = {}): Promise<DnsFixture> {
-    const fixture = new DnsFixture(options.zoneFile);
+  static async start(options: { zoneFile?: string; port?: number } = {}): Promise<DnsFixture> {
+    const fixture = new DnsFixture(options.zoneFile, options.port);
     try {
       const ready = await fixture.#next(20_000);
       if (ready.type !== 'ready' || typeof ready.address !== 'string') {

@@ -33,6 +33,23 @@ export function cpuSecondsOf(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * CPU seconds the machine's processes have used since boot (user, nice and system time of all of
+ * them, all cores), plus the time a hypervisor stole; from the first line of /proc/stat, undefined
+ * elsewhere. Interrupt time is left out: the kernel does much of the loopback traffic of a
+ * benchmark there. Compared with a benchmark's own processes, it tells whether something else
+ * was using the machine during a round.
+ */
+export function machineCpuSeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const [, user, nice, system, , , , , steal] = line.trim().split(/\s+/).map(Number);
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (steal ?? 0)) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A port free on 127.0.0.1 a moment ago. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,10 +63,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Whether something accepts connections on 127.0.0.1:port. */
-export function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts connections on 127.0.0.1:port (or, given a path, on that unix socket). */
+export function canConnect(port: number | { path: string }): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = netConnect({ port, host: '127.0.0.1' });
+    const socket =
+      typeof port === 'number' ? netConnect({ port, host: '127.0.0.1' }) : netConnect(port.path);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
