@@ -127,14 +127,28 @@ export class SessionFacts {
     );
   }
 
-  /** INTERNAL, TRUSTED, DYNAMIC or EXTERNAL, with the reasons. */
+  /**
+   * INTERNAL or TRUSTED as far as the address and SMTP AUTH tell, else EXTERNAL (reason
+   * `ptr-not-checked`): what the policy decides on, known without a DNS lookup.
+   */
+  addressClass(): Classification {
+    return classifyConnection(
+      { ip: this.client.ip, authenticated: this.client.login !== undefined },
+      this.settings.networks,
+    );
+  }
+
+  /** Whether the client is ours (INTERNAL) or a trusted relay (TRUSTED): no policy for it. */
+  get ours(): boolean {
+    const c = this.addressClass().class;
+    return c === 'INTERNAL' || c === 'TRUSTED';
+  }
+
+  /** INTERNAL, TRUSTED, DYNAMIC or EXTERNAL, with the reasons (looks the PTR up). */
   classification(): Promise<Classification> {
     return this.#once('class', async () => {
       // Our own and trusted clients are known by address: no PTR lookup for them.
-      const quick = classifyConnection(
-        { ip: this.client.ip, authenticated: this.client.login !== undefined },
-        this.settings.networks,
-      );
+      const quick = this.addressClass();
       if (quick.class === 'INTERNAL' || quick.class === 'TRUSTED') return quick;
       const ptr = await this.ptr();
       return classifyConnection(
@@ -262,7 +276,7 @@ export class SessionFacts {
 
   async #heloInput() {
     const authenticated = this.client.login !== undefined;
-    const internal = (await this.classification()).class === 'INTERNAL';
+    const internal = this.addressClass().class === 'INTERNAL';
     return {
       ip: this.client.ip,
       helo: this.helo ?? null,

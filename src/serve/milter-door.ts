@@ -40,6 +40,8 @@ export function policyMilter(hold: () => HeldEngine): MilterDefinition {
     name: 'mailgate',
     handler: () => new PolicyMilterHandler(hold()),
     actions: ['addHeader', 'changeHeader', 'quarantine'],
+    // Header fields are only read: the MTA need not wait for an answer to each.
+    noReply: ['header'],
     macros: {
       connect: ['j', '{daemon_name}'],
       envfrom: ['i', '{auth_authen}'],

@@ -9,7 +9,7 @@
  * the registrable domain: `liverpool.ac.uk` is not a pool, `mailchannels.net` no mail host.
  */
 import { getSubdomain } from 'tldts';
-import { type IpAddress, parseIp, unmapIpv4 } from '../../dns/address.js';
+import { formatIp, type IpAddress, parseIp, unmapIpv4 } from '../../dns/address.js';
 import { comparableName } from './names.js';
 
 /** What the heuristic concluded, and the stable words saying why. */
@@ -70,6 +70,22 @@ const SEP6 = '[-._:]';
  */
 export function looksDynamic(name: string, ip: IpAddress | string): DynamicVerdict {
   const parsed = typeof ip === 'string' ? parseIp(ip) : ip;
+  // The heuristic builds and runs a dozen regular expressions: the same client seen again (every
+  // connection of a busy sender) is answered from a memo of this pure function.
+  const key = `${name.slice(0, 255)} ${parsed ? formatIp(parsed) : String(ip)}`;
+  const known = VERDICTS.get(key);
+  if (known) return { dynamic: known.dynamic, reasons: [...known.reasons] };
+  const verdict = judgeDynamic(name, parsed);
+  if (VERDICTS.size >= MAX_VERDICTS) VERDICTS.clear();
+  VERDICTS.set(key, verdict);
+  return { dynamic: verdict.dynamic, reasons: [...verdict.reasons] };
+}
+
+/** Names judged, by name and address; cleared whole when full (a cheap bound). */
+const VERDICTS = new Map<string, DynamicVerdict>();
+const MAX_VERDICTS = 10_000;
+
+function judgeDynamic(name: string, parsed: IpAddress | null): DynamicVerdict {
   const host = comparableName(name.slice(0, 255));
   const reasons: string[] = [];
   if (parsed) {

@@ -16,16 +16,17 @@ export async function connectStage(
   settings: PolicySettings,
 ): Promise<Decision> {
   const { facts } = session;
-  const classification = await facts.classification();
-  const ours = classification.class === 'INTERNAL' || classification.class === 'TRUSTED';
-  if (!ours && settings.rejectPtrLocalhost) {
-    const ptr = await facts.ptr();
-    if (ptr.flags.localhost || ptr.flags.root) {
-      return refuse('ptr-localhost', 550, '5.7.1', 'PTR is localhost', [
-        'REJECT',
-        'PTR is localhost',
-      ]);
-    }
+  if (facts.ours || !settings.rejectPtrLocalhost) {
+    // The PTR is looked up later only if a stage needs it (three strikes, greylisting).
+    return proceed('connect', [], ['connect', facts.addressClass().class]);
   }
+  const ptr = await facts.ptr();
+  if (ptr.flags.localhost || ptr.flags.root) {
+    return refuse('ptr-localhost', 550, '5.7.1', 'PTR is localhost', [
+      'REJECT',
+      'PTR is localhost',
+    ]);
+  }
+  const classification = await facts.classification();
   return proceed('connect', [], ['connect', classification.class]);
 }

@@ -18,10 +18,7 @@ export async function heloStage(
   settings: PolicySettings,
 ): Promise<Decision> {
   const { facts } = session;
-  const classification = await facts.classification();
-  if (classification.class === 'INTERNAL' || classification.class === 'TRUSTED') {
-    return proceed('helo', [], ['hello', classification.class]);
-  }
+  if (facts.ours) return proceed('helo', [], ['hello', facts.addressClass().class]);
   const helo = await facts.heloForm();
   const shown = logValue(facts.helo ?? '', 200);
   if (settings.rejectNumericHelo && helo.form === 'bare-ip') {

@@ -30,7 +30,7 @@ export async function mailStage(
       'no HELO',
     ]);
   }
-  const classification = await facts.classification();
+  const classification = facts.addressClass();
   const sender = facts.sender ?? '';
   const domain = facts.senderDomain;
   const shown = logValue(sender, 254);

@@ -36,10 +36,7 @@ export async function rcptStage(
   }
   const greylist = services.greylist;
   if (!options.greylist || !greylist) return proceed('rcpt', [], ['rcpt to']);
-  const classification = await facts.classification();
-  if (classification.class === 'INTERNAL' || classification.class === 'TRUSTED') {
-    return proceed('rcpt', [], ['rcpt to', classification.class]);
-  }
+  if (facts.ours) return proceed('rcpt', [], ['rcpt to', facts.addressClass().class]);
   const decided = await greylist.decide({
     ip: facts.client.ip,
     sender: facts.sender ?? '',
