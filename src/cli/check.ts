@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { checkDnsxl, type DnsxlList, validateDnsxlLists } from '../checks/index.js';
-import { type Config, ConfigError, loadConfig } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { parseIp } from '../dns/address.js';
 import { createResolver } from '../dns/index.js';
 import type { Resolver } from '../dns/types.js';
@@ -18,7 +18,7 @@ import {
 } from '../policy/index.js';
 import { policySettings, resolverOptions } from '../serve/index.js';
 import { escapeForLog } from '../text/index.js';
-import { resolverFromOptions } from './services.js';
+import { configFromOption, resolverFromOptions } from './services.js';
 import { UsageError } from './usage.js';
 
 interface CheckCommandOptions {
@@ -77,13 +77,7 @@ export function registerCheckCommand(program: Command): void {
         ...(options.dnswl ?? []).map((zone) => ({ zone, kind: 'dnswl' as const })),
         ...(options.rhsbl ?? []).map((zone) => ({ zone, kind: 'rhsbl' as const, txt: true })),
       ];
-      let config: Config;
-      try {
-        config = await loadConfig(options.config);
-      } catch (err) {
-        if (err instanceof ConfigError) throw new UsageError(err.message);
-        throw err;
-      }
+      const config = await configFromOption(options.config);
       let settings: PolicySettings;
       try {
         validateDnsxlLists(lists);

@@ -3,10 +3,11 @@
  * `--check` only validates the configuration file.
  */
 import type { Command } from 'commander';
-import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, configWarnings } from '../config/index.js';
 import { checkTemplate, loadTemplates } from '../notify/index.js';
 import { AccessMapError, AccessMapFile, formatAccessMapProblem } from '../policy/index.js';
 import { Daemon } from '../serve/index.js';
+import { configFromOption } from './services.js';
 import { UsageError } from './usage.js';
 
 interface ServeOptions {
@@ -27,13 +28,7 @@ export function registerServeCommand(program: Command): void {
     )
     .action(async (options: ServeOptions) => {
       if (options.check) {
-        let config: Config;
-        try {
-          config = await loadConfig(options.config);
-        } catch (err) {
-          if (err instanceof ConfigError) throw new UsageError(err.message);
-          throw err;
-        }
+        const config = await configFromOption(options.config);
         const where = options.config ?? 'defaults';
         await checkFiles(config);
         for (const { key, problem } of configWarnings(config)) {

@@ -10,6 +10,7 @@ import {
   callbackVerify,
   composeDsn,
   type DsnTemplates,
+  type RemoteSettings,
   type SmtpClient,
   sendDsn,
 } from '../notify/index.js';
@@ -61,16 +62,7 @@ export class CachedVerifier implements SenderVerifier {
 
   async callback(sender: string): Promise<VerificationOutcome> {
     return this.#verify(sender, 'CBV', async () => {
-      const s = this.#settings;
-      const r = await callbackVerify(sender, this.#notify, {
-        helo: s.heloName,
-        ourNames: s.ourNames,
-        ourAddresses: s.ourAddresses,
-        port: s.port,
-        timeoutMs: s.timeoutMs,
-        hostTimeoutMs: s.timeoutMs,
-        ...(s.allowAddresses ? { allowAddresses: s.allowAddresses } : {}),
-      });
+      const r = await callbackVerify(sender, this.#notify, this.#remote);
       return fromCallback(r);
     });
   }
@@ -94,15 +86,7 @@ export class CachedVerifier implements SenderVerifier {
         receiver: s.hostname,
         date: new Date(now),
       });
-      const r = await sendDsn(message, sender, this.#notify, {
-        helo: s.heloName,
-        ourNames: s.ourNames,
-        ourAddresses: s.ourAddresses,
-        port: s.port,
-        timeoutMs: s.timeoutMs,
-        hostTimeoutMs: s.timeoutMs,
-        ...(s.allowAddresses ? { allowAddresses: s.allowAddresses } : {}),
-      });
+      const r = await sendDsn(message, sender, this.#notify, this.#remote);
       const reply = r.reply ? `${r.reply.code} ${r.reply.text}` : r.detail;
       if (r.outcome === 'delivered') return { result: 'accepted', reply, detail: 'dsn-delivered' };
       if (r.outcome === 'rejected') {
@@ -110,6 +94,21 @@ export class CachedVerifier implements SenderVerifier {
       }
       return { result: 'tempfail', reply, detail: r.cause ?? 'tempfail' };
     });
+  }
+
+  /** Who we are and how long to try, for a call-back and a DSN alike. */
+  get #remote(): RemoteSettings {
+    const s = this.#settings;
+    return {
+      helo: s.heloName,
+      ourNames: s.ourNames,
+      ourAddresses: s.ourAddresses,
+      port: s.port,
+      // One budget for every host: a sender's MX list is never worth more than `timeout`.
+      timeoutMs: s.timeoutMs,
+      hostTimeoutMs: s.timeoutMs,
+      ...(s.allowAddresses ? { allowAddresses: s.allowAddresses } : {}),
+    };
   }
 
   get #notify() {

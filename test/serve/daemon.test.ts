@@ -4,26 +4,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../../src/config/index.js';
-import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import { captureLogger } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { policyClient, rcptRequest } from '../support/policy-client.js';
-
-/** A logger whose lines the test can read. */
-function captureLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'debug', destination }), lines };
-}
 
 let dns: FixtureDnsServer;
 let dir: string;

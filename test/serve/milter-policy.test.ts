@@ -8,11 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { MilterClient, type MilterResponse } from '../../src/milter/index.js';
 import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import { captureLogger, doorPort } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 
 const ZONE = {
@@ -86,20 +86,9 @@ enabled = false
 enabled = false
 `,
   );
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-        done();
-      },
-    }),
-  });
+  const { logger, lines } = captureLogger();
   const daemon = await Daemon.start({ configPath: path, logger });
-  const address = daemon.addresses.find((a) => a.door === 'milter');
-  assert.ok(address && address.kind === 'inet');
-  return { daemon, spec: `inet:${address.port}@127.0.0.1`, lines };
+  return { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
 }
 
 interface Session {
@@ -328,10 +317,8 @@ enabled = false
     const logger = createLogger({ level: 'silent' });
     const daemon = await Daemon.start({ configPath: path, logger });
     try {
-      const address = daemon.addresses.find((a) => a.door === 'milter');
-      assert.ok(address && address.kind === 'inet');
       const { answers } = await play(
-        { daemon, spec: `inet:${address.port}@127.0.0.1`, lines: [] },
+        { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines: [] },
         { ip: '198.51.100.7', helo: 'nowhere.none.test', sender: 'jo@none.test' },
       );
       assert.equal(answers['mail']?.verdict, 'reject');

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import { captureLogger, doorPort } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { type PolicyClient, policyClient, rcptRequest } from '../support/policy-client.js';
 
@@ -50,20 +49,9 @@ enabled = false
 enabled = false
 `,
   );
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-        done();
-      },
-    }),
-  });
+  const { logger, lines } = captureLogger('info');
   const daemon = await Daemon.start({ configPath: path, logger });
-  const address = daemon.addresses.find((a) => a.door === 'policyd');
-  assert.ok(address && address.kind === 'inet');
-  return { daemon, client: await policyClient(address.port), lines };
+  return { daemon, client: await policyClient(doorPort(daemon, 'policyd')), lines };
 }
 
 describe('the policy server runs the stages', () => {
