@@ -122,3 +122,42 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * The timed rounds every benchmark runs: per concurrency, a warm-up round of each server, then
+ * `rounds` rounds in which the servers take turns, the first of each round moving along so that
+ * none always goes first. Prints one progress line per round.
+ *
+ * @example
+ * const rounds = await alternatingRounds(servers, settings, 'tx/s', (s, c, secs) => round(s, cases, c, secs, dns));
+ */
+export async function alternatingRounds<
+  S extends { name: string },
+  R extends { perSecond: number },
+>(
+  servers: readonly S[],
+  settings: {
+    concurrencies: readonly number[];
+    rounds: number;
+    seconds: number;
+    warmupSeconds: number;
+  },
+  unit: string,
+  run: (server: S, concurrency: number, seconds: number) => Promise<R>,
+): Promise<R[]> {
+  const rounds: R[] = [];
+  for (const concurrency of settings.concurrencies) {
+    for (const server of servers) await run(server, concurrency, settings.warmupSeconds);
+    for (let r = 0; r < settings.rounds; r++) {
+      const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+      const line: string[] = [];
+      for (const server of order) {
+        const result = await run(server, concurrency, settings.seconds);
+        rounds.push(result);
+        line.push(`${server.name} ${Math.round(result.perSecond).toLocaleString('en-US')}`);
+      }
+      process.stderr.write(`  C=${concurrency} round ${r + 1}: ${line.join(', ')} ${unit}\n`);
+    }
+  }
+  return rounds;
+}

@@ -73,7 +73,15 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ChildServer, DnsFixture } from './child.js';
-import { fmt, freePort, machineCpuSeconds, median, setting, table } from './common.js';
+import {
+  alternatingRounds,
+  fmt,
+  freePort,
+  machineCpuSeconds,
+  median,
+  setting,
+  table,
+} from './common.js';
 import { type Outcome, oneTransaction } from './milter-policy-client.js';
 import {
   buildMilterPolicyWorld,
@@ -659,22 +667,10 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
     }
 
     // The timed rounds.
-    const rounds: Round[] = [];
-    for (const concurrency of settings.concurrencies) {
-      for (const server of servers) {
-        await round(server, cases, concurrency, settings.warmupSeconds, dns);
-      }
-      for (let r = 0; r < settings.rounds; r++) {
-        const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
-        const line: string[] = [];
-        for (const server of order) {
-          const result = await round(server, cases, concurrency, settings.seconds, dns);
-          rounds.push(result);
-          line.push(`${server.name} ${fmt(result.perSecond)}`);
-        }
-        process.stderr.write(`  C=${concurrency} round ${r + 1}: ${line.join(', ')} tx/s\n`);
-      }
-    }
+    const fixture = dns;
+    const rounds = await alternatingRounds(servers, settings, 'tx/s', (server, c, seconds) =>
+      round(server, cases, c, seconds, fixture),
+    );
 
     // Answers.
     console.log('First pass (each transaction once), final answers by SPF kind:');

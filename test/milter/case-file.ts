@@ -59,12 +59,53 @@
  * A case of one transaction is sent with swaks; a case of several with our own small client
  * (test/support/smtp-transcript.ts), because swaks sends one message per connection. Anything
  * the parser does not understand is an error naming the file and line.
+ *
+ * Extensions, for runners that play them (parseCase's `extensions` option; without it each is
+ * refused like any unknown directive, so that a runner never silently skips what a case asks):
+ *
+ *   XCLIENT ADDR=192.0.2.10 NAME=mail.example.org   ('xclient') who the MTA is told the client
+ *                                is (Postfix XCLIENT: ADDR NAME PORT PROTO HELO LOGIN
+ *                                REVERSE_NAME DESTADDR DESTPORT); first transaction only, like
+ *                                HELO. The runner's REPLY BANNER is then XCLIENT's 220 and REPLY
+ *                                EHLO the EHLO after it: what the client it names is told.
+ *   CONFIG                       ('config') settings of the program under test for this case,
+ *   [spf]                        in its own syntax (TOML for mailgate), up to a single ".";
+ *   reject_noptr = true          the runner merges them over its own. Once per case.
+ *   .
+ *   HEADER-FIRST Received-SPF: Pass *   ('header-first') the first header field is this one
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 
 export type ReplyStage = 'banner' | 'ehlo' | 'mail' | 'rcpt' | 'data' | 'dot';
 export type Outcome = 'delivered' | 'held' | 'refused';
+
+/** Directives beyond the base format, played only by runners that ask for them. */
+export type CaseExtension = 'xclient' | 'config' | 'header-first';
+
+export interface ParseOptions {
+  /** The extensions the runner plays; others are refused as unknown directives. Default none. */
+  extensions?: readonly CaseExtension[];
+}
+
+/** The attributes XCLIENT takes (www.postfix.org/XCLIENT_README.html). */
+export const XCLIENT_ATTRIBUTES: readonly string[] = [
+  'ADDR',
+  'NAME',
+  'PORT',
+  'PROTO',
+  'HELO',
+  'LOGIN',
+  'REVERSE_NAME',
+  'DESTADDR',
+  'DESTPORT',
+];
+
+/** One XCLIENT attribute, e.g. `{ name: 'ADDR', value: '192.0.2.10' }`. */
+export interface XclientAttribute {
+  name: string;
+  value: string;
+}
 
 /** The expected reply at one stage (for RCPT, to one recipient): its lines, as globs. */
 export interface ExpectedReply {
@@ -96,6 +137,8 @@ export interface CaseTransaction {
   envelopeTo: string[] | undefined;
   headerHas: HeaderExpectation[];
   headerLacks: HeaderExpectation[];
+  /** HEADER-FIRST (extension 'header-first'). */
+  headerFirst: HeaderExpectation | undefined;
   headerLast: HeaderExpectation | undefined;
   bodyIs: string | undefined;
   bodyHas: string[];
@@ -111,6 +154,10 @@ export interface MilterCase {
   /** The comment lines before the first directive, joined: what the case is about. */
   description: string;
   helo: string;
+  /** XCLIENT's attributes in order (extension 'xclient'); empty when the case sends none. */
+  xclient: XclientAttribute[];
+  /** The CONFIG block's lines joined with newlines (extension 'config'), or undefined. */
+  config: string | undefined;
   transactions: CaseTransaction[];
 }
 
@@ -146,6 +193,7 @@ function newTransaction(name: string, line: number): CaseTransaction {
     envelopeTo: undefined,
     headerHas: [],
     headerLacks: [],
+    headerFirst: undefined,
     headerLast: undefined,
     bodyIs: undefined,
     bodyHas: [],
@@ -178,12 +226,16 @@ function parseHeaderExpectation(text: string, lacks: boolean): HeaderExpectation
  *
  * @example
  * const c = parseCase('MAIL <a@example.com>\nRCPT <b@example.net>\nOUTCOME delivered\n', 'x.case');
+ * const d = parseCase(text, 'y.case', { extensions: ['xclient', 'config', 'header-first'] });
  */
-export function parseCase(text: string, file: string): MilterCase {
+export function parseCase(text: string, file: string, options: ParseOptions = {}): MilterCase {
   const lines = text.replace(/\r\n/g, '\n').split('\n');
   const description: string[] = [];
+  const extensions = new Set(options.extensions ?? []);
   let seenDirective = false;
   let helo = 'client.mailgate.test';
+  const xclient: XclientAttribute[] = [];
+  let config: string | undefined;
   const transactions: CaseTransaction[] = [newTransaction('', 1)];
   let tx = transactions[0]!;
   let touched = false;
@@ -218,6 +270,8 @@ export function parseCase(text: string, file: string): MilterCase {
     const needRest = () => {
       if (!rest) fail(i, `${keyword} needs an argument`);
     };
+    const extension = EXTENSION_OF[keyword];
+    if (extension && !extensions.has(extension)) fail(i, `unknown directive ${keyword}`);
     switch (keyword) {
       case 'TRANSACTION':
         // Before anything of the first transaction (HELO aside), it just names the first one.
@@ -235,6 +289,27 @@ export function parseCase(text: string, file: string): MilterCase {
         if (transactions.length > 1) fail(i, 'HELO is only for the first transaction');
         helo = rest;
         continue;
+      case 'XCLIENT':
+        needRest();
+        if (transactions.length > 1) fail(i, 'XCLIENT is only for the first transaction');
+        if (xclient.length) fail(i, 'a second XCLIENT; give every attribute on one line');
+        for (const word of rest.split(/[ \t]+/)) {
+          const a = /^([A-Z_]+)=(\S+)$/.exec(word);
+          if (!a || !XCLIENT_ATTRIBUTES.includes(a[1]!)) {
+            fail(i, `XCLIENT wants NAME=value words, NAME one of ${XCLIENT_ATTRIBUTES.join(' ')}`);
+          }
+          if (xclient.some((x) => x.name === a![1])) fail(i, `XCLIENT ${a![1]} given twice`);
+          xclient.push({ name: a![1]!, value: a![2]! });
+        }
+        continue;
+      case 'CONFIG': {
+        if (rest) fail(i, 'CONFIG takes no argument; its lines follow, ended by "."');
+        if (config !== undefined) fail(i, 'a second CONFIG; a case has one');
+        const [content, end] = block(i);
+        config = content.join('\n');
+        i = end;
+        continue;
+      }
       case 'MAIL': {
         const address = angle(rest);
         if (address === undefined) fail(i, 'MAIL wants <address> (or <>)');
@@ -304,14 +379,16 @@ export function parseCase(text: string, file: string): MilterCase {
       }
       case 'HEADER-HAS':
       case 'HEADER-LACKS':
+      case 'HEADER-FIRST':
       case 'HEADER-LAST': {
         const lacks = keyword === 'HEADER-LACKS';
         const expectation = parseHeaderExpectation(rest, lacks);
         if (!expectation) fail(i, `${keyword} wants Name${lacks ? '[: value]' : ': value'}`);
-        if (keyword === 'HEADER-LAST') {
-          if (expectation!.occurrence) fail(i, 'HEADER-LAST takes no [n]');
-          if (tx.headerLast) fail(i, 'a second HEADER-LAST in one transaction');
-          tx.headerLast = expectation;
+        if (keyword === 'HEADER-LAST' || keyword === 'HEADER-FIRST') {
+          const slot = keyword === 'HEADER-LAST' ? 'headerLast' : 'headerFirst';
+          if (expectation!.occurrence) fail(i, `${keyword} takes no [n]`);
+          if (tx[slot]) fail(i, `a second ${keyword} in one transaction`);
+          tx[slot] = expectation;
         } else (lacks ? tx.headerLacks : tx.headerHas).push(expectation!);
         break;
       }
@@ -349,6 +426,7 @@ export function parseCase(text: string, file: string): MilterCase {
     const expectsMessage =
       t.envelopeFrom !== undefined ||
       t.envelopeTo !== undefined ||
+      t.headerFirst !== undefined ||
       t.headerLast !== undefined ||
       t.headerHas.length + t.headerLacks.length + t.bodyHas.length + t.bodyLacks.length > 0 ||
       t.bodyIs !== undefined;
@@ -367,13 +445,22 @@ export function parseCase(text: string, file: string): MilterCase {
     file,
     description: description.join(' ').trim(),
     helo,
+    xclient,
+    config,
     transactions,
   };
 }
 
+/** The directives each extension brings. */
+const EXTENSION_OF: Record<string, CaseExtension> = {
+  XCLIENT: 'xclient',
+  CONFIG: 'config',
+  'HEADER-FIRST': 'header-first',
+};
+
 /** Reads and parses a case file. */
-export function readCase(path: string): MilterCase {
-  return parseCase(readFileSync(path, 'utf8'), path);
+export function readCase(path: string, options: ParseOptions = {}): MilterCase {
+  return parseCase(readFileSync(path, 'utf8'), path, options);
 }
 
 /**
