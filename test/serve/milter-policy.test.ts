@@ -415,3 +415,46 @@ describe('SPF policy options', () => {
     assert.equal(eom?.verdict.verdict, 'continue');
   });
 });
+
+test('[milter] greylist: the first attempt waits at RCPT, a retry after the period gets X-Greylist', async () => {
+  const path = join(dir, 'greylist.toml');
+  await writeFile(
+    path,
+    `hostname = "mx.mailgate.test"
+[dns]
+servers = ["127.0.0.1:${dns.port}"]
+[store]
+url = "sqlite:${join(dir, 'greylist.db')}"
+[policyd]
+enabled = false
+[milter]
+listen = ["inet:0@127.0.0.1"]
+greylist = true
+[spf]
+accept_softfail = ["softok.test"]
+[cbv]
+enabled = false
+[greylist]
+period = "1s"
+`,
+  );
+  const { logger, lines } = captureLogger('info');
+  const daemon = await Daemon.start({ configPath: path, logger });
+  try {
+    const rig = { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
+    const session = { ip: '198.51.100.7', helo: 'nowhere.test', sender: 'jo@softok.test' };
+    const first = await play(rig, session);
+    assert.equal(first.answers['rcpt']?.verdict, 'tempfail');
+    assert.match(replyOf(first.answers['rcpt']) ?? '', /^450 4\.7\.1 greylisted, try again later/);
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    const retry = await play(rig, session);
+    assert.equal(retry.answers['rcpt']?.verdict, 'continue');
+    const header = retry.eom?.modifications.find(
+      (m) => m.action === 'addHeader' && m.name === 'X-Greylist',
+    );
+    assert.ok(header && header.action === 'addHeader');
+    assert.match(header.value, /^delayed \d+ seconds by mailgate-\S+ at mx\.mailgate\.test; /);
+  } finally {
+    await daemon.close();
+  }
+});
