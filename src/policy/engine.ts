@@ -147,8 +147,19 @@ export class PolicyEngine {
         ['TEMPFAIL', 'internal error'],
       );
     }
+    if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
     this.#log(session, stage, decision);
     return decision;
+  }
+
+  /** The SPF result as the message will carry it: the line postmasters grep for. */
+  #logReceivedSpf(session: PolicySession): void {
+    const header = session.transaction.headers.find((h) => h.name === 'Received-SPF');
+    if (!header) return;
+    this.services.logger.info(
+      { conn: session.id, stage: 'mail', value: header.value },
+      'Received-SPF',
+    );
   }
 
   #facts(session: PolicySession): Record<string, unknown> {

@@ -291,6 +291,11 @@ describe('milter policy', () => {
     assert.ok(reject, 'a REJECT line');
     assert.equal(typeof reject['conn'], 'string');
     assert.deepEqual((reject['tags'] as string[]).slice(0, 2), ['REJECT', 'SPF fail']);
+    const spf = rig.lines.filter(
+      (l) => l['msg'] === 'Received-SPF' && l['conn'] === reject['conn'],
+    );
+    assert.equal(spf.length, 1);
+    assert.match(String(spf[0]!['value']), /^Fail \(mx\.mailgate\.test: domain of fail\.test/);
   });
 });
 
