@@ -104,9 +104,10 @@ export class CachedVerifier implements SenderVerifier {
       ourNames: s.ourNames,
       ourAddresses: s.ourAddresses,
       port: s.port,
-      // One budget for every host: a sender's MX list is never worth more than `timeout`.
+      // One budget for the whole MX list; a silent first host may take half of it, so that a
+      // backup MX is still asked.
       timeoutMs: s.timeoutMs,
-      hostTimeoutMs: s.timeoutMs,
+      hostTimeoutMs: Math.max(1000, Math.floor(s.timeoutMs / 2)),
       ...(s.allowAddresses ? { allowAddresses: s.allowAddresses } : {}),
     };
   }

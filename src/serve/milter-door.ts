@@ -8,6 +8,7 @@
 import { parseIp } from '../dns/address.js';
 import {
   type ConnectInfo,
+  MilterActionError,
   type MilterContext,
   type MilterDefinition,
   type MilterHandler,
@@ -76,6 +77,8 @@ class PolicyMilterHandler implements MilterHandler {
   readonly #id = `m${(++nextConnection).toString(36)}`;
   #session: PolicySession | undefined;
   #quarantine: string | undefined;
+  /** Actions the MTA turned down, each logged once. */
+  readonly #refused = new Set<string>();
 
   constructor(held: HeldEngine) {
     this.#held = held;
@@ -125,18 +128,34 @@ class PolicyMilterHandler implements MilterHandler {
     if (!session) return 'continue';
     const decision = await this.#engine.eom(session);
     if (decision.verdict === 'continue' || decision.verdict === 'quarantine') {
+      // An MTA that did not grant an action still gets the message: the change is left out and
+      // said once per connection, rather than every message tempfailing.
+      const attempt = (what: string, change: () => void) => {
+        try {
+          change();
+        } catch (err) {
+          if (!(err instanceof MilterActionError)) throw err;
+          if (!this.#refused.has(what)) {
+            this.#refused.add(what);
+            this.#engine.services.logger.warn(
+              { conn: this.#id, action: what, problem: err.message },
+              'milter-action-refused',
+            );
+          }
+        }
+      };
       // Removals first: the indexes count the fields as they came in.
       for (const { name, index } of [...(decision.removeHeaders ?? [])].reverse()) {
-        ctx.changeHeader(name, index, null);
+        attempt('changeHeader', () => ctx.changeHeader(name, index, null));
       }
       for (const header of decision.headers.filter((h) => h.position === 'top').reverse()) {
-        ctx.insertHeader(0, header.name, header.value);
+        attempt('insertHeader', () => ctx.insertHeader(0, header.name, header.value));
       }
       for (const header of decision.headers.filter((h) => h.position !== 'top')) {
-        ctx.addHeader(header.name, header.value);
+        attempt('addHeader', () => ctx.addHeader(header.name, header.value));
       }
       const hold = decision.verdict === 'quarantine' ? decision.reply?.text : this.#quarantine;
-      if (hold) ctx.quarantine(hold);
+      if (hold) attempt('quarantine', () => ctx.quarantine(hold));
     }
     return milterResult(decision);
   }

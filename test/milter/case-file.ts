@@ -57,8 +57,11 @@
  *                                           it are about that one
  *
  * A case of one transaction is sent with swaks; a case of several with our own small client
- * (test/support/smtp-transcript.ts), because swaks sends one message per connection. Anything
- * the parser does not understand is an error naming the file and line.
+ * (test/support/smtp-transcript.ts), because swaks sends one message per connection. (The
+ * milter-policy runner, test/serve/postfix-milter-policy.test.ts, sends each transaction with
+ * swaks on a connection of its own instead, HELO and XCLIENT again each time: its cases say who
+ * the client is with XCLIENT, which is per connection.) Anything the parser does not understand
+ * is an error naming the file and line.
  *
  * Extensions, for runners that play them (parseCase's `extensions` option; without it each is
  * refused like any unknown directive, so that a runner never silently skips what a case asks):
@@ -73,6 +76,14 @@
  *   reject_noptr = true          the runner merges them over its own. Once per case.
  *   .
  *   HEADER-FIRST Received-SPF: Pass *   ('header-first') the first header field is this one
+ *
+ * What the remote mail host the program under test calls out to (the runner's fixture MX: a
+ * call-back's target) saw during the transaction ('mx'):
+ *
+ *   MX-CONNECTIONS 1             the connections it accepted (0: nobody called)
+ *   MX-COMMAND MAIL FROM:<>      one per command line, in order: every command it received, as
+ *   MX-COMMAND RCPT TO:<jo@x>    globs (waited for up to 10 s). None: not checked, unless
+ *                                MX-CONNECTIONS is given: then it received no command at all
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -81,7 +92,7 @@ export type ReplyStage = 'banner' | 'ehlo' | 'mail' | 'rcpt' | 'data' | 'dot';
 export type Outcome = 'delivered' | 'held' | 'refused';
 
 /** Directives beyond the base format, played only by runners that ask for them. */
-export type CaseExtension = 'xclient' | 'config' | 'header-first';
+export type CaseExtension = 'xclient' | 'config' | 'header-first' | 'mx';
 
 export interface ParseOptions {
   /** The extensions the runner plays; others are refused as unknown directives. Default none. */
@@ -145,6 +156,10 @@ export interface CaseTransaction {
   bodyLacks: string[];
   log: string[];
   milterLog: string[];
+  /** MX-COMMAND globs, in order (extension 'mx'). */
+  mxCommands: string[];
+  /** MX-CONNECTIONS (extension 'mx'), or undefined. */
+  mxConnections: number | undefined;
 }
 
 export interface MilterCase {
@@ -200,6 +215,8 @@ function newTransaction(name: string, line: number): CaseTransaction {
     bodyLacks: [],
     log: [],
     milterLog: [],
+    mxCommands: [],
+    mxConnections: undefined,
   };
 }
 
@@ -392,10 +409,16 @@ export function parseCase(text: string, file: string, options: ParseOptions = {}
         } else (lacks ? tx.headerLacks : tx.headerHas).push(expectation!);
         break;
       }
+      case 'MX-CONNECTIONS':
+        if (!/^\d{1,6}$/.test(rest)) fail(i, 'MX-CONNECTIONS wants a number');
+        if (tx.mxConnections !== undefined) fail(i, 'a second MX-CONNECTIONS in one transaction');
+        tx.mxConnections = Number(rest);
+        break;
       case 'BODY-HAS':
       case 'BODY-LACKS':
       case 'LOG':
       case 'MILTER-LOG':
+      case 'MX-COMMAND':
         needRest();
         {
           const list = {
@@ -403,6 +426,7 @@ export function parseCase(text: string, file: string, options: ParseOptions = {}
             'BODY-LACKS': tx.bodyLacks,
             LOG: tx.log,
             'MILTER-LOG': tx.milterLog,
+            'MX-COMMAND': tx.mxCommands,
           }[keyword];
           list.push(rest);
         }
@@ -456,6 +480,8 @@ const EXTENSION_OF: Record<string, CaseExtension> = {
   XCLIENT: 'xclient',
   CONFIG: 'config',
   'HEADER-FIRST': 'header-first',
+  'MX-CONNECTIONS': 'mx',
+  'MX-COMMAND': 'mx',
 };
 
 /** Reads and parses a case file. */

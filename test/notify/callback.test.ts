@@ -106,7 +106,7 @@ test('450 at RCPT: tempfail after trying the host', async () => {
   assert.equal(r.outcome, 'tempfail');
   assert.equal(r.attempts.length, 1);
   assert.equal(r.attempts[0]!.code, 450);
-  assert.match(r.detail, /no mail host answered/);
+  assert.match(r.detail, /no mail host gave a final answer/);
 });
 
 test('a refused null sender at MAIL is a rejection', async () => {

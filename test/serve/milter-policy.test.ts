@@ -285,6 +285,30 @@ describe('milter policy', () => {
     for (const line of rig.lines) assert.doesNotMatch(JSON.stringify(line), /\\r\\nX-Evil/u);
   });
 
+  test('an MTA that grants no header changes still gets the message, without them', async () => {
+    const client = await MilterClient.connect(rig.spec, { timeoutMs: 5000 });
+    try {
+      // Every action but SMFIF_ADDHDRS (0x01), which adding and inserting fields need.
+      await client.negotiate({ actions: 0x1fe });
+      await client.connect('[192.0.2.10]', 'inet', 40000, '192.0.2.10');
+      await client.helo('mail.pass.test');
+      const { eom } = await client.transaction({
+        sender: '<jo@pass.test>',
+        recipients: ['<sam@ours.test>'],
+        headers: [['Subject', 'no headers for me']],
+        body: 'Hi.\r\n',
+      });
+      assert.equal(eom.verdict.verdict, 'continue');
+      assert.deepEqual(
+        eom.modifications.filter((m) => m.action === 'addHeader' || m.action === 'insertHeader'),
+        [],
+      );
+      assert.ok(rig.lines.some((l) => l['msg'] === 'milter-action-refused'));
+    } finally {
+      await client.close();
+    }
+  });
+
   test('each decision is one log line with the connection and its tags', async () => {
     await play(rig, { ip: '192.0.2.10', helo: 'mail.fail.test', sender: 'jo@fail.test' });
     const reject = rig.lines.filter((l) => l['msg'] === 'REJECT' && l['stage'] === 'mail').at(-1);

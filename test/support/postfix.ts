@@ -57,7 +57,10 @@ export interface PostfixOptions {
    * undefined or empty.
    */
   milter?: string;
-  /** More main.cf parameters; written after the rig's, so they override them. */
+  /**
+   * More main.cf parameters. One the rig sets already takes the rig's entry's place (never a
+   * second entry: see mainCfText); a new one is added after the rig's.
+   */
   main?: Record<string, string>;
   /** Default 30 s for `postfix start`. */
   startTimeoutMs?: number;
@@ -198,6 +201,27 @@ function mainCf(dir: string, sinkPort: number, milter: string): [string, string]
     ['milter_command_timeout', '10s'],
     ['milter_content_timeout', '30s'],
   ];
+}
+
+/**
+ * main.cf's text: the rig's parameters with `extra`'s values in place of the rig's own, and
+ * `extra`'s new ones after them. Never two entries of one name: Postfix takes the last, but every
+ * process that reads the file logs "overriding earlier entry" for each duplicate through the
+ * postlog socket, whose queue (net.unix.max_dgram_qlen, 10) a few of them per process can fill
+ * before postlogd reads it; the master then blocks writing its log (deaf to SIGTERM as well) and
+ * smtpd never greets.
+ *
+ * @example
+ * mainCfText([['a', '1'], ['b', '2']], { b: '3', c: '4' }); // 'a = 1\nb = 3\nc = 4\n'
+ */
+export function mainCfText(
+  own: readonly (readonly [string, string])[],
+  extra: Readonly<Record<string, string>> = {},
+): string {
+  const params = new Map<string, string>();
+  for (const [name, value] of own) params.set(name, value);
+  for (const [name, value] of Object.entries(extra)) params.set(name, value);
+  return [...params].map(([name, value]) => `${name} = ${value}\n`).join('');
 }
 
 /** master.cf: the services the rig needs, none chrooted (there is no chroot to set up). */
@@ -377,8 +401,8 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
     let lastFailure = '';
     for (let attempt = 0; attempt < 5 && !smtpPort; attempt++) {
       const port = await (options.choosePort ?? freePort)();
-      const params = [...mainCf(dir, sink.port, milter), ...Object.entries(options.main ?? {})];
-      writeFileSync(join(configDir, 'main.cf'), params.map(([k, v]) => `${k} = ${v}\n`).join(''));
+      const main = mainCfText(mainCf(dir, sink.port, milter), options.main);
+      writeFileSync(join(configDir, 'main.cf'), main);
       writeFileSync(join(configDir, 'master.cf'), masterCf(port));
       const start = await postfixCommand(dir, 'start', options.startTimeoutMs ?? 30_000);
       if (start.code === 0) {
