@@ -106,9 +106,7 @@ export async function callbackVerify(
   const { attempts } = walk;
   if (!walk.final) {
     const last = attempts[attempts.length - 1];
-    const why = walk.spent
-      ? 'the time budget ran out'
-      : 'no mail host gave a final answer';
+    const why = walk.spent ? 'the time budget ran out' : 'no mail host gave a final answer';
     const detail = last ? `${why}; last: ${where(last)}: ${last.detail}` : why;
     return { outcome: 'tempfail', domain, detail, attempts };
   }
