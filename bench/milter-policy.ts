@@ -49,7 +49,8 @@
  * --from=source|dist (BENCH_FROM, source: `mailgate serve` from the TypeScript sources through
  * test/support/cli-entry.ts; dist: bin/mailgate), --peer-helo-reject=No_Check
  * (BENCH_PEER_HELO_REJECT: pyspf-milter's HELO_reject; Fail is the shipped value),
- * --peer-socket=unix|inet (BENCH_PEER_SOCKET, unix: where pyspf-milter listens), --keep (keep the
+ * --peer-socket=unix|inet (BENCH_PEER_SOCKET, unix: where pyspf-milter listens), --mailgate-socket=unix|inet
+ * (BENCH_MAILGATE_SOCKET, unix: where mailgate listens; the same transport as the peer by default), --keep (keep the
  * temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000: give up, exit 1).
  * `--netns=NAME` is internal: it marks the run inside the namespace.
  *
@@ -138,6 +139,8 @@ interface Settings {
   mailgateCmd: string | undefined;
   peerHeloReject: HeloReject;
   peerSocket: PeerSocket;
+  /** Where mailgate listens: a unix socket (as the peer, by default) or TCP on loopback. */
+  mailgateSocket: PeerSocket;
   keep: boolean;
   timeLimitMs: number;
   /** Set in the run inside the namespace: its name. */
@@ -190,6 +193,12 @@ function readSettings(): Settings {
       `bench:milter-policy: --peer-socket takes ${PEER_SOCKETS.join(' or ')}; got ${peerSocket}`,
     );
   }
+  const mailgateSocket = setting('mailgate-socket', 'BENCH_MAILGATE_SOCKET', 'unix');
+  if (!(PEER_SOCKETS as readonly string[]).includes(mailgateSocket)) {
+    throw new Error(
+      `bench:milter-policy: --mailgate-socket takes ${PEER_SOCKETS.join(' or ')}; got ${mailgateSocket}`,
+    );
+  }
   return {
     concurrencies,
     seconds: positiveNumber('seconds', 'BENCH_SECONDS', 3, false),
@@ -200,6 +209,7 @@ function readSettings(): Settings {
     mailgateCmd: setting('mailgate-cmd', 'BENCH_MAILGATE_CMD', '').trim() || undefined,
     peerHeloReject: heloReject as HeloReject,
     peerSocket: peerSocket as PeerSocket,
+    mailgateSocket: mailgateSocket as PeerSocket,
     keep: process.argv.includes('--keep'),
     timeLimitMs: positiveNumber('time-limit-ms', 'BENCH_TIME_LIMIT_MS', 300_000),
     netns:
@@ -223,7 +233,7 @@ function loud(lines: string[]): string {
 // mailgate
 
 /** The configuration of the brief, with `[log] level = "warn"` (no line per message). */
-function mailgateConfig(port: number, dir: string, dnsAddress: string): string {
+function mailgateConfig(listen: string, dir: string, dnsAddress: string): string {
   return [
     '# Written by bench/milter-policy.ts; everything not set here has its default.',
     `hostname = "${RECEIVER}"`,
@@ -242,7 +252,7 @@ function mailgateConfig(port: number, dir: string, dnsAddress: string): string {
     '',
     '[milter]',
     'enabled = true',
-    `listen = ["inet:${port}@127.0.0.1"]`,
+    `listen = ["${listen}"]`,
     // The peer checks neither CSA nor a localhost PTR: the same policy leaves both out here.
     'csa = "off"',
     'reject_ptr_localhost = false',
@@ -300,16 +310,22 @@ async function startMailgate(
   dnsAddress: string,
 ): Promise<{ server: MilterServer; what: string }> {
   const port = await freePort();
+  const socketPath = join(dir, 'mailgate.sock');
+  // A stand-in command listens where {port} says; mailgate itself where --mailgate-socket says.
+  const unix = settings.mailgateSocket === 'unix' && !settings.mailgateCmd;
   const config = join(dir, 'mailgate.toml');
-  writeFileSync(config, mailgateConfig(port, dir, dnsAddress));
+  writeFileSync(
+    config,
+    mailgateConfig(unix ? `unix:${socketPath}` : `inet:${port}@127.0.0.1`, dir, dnsAddress),
+  );
   const { command, args, what } = mailgateCommand(settings, port, config, dir);
   const server = await ChildServer.start<ServerName>({
     name: 'mailgate',
     command,
     args,
     cwd: REPO,
-    // `serve` logs "started" at info, which `warn` leaves out: the port says when it is ready.
-    ready: { port },
+    // `serve` logs "started" at info, which `warn` leaves out: the socket says when it is ready.
+    ready: unix ? { path: socketPath } : { port },
     readyTimeoutMs: 30_000,
     stopGraceMs: 5000,
   });
