@@ -28,8 +28,14 @@ export interface WhitelistFileOptions {
   checkIntervalMs?: number;
 }
 
-/** What identifies one version of a file without reading it. */
-function identity(s: {
+/**
+ * What identifies one version of a file without reading it (device, inode, size, times): files
+ * that follow their changes compare it with the last version read.
+ *
+ * @example
+ * if (fileVersion(await stat(path)) !== seen) reread();
+ */
+export function fileVersion(s: {
   dev: number;
   ino: number;
   size: number;
@@ -39,7 +45,13 @@ function identity(s: {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
 }
 
-function errorText(err: unknown): string {
+/**
+ * An error's message, safe for a log line.
+ *
+ * @example
+ * logger.warn({ path, error: errorText(err) }, 'file unreadable');
+ */
+export function errorText(err: unknown): string {
   return escapeForLog(err instanceof Error ? err.message : String(err));
 }
 
@@ -127,7 +139,7 @@ export class WhitelistFile<L> {
     const status = await stat(path);
     if (!status.isFile()) throw new Error('not a regular file');
     const text = await readFile(path, 'utf8');
-    return { ...parser(text, path), identity: identity(status) };
+    return { ...parser(text, path), identity: fileVersion(status) };
   }
 
   /** The list as last read. */
@@ -181,7 +193,7 @@ export class WhitelistFile<L> {
     try {
       if (!force) {
         const status = await stat(this.path);
-        if (identity(status) === this.seen) {
+        if (fileVersion(status) === this.seen) {
           this.reportedFailure = null;
           return true;
         }

@@ -12,6 +12,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { systemClock } from '../checks/budget.js';
 import type { SpfResultWord } from '../checks/spf/types.js';
 import type { Clock } from '../dns/types.js';
+import { errorText, fileVersion } from '../greylist/whitelist-file.js';
 import { escapeForLog } from '../text/index.js';
 import {
   type AccessMapEntry,
@@ -44,21 +45,6 @@ export const MAX_ACCESS_FILE_BYTES = 16 * 1024 * 1024;
 /** Problems written to the log per refused version; the rest are counted. */
 const LOGGED_PROBLEMS = 10;
 
-/** What identifies one version of a file without reading it. */
-function identity(s: {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}): string {
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
-}
-
-function errorText(err: unknown): string {
-  return escapeForLog(err instanceof Error ? err.message : String(err));
-}
-
 /** One version of the file: parsed, with its problems, or unreadable. */
 type Loaded =
   | { map: SpfAccessMap; problems: AccessMapProblem[]; identity: string }
@@ -68,7 +54,7 @@ async function readVersion(path: string): Promise<Loaded> {
   let seen: string | null = null;
   try {
     const status = await stat(path);
-    seen = identity(status);
+    seen = fileVersion(status);
     if (!status.isFile()) return { unreadable: 'not a regular file', identity: seen };
     if (status.size > MAX_ACCESS_FILE_BYTES) {
       return { unreadable: `larger than ${MAX_ACCESS_FILE_BYTES} bytes`, identity: seen };
@@ -199,7 +185,7 @@ export class AccessMapFile {
   private async check(force: boolean): Promise<AccessMapProblem[]> {
     if (!force) {
       try {
-        if (identity(await stat(this.path)) === this.seen) return [];
+        if (fileVersion(await stat(this.path)) === this.seen) return [];
       } catch {
         // Read below, which says what is wrong.
       }
