@@ -33,6 +33,32 @@ export class Tail {
   }
 }
 
+/**
+ * Prints the warnings of a run, after a blank line, when there are any; first adds one for
+ * each server that wrote anything (a peer that complains may be measuring its complaints), with
+ * the last lines it wrote.
+ *
+ * @example
+ * printWarnings(['the machine was shared'], servers.filter((s) => s.name !== 'null'));
+ */
+export function printWarnings(
+  warnings: string[],
+  servers: Iterable<{ name: string; stdout: Tail; stderr: Tail }>,
+): void {
+  for (const s of servers) {
+    if (s.stdout.count + s.stderr.count > 0) {
+      warnings.push(
+        `${s.name} wrote ${s.stdout.count} line(s) to stdout and ${s.stderr.count} to stderr; the last:\n    ` +
+          [...s.stderr.lines, ...s.stdout.lines].slice(-5).join('\n    '),
+      );
+    }
+  }
+  if (warnings.length) {
+    console.log('');
+    for (const w of warnings) console.log(`warning: ${w}`);
+  }
+}
+
 /** How to run a server in a child process and tell when it is ready. */
 export interface ChildServerOptions<Name extends string> {
   /** What the benchmark calls it, in its tables and error messages. */

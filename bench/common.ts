@@ -1,10 +1,10 @@
 /**
- * What the benchmarks share: settings from `--name=value` or the environment, a process's CPU
- * time, free ports and readiness probes on loopback, a seeded PRNG for workloads, and the
- * printing of figures.
+ * What the benchmarks share: settings from `--name=value` or the environment, installing a
+ * Debian peer when root, a process's CPU time, free ports and readiness probes on loopback, a
+ * seeded PRNG for workloads, the error of a peer that failed, and the printing of figures.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 
 /** A setting from `--name=value`, else the environment variable, else the fallback. */
@@ -12,6 +12,140 @@ export function setting(name: string, env: string, fallback: string): string {
   const prefix = `--${name}=`;
   const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
   return arg?.slice(prefix.length) ?? process.env[env] ?? fallback;
+}
+
+/**
+ * A setting of positive whole numbers, comma-separated (`--concurrency=1,50`); throws `invalid`
+ * (the benchmark's own message) when one is not.
+ *
+ * @example
+ * const concurrencies = wholeNumbers('concurrency', 'BENCH_CONCURRENCY', '1,50', 'bench:x: …');
+ */
+export function wholeNumbers(
+  name: string,
+  env: string,
+  fallback: string,
+  invalid: string,
+): number[] {
+  const values = setting(name, env, fallback)
+    .split(',')
+    .map((s) => Number(s.trim()));
+  if (values.some((v) => !(Number.isInteger(v) && v > 0))) throw new Error(invalid);
+  return values;
+}
+
+/**
+ * The first lines of a benchmark's mailgate configuration file: who wrote it, the hostname,
+ * `[log] level = "warn"` (no line per request), the fixture DNS server and a SQLite store; the
+ * doors' tables follow.
+ *
+ * @example
+ * const lines = [...mailgateConfigHead('bench/policy.ts', 'mx.bench.test', dns, db), '[policyd]'];
+ */
+export function mailgateConfigHead(
+  writtenBy: string,
+  hostname: string,
+  dnsAddress: string,
+  dbPath: string,
+): string[] {
+  return [
+    `# Written by ${writtenBy}; everything not set here has its default.`,
+    `hostname = "${hostname}"`,
+    '',
+    '[log]',
+    'level = "warn"',
+    '',
+    '[dns]',
+    `servers = ["${dnsAddress}"]`,
+    '',
+    '[store]',
+    `url = "sqlite:${dbPath}"`,
+  ];
+}
+
+/**
+ * A setting of names, comma-separated (`--servers=mailgate,postgrey`), each one of `allowed`;
+ * throws, naming the benchmark (`bench`), when one is not. With `skipEmpty`, empty items go.
+ *
+ * @example
+ * const only = names('only', 'BENCH_ONLY', 'mailgate,null', ['mailgate', 'null'], 'bench:milter');
+ */
+export function names<Name extends string>(
+  name: string,
+  env: string,
+  fallback: string,
+  allowed: readonly Name[],
+  bench: string,
+  { skipEmpty = false }: { skipEmpty?: boolean } = {},
+): Name[] {
+  const values = setting(name, env, fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => !skipEmpty || s !== '');
+  for (const value of values) {
+    if (!(allowed as readonly string[]).includes(value)) {
+      throw new Error(`${bench}: --${name} takes ${allowed.join(', ')}; got ${value}`);
+    }
+  }
+  return values as Name[];
+}
+
+/**
+ * Installs a Debian package with apt-get (`install -y`, and once more after `apt-get update` if
+ * that fails) when this is root; returns why not when it could not, or undefined when it did.
+ * `what` names the package in the message for a non-root run. With `noStart`, a policy-rc.d
+ * that says 101 stops the package from starting a system service of its own while it installs.
+ *
+ * @example
+ * const why = installDebianPackage('postgrey', 'postgrey (Debian package postgrey)', { noStart: true });
+ * if (why) return { skipped: why };
+ */
+export function installDebianPackage(
+  pkg: string,
+  what: string,
+  { noStart = false }: { noStart?: boolean } = {},
+): string | undefined {
+  if (process.getuid?.() !== 0) {
+    return `${what} is not installed and this is not root, so it cannot be installed`;
+  }
+  const policyRc = '/usr/sbin/policy-rc.d';
+  const createdPolicyRc = noStart && !existsSync(policyRc);
+  if (createdPolicyRc) writeFileSync(policyRc, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const apt = (args: string[]) =>
+      spawnSync('apt-get', args, {
+        encoding: 'utf8',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    console.log(`${pkg} is missing; installing it (apt-get install -y ${pkg})`);
+    let install = apt(['install', '-y', '-q', pkg]);
+    if (install.status !== 0) {
+      apt(['update', '-q']);
+      install = apt(['install', '-y', '-q', pkg]);
+    }
+    if (install.error || install.status !== 0) {
+      const why = install.error?.message ?? install.stderr.trim().split('\n').slice(-3).join(' / ');
+      return `${pkg} could not be installed: ${why}`;
+    }
+    return undefined;
+  } finally {
+    if (createdPolicyRc) rmSync(policyRc, { force: true });
+  }
+}
+
+/**
+ * The error for a request to a peer server that failed: its message, with what the server said
+ * when it has exited.
+ *
+ * @example
+ * throw serverError({ name: 'postgrey', exited: true, said: 'fatal: …' }, err);
+ */
+export function serverError(
+  server: { name: string; exited: boolean; said: string },
+  err: unknown,
+): Error {
+  const why = server.exited ? ` (it exited:\n${server.said})` : '';
+  return new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
 }
 
 const CLOCK_TICKS = (() => {

@@ -73,15 +73,19 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ChildServer, DnsFixture } from './child.js';
+import { ChildServer, DnsFixture, printWarnings } from './child.js';
 import {
   alternatingRounds,
   fmt,
   freePort,
   machineCpuSeconds,
+  mailgateConfigHead,
   median,
+  names,
+  serverError,
   setting,
   table,
+  wholeNumbers,
 } from './common.js';
 import { type Outcome, oneTransaction } from './milter-policy-client.js';
 import {
@@ -159,23 +163,20 @@ function positiveNumber(name: string, env: string, fallback: number, whole = tru
 }
 
 function readSettings(): Settings {
-  const concurrencies = setting('concurrency', 'BENCH_CONCURRENCY', '1,50')
-    .split(',')
-    .map((s) => Number(s.trim()));
-  if (concurrencies.some((c) => !(Number.isInteger(c) && c > 0))) {
-    throw new Error('bench:milter-policy: --concurrency takes positive whole numbers, e.g. 1,50');
-  }
-  const servers = setting('servers', 'BENCH_SERVERS', DEFAULT_SERVERS.join(','))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean) as ServerName[];
-  for (const name of servers) {
-    if (!SERVER_NAMES.includes(name)) {
-      throw new Error(
-        `bench:milter-policy: --servers takes ${SERVER_NAMES.join(', ')}; got ${name}`,
-      );
-    }
-  }
+  const concurrencies = wholeNumbers(
+    'concurrency',
+    'BENCH_CONCURRENCY',
+    '1,50',
+    'bench:milter-policy: --concurrency takes positive whole numbers, e.g. 1,50',
+  );
+  const servers = names(
+    'servers',
+    'BENCH_SERVERS',
+    DEFAULT_SERVERS.join(','),
+    SERVER_NAMES,
+    'bench:milter-policy',
+    { skipEmpty: true },
+  );
   if (servers.length === 0) throw new Error('bench:milter-policy: --servers names no server');
   const from = setting('from', 'BENCH_FROM', 'source');
   if (from !== 'source' && from !== 'dist') {
@@ -235,17 +236,7 @@ function loud(lines: string[]): string {
 /** The configuration of the brief, with `[log] level = "warn"` (no line per message). */
 function mailgateConfig(listen: string, dir: string, dnsAddress: string): string {
   return [
-    '# Written by bench/milter-policy.ts; everything not set here has its default.',
-    `hostname = "${RECEIVER}"`,
-    '',
-    '[log]',
-    'level = "warn"',
-    '',
-    '[dns]',
-    `servers = ["${dnsAddress}"]`,
-    '',
-    '[store]',
-    `url = "sqlite:${join(dir, 'mailgate.db')}"`,
+    ...mailgateConfigHead('bench/milter-policy.ts', RECEIVER, dnsAddress, join(dir, 'mailgate.db')),
     '',
     '[policyd]',
     'enabled = false',
@@ -407,11 +398,6 @@ interface Round {
   otherCpu: number | undefined;
 }
 
-function describe(server: MilterServer, err: unknown): Error {
-  const why = server.exited ? ` (it exited:\n${server.said})` : '';
-  return new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
-}
-
 /**
  * Transactions for `seconds` (or, without `seconds`, each case once) on `concurrency`
  * connections at a time, starting at the first case.
@@ -445,7 +431,7 @@ async function round(
       }),
     );
   } catch (err) {
-    throw describe(server, err);
+    throw serverError(server, err);
   }
   const elapsed = (performance.now() - start) / 1000;
   const cpu1 = server.cpuSeconds();
@@ -887,20 +873,10 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
       );
     }
 
-    for (const s of servers) {
-      if ((s.name === 'mailgate' && standIn) || s.name === 'null') continue;
-      const lines = s.stdout.count + s.stderr.count;
-      if (lines > 0) {
-        warnings.push(
-          `${s.name} wrote ${s.stdout.count} line(s) to stdout and ${s.stderr.count} to stderr; the last:\n    ` +
-            [...s.stderr.lines, ...s.stdout.lines].slice(-5).join('\n    '),
-        );
-      }
-    }
-    if (warnings.length) {
-      console.log('');
-      for (const w of warnings) console.log(`warning: ${w}`);
-    }
+    printWarnings(
+      warnings,
+      servers.filter((s) => !((s.name === 'mailgate' && standIn) || s.name === 'null')),
+    );
     const bad = options.notes.filter((n) => n.startsWith(LOUD));
     if (bad.length || standIn) {
       console.log('');

@@ -51,7 +51,16 @@ import { fileURLToPath } from 'node:url';
 import { Protocol } from '../src/milter/constants.js';
 import { MilterClient, type MilterResponse } from '../src/milter/testing/index.js';
 import { ChildServer } from './child.js';
-import { fmt, freePort, median, setting, table } from './common.js';
+import {
+  fmt,
+  freePort,
+  installDebianPackage,
+  median,
+  names,
+  setting,
+  table,
+  wholeNumbers,
+} from './common.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -81,20 +90,13 @@ interface Settings {
 }
 
 function readSettings(): Settings {
-  const concurrencies = setting('concurrency', 'BENCH_CONCURRENCY', '1,50')
-    .split(',')
-    .map((s) => Number(s.trim()));
-  if (concurrencies.some((c) => !(Number.isInteger(c) && c > 0))) {
-    throw new Error('bench:milter: --concurrency must be positive whole numbers, e.g. 1,50');
-  }
-  const only = setting('only', 'BENCH_ONLY', SERVER_NAMES.join(','))
-    .split(',')
-    .map((s) => s.trim()) as ServerName[];
-  for (const name of only) {
-    if (!SERVER_NAMES.includes(name)) {
-      throw new Error(`bench:milter: --only takes ${SERVER_NAMES.join(', ')}; got ${name}`);
-    }
-  }
+  const concurrencies = wholeNumbers(
+    'concurrency',
+    'BENCH_CONCURRENCY',
+    '1,50',
+    'bench:milter: --concurrency must be positive whole numbers, e.g. 1,50',
+  );
+  const only = names('only', 'BENCH_ONLY', SERVER_NAMES.join(','), SERVER_NAMES, 'bench:milter');
   if (!only.includes('mailgate')) throw new Error('bench:milter: --only must include mailgate');
   return {
     concurrencies,
@@ -175,27 +177,8 @@ function findPymilter(): Python | undefined {
 function pymilterOrWhyNot(): Python | { skipped: string } {
   const found = findPymilter();
   if (found) return found;
-  if (process.getuid?.() !== 0) {
-    return {
-      skipped:
-        'python3-milter (Debian package) is not installed and this is not root, so it cannot be installed',
-    };
-  }
-  const apt = (args: string[]) =>
-    spawnSync('apt-get', args, {
-      encoding: 'utf8',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  console.log('python3-milter is missing; installing it (apt-get install -y python3-milter)');
-  let install = apt(['install', '-y', '-q', 'python3-milter']);
-  if (install.status !== 0) {
-    apt(['update', '-q']);
-    install = apt(['install', '-y', '-q', 'python3-milter']);
-  }
-  if (install.error || install.status !== 0) {
-    const why = install.error?.message ?? install.stderr.trim().split('\n').slice(-3).join(' / ');
-    return { skipped: `python3-milter could not be installed: ${why}` };
-  }
+  const why = installDebianPackage('python3-milter', 'python3-milter (Debian package)');
+  if (why) return { skipped: why };
   return (
     findPymilter() ?? { skipped: 'python3-milter installed, but no python3 can import Milter' }
   );

@@ -60,8 +60,19 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ChildServer, DnsFixture } from './child.js';
-import { alternatingRounds, fmt, freePort, median, setting, table } from './common.js';
+import { ChildServer, DnsFixture, printWarnings } from './child.js';
+import {
+  alternatingRounds,
+  fmt,
+  freePort,
+  installDebianPackage,
+  mailgateConfigHead,
+  median,
+  names,
+  serverError,
+  setting,
+  table,
+} from './common.js';
 import { formatSummary, summariseProfile } from './cpuprofile-top.js';
 import {
   buildPolicyWorld,
@@ -108,14 +119,13 @@ function readSettings(): Settings {
   if (only !== '' && !(only in CONCURRENCIES)) {
     throw new Error(`bench:policy: --only takes c1 or c50, got ${only}`);
   }
-  const servers = setting('servers', 'BENCH_SERVERS', SERVER_NAMES.join(','))
-    .split(',')
-    .map((s) => s.trim()) as ServerName[];
-  for (const name of servers) {
-    if (!SERVER_NAMES.includes(name)) {
-      throw new Error(`bench:policy: --servers takes ${SERVER_NAMES.join(', ')}; got ${name}`);
-    }
-  }
+  const servers = names(
+    'servers',
+    'BENCH_SERVERS',
+    SERVER_NAMES.join(','),
+    SERVER_NAMES,
+    'bench:policy',
+  );
   const from = setting('from', 'BENCH_FROM', 'source');
   if (from !== 'source' && from !== 'dist') {
     throw new Error(`bench:policy: --from takes source or dist, got ${from}`);
@@ -157,17 +167,7 @@ async function startMailgate(
   writeFileSync(
     config,
     [
-      '# Written by bench/policy.ts; everything not set here has its default.',
-      'hostname = "mx.bench.test"',
-      '',
-      '[log]',
-      'level = "warn"',
-      '',
-      '[dns]',
-      `servers = ["${dnsAddress}"]`,
-      '',
-      '[store]',
-      `url = "sqlite:${join(dir, 'bench.db')}"`,
+      ...mailgateConfigHead('bench/policy.ts', 'mx.bench.test', dnsAddress, join(dir, 'bench.db')),
       '',
       '[policyd]',
       `listen = ["inet:${port}@127.0.0.1"]`,
@@ -249,35 +249,11 @@ function postgreyVersion(path: string): string {
 function postgreyOrWhyNot(): { path: string } | { skipped: string } {
   const found = findPostgrey();
   if (found) return { path: found };
-  if (process.getuid?.() !== 0) {
-    return {
-      skipped:
-        'postgrey (Debian package postgrey) is not installed and this is not root, so it cannot be installed',
-    };
-  }
-  // The package would start a system postgrey on port 10023; a policy-rc.d that says 101 stops it.
-  const policyRc = '/usr/sbin/policy-rc.d';
-  const createdPolicyRc = !existsSync(policyRc);
-  if (createdPolicyRc) writeFileSync(policyRc, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    const apt = (args: string[]) =>
-      spawnSync('apt-get', args, {
-        encoding: 'utf8',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    console.log('postgrey is missing; installing it (apt-get install -y postgrey)');
-    let install = apt(['install', '-y', '-q', 'postgrey']);
-    if (install.status !== 0) {
-      apt(['update', '-q']);
-      install = apt(['install', '-y', '-q', 'postgrey']);
-    }
-    if (install.error || install.status !== 0) {
-      const why = install.error?.message ?? install.stderr.trim().split('\n').slice(-3).join(' / ');
-      return { skipped: `postgrey could not be installed: ${why}` };
-    }
-  } finally {
-    if (createdPolicyRc) rmSync(policyRc, { force: true });
-  }
+  // The package would start a system postgrey on port 10023; noStart stops it.
+  const why = installDebianPackage('postgrey', 'postgrey (Debian package postgrey)', {
+    noStart: true,
+  });
+  if (why) return { skipped: why };
   const path = findPostgrey();
   return path ? { path } : { skipped: 'postgrey installed, but not found on PATH' };
 }
@@ -448,11 +424,6 @@ class Tally {
   }
 }
 
-function describe(server: PolicyServer, err: unknown): Error {
-  const why = server.exited ? ` (it exited:\n${server.said})` : '';
-  return new Error(`${server.name}: ${(err as Error).message}${why}`, { cause: err });
-}
-
 /** Every request once, `concurrency` connections at a time; the classes by request index. */
 async function fullPass(
   server: PolicyServer,
@@ -466,7 +437,7 @@ async function fullPass(
   const connections = await Promise.all(
     Array.from({ length: concurrency }, () => PolicyConnection.open(server.port)),
   ).catch((err: unknown) => {
-    throw describe(server, err);
+    throw serverError(server, err);
   });
   try {
     await Promise.all(
@@ -478,7 +449,7 @@ async function fullPass(
       }),
     );
   } catch (err) {
-    throw describe(server, err);
+    throw serverError(server, err);
   } finally {
     for (const c of connections) c.close();
   }
@@ -509,7 +480,7 @@ async function timedRound(
   const connections = await Promise.all(
     Array.from({ length: concurrency }, () => PolicyConnection.open(server.port)),
   ).catch((err: unknown) => {
-    throw describe(server, err);
+    throw serverError(server, err);
   });
   const tally = new Tally();
   let next = 0;
@@ -537,7 +508,7 @@ async function timedRound(
       }),
     );
   } catch (err) {
-    throw describe(server, err);
+    throw serverError(server, err);
   } finally {
     clearTimeout(hang);
     for (const c of connections) c.close();
@@ -865,19 +836,10 @@ async function main(): Promise<number> {
       }
     }
 
-    for (const s of servers) {
-      const lines = s.stdout.count + s.stderr.count;
-      if (s.name !== 'trivial' && lines > 0) {
-        warnings.push(
-          `${s.name} wrote ${s.stdout.count} line(s) to stdout and ${s.stderr.count} to stderr; the last:\n    ` +
-            [...s.stderr.lines, ...s.stdout.lines].slice(-5).join('\n    '),
-        );
-      }
-    }
-    if (warnings.length) {
-      console.log('');
-      for (const w of warnings) console.log(`warning: ${w}`);
-    }
+    printWarnings(
+      warnings,
+      servers.filter((s) => s.name !== 'trivial'),
+    );
     return 0;
   } finally {
     clearTimeout(watchdog);

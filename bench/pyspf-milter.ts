@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChildServer } from './child.js';
+import { installDebianPackage } from './common.js';
 
 export const PEER_NAME = 'pyspf-milter';
 const PROGRAM = '/usr/bin/pyspf-milter';
@@ -64,36 +65,11 @@ function findPeer(): PeerProgram | undefined {
 export function peerOrWhyNot(): PeerProgram | { missing: string } {
   const found = findPeer();
   if (found) return found;
-  if (process.getuid?.() !== 0) {
-    return {
-      missing:
-        'pyspf-milter (Debian package pyspf-milter) is not installed and this is not root, so it cannot be installed',
-    };
-  }
-  // The package would start a system pyspf-milter on port 8893; a policy-rc.d that says 101
-  // stops that.
-  const policyRc = '/usr/sbin/policy-rc.d';
-  const createdPolicyRc = !existsSync(policyRc);
-  if (createdPolicyRc) writeFileSync(policyRc, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    const apt = (args: string[]) =>
-      spawnSync('apt-get', args, {
-        encoding: 'utf8',
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      });
-    console.log('pyspf-milter is missing; installing it (apt-get install -y pyspf-milter)');
-    let install = apt(['install', '-y', '-q', 'pyspf-milter']);
-    if (install.status !== 0) {
-      apt(['update', '-q']);
-      install = apt(['install', '-y', '-q', 'pyspf-milter']);
-    }
-    if (install.error || install.status !== 0) {
-      const why = install.error?.message ?? install.stderr.trim().split('\n').slice(-3).join(' / ');
-      return { missing: `pyspf-milter could not be installed: ${why}` };
-    }
-  } finally {
-    if (createdPolicyRc) rmSync(policyRc, { force: true });
-  }
+  // The package would start a system pyspf-milter on port 8893; noStart stops that.
+  const why = installDebianPackage('pyspf-milter', 'pyspf-milter (Debian package pyspf-milter)', {
+    noStart: true,
+  });
+  if (why) return { missing: why };
   return findPeer() ?? { missing: 'pyspf-milter installed, but spf_engine does not import' };
 }
 

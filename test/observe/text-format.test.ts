@@ -2,7 +2,7 @@
 // `[log] format = "text"` whose standard output is read as text.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import {
   setLogLevel,
 } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import { writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { policyClient, rcptRequest } from '../support/policy-client.js';
 
@@ -343,18 +344,11 @@ describe('text log format: the daemon', () => {
   });
 
   async function writeConfig(name: string, format: LogFormat): Promise<string> {
-    const path = join(dir, `${name}.toml`);
-    await writeFile(
-      path,
-      `hostname = "mx1.mailgate.test"
-[log]
-level = "debug"
-format = "${format}"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, `${name}.db`)}"
-[milter]
+    return writeDaemonConfig(dir, name, {
+      dnsPort: dns.port,
+      hostname: 'mx1.mailgate.test',
+      log: `level = "debug"\nformat = "${format}"`,
+      rest: `[milter]
 listen = ["inet:0@127.0.0.1"]
 [policyd]
 listen = ["inet:0@127.0.0.1"]
@@ -363,8 +357,7 @@ period = "1s"
 penalty = "1s"
 dnsbl = ["bl.test"]
 `,
-    );
-    return path;
+    });
   }
 
   it('writes text lines on standard output when [log] format = "text", flushed at exit', async () => {

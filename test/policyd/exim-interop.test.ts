@@ -4,19 +4,22 @@
  * chooses, and against mailgate's daemon with its policy engine and fixture DNS.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { createLogger } from '../../src/observe/index.js';
 import {
   createPolicyServer,
   type PolicyRequest,
   type PolicyServer,
 } from '../../src/policyd/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import {
+  captureLogger as captureDaemonLogger,
+  doorPort,
+  writeDaemonConfig,
+} from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { EximRig, type HostCheck, skipUnlessExim } from '../support/exim.js';
 import { captureLogger } from './helpers.js';
@@ -400,7 +403,7 @@ describe("Exim with the guide's HELO and RCPT ACLs, against mailgate", { timeout
   let dir: string;
   let daemon: Daemon;
   let policy: string;
-  const lines: Array<Record<string, unknown>> = [];
+  let lines: Array<Record<string, unknown>> = [];
   /** Both ACLs, mailgate_helo named as the HELO ACL. */
   let rig: EximRig | undefined;
   /** The same, with the guide's fail-open statements in mailgate_helo. */
@@ -438,15 +441,10 @@ describe("Exim with the guide's HELO and RCPT ACLs, against mailgate", { timeout
       '7.2.0.192.bl.test': [{ A: '127.0.0.2' }],
     });
     dir = await mkdtemp(join(tmpdir(), 'mailgate-exim-daemon-'));
-    const config = join(dir, 'mailgate.toml');
-    await writeFile(
-      config,
-      `hostname = "${HOSTNAME}"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, 'mailgate.db')}"
-[policyd]
+    const config = await writeDaemonConfig(dir, 'mailgate', {
+      dnsPort: dns.port,
+      hostname: HOSTNAME,
+      rest: `[policyd]
 listen = ["inet:0@127.0.0.1"]
 mode = "exim"
 [milter]
@@ -458,20 +456,11 @@ enabled = false
 [greylist]
 dnsbl = ["bl.test"]
 `,
-    );
-    const logger = createLogger({
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _encoding, done) {
-          for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-          done();
-        },
-      }),
     });
-    daemon = await Daemon.start({ configPath: config, logger });
-    const address = daemon.addresses.find((a) => a.door === 'policyd');
-    assert.ok(address && address.kind === 'inet');
-    policy = `inet:127.0.0.1:${address.port}`;
+    const captured = captureDaemonLogger('info');
+    lines = captured.lines;
+    daemon = await Daemon.start({ configPath: config, logger: captured.logger });
+    policy = `inet:127.0.0.1:${doorPort(daemon, 'policyd')}`;
     if (process.getuid?.() !== 0) return;
     try {
       rig = await EximRig.create({

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../../src/config/index.js';
 import { Daemon } from '../../src/serve/index.js';
-import { captureLogger } from '../support/daemon-rig.js';
+import { captureLogger, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { policyClient, rcptRequest } from '../support/policy-client.js';
 
@@ -30,17 +30,11 @@ after(async () => {
 });
 
 async function writeConfig(name: string, extra = '', greylist = ''): Promise<string> {
-  const path = join(dir, `${name}.toml`);
-  await writeFile(
-    path,
-    `hostname = "mx1.mailgate.test"
-[log]
-level = "debug"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, `${name}.db`)}"
-[milter]
+  return writeDaemonConfig(dir, name, {
+    dnsPort: dns.port,
+    hostname: 'mx1.mailgate.test',
+    log: 'level = "debug"',
+    rest: `[milter]
 listen = ["inet:0@127.0.0.1"]
 [policyd]
 listen = ["inet:0@127.0.0.1"]
@@ -51,8 +45,7 @@ penalty = "1s"
 dnsbl = ["bl.test"]
 ${greylist}
 `,
-  );
-  return path;
+  });
 }
 
 function portOf(daemon: Daemon): number {

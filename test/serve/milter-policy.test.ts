@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { MilterClient, type MilterResponse } from '../../src/milter/index.js';
 import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
-import { captureLogger, doorPort } from '../support/daemon-rig.js';
+import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 
 const ZONE = {
@@ -59,17 +59,10 @@ interface Rig {
 }
 
 async function startRig(name: string, extra = '', spfExtra = ''): Promise<Rig> {
-  const path = join(dir, `${name}.toml`);
-  await writeFile(
-    path,
-    `hostname = "mx.mailgate.test"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-timeout = "300ms"
-attempts = 1
-[store]
-url = "sqlite:${join(dir, `${name}.db`)}"
-[policyd]
+  const path = await writeDaemonConfig(dir, name, {
+    dnsPort: dns.port,
+    dns: 'timeout = "300ms"\nattempts = 1',
+    rest: `[policyd]
 enabled = false
 [milter]
 listen = ["inet:0@127.0.0.1"]
@@ -85,7 +78,7 @@ enabled = false
 [greylist]
 enabled = false
 `,
-  );
+  });
   const { logger, lines } = captureLogger();
   const daemon = await Daemon.start({ configPath: path, logger });
   return { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
@@ -325,15 +318,9 @@ describe('milter policy', () => {
 
 describe('milter policy with reject_noptr', () => {
   test('a sender with no SPF, no valid HELO and no PTR is refused', async () => {
-    const path = join(dir, 'noptr2.toml');
-    await writeFile(
-      path,
-      `hostname = "mx.mailgate.test"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, 'noptr2.db')}"
-[policyd]
+    const path = await writeDaemonConfig(dir, 'noptr2', {
+      dnsPort: dns.port,
+      rest: `[policyd]
 enabled = false
 [milter]
 listen = ["inet:0@127.0.0.1"]
@@ -342,7 +329,7 @@ reject_noptr = true
 [greylist]
 enabled = false
 `,
-    );
+    });
     const logger = createLogger({ level: 'silent' });
     const daemon = await Daemon.start({ configPath: path, logger });
     try {
@@ -446,15 +433,9 @@ describe('SPF policy options', () => {
 });
 
 test('[milter] greylist: the first attempt waits at RCPT, a retry after the period gets X-Greylist', async () => {
-  const path = join(dir, 'greylist.toml');
-  await writeFile(
-    path,
-    `hostname = "mx.mailgate.test"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, 'greylist.db')}"
-[policyd]
+  const path = await writeDaemonConfig(dir, 'greylist', {
+    dnsPort: dns.port,
+    rest: `[policyd]
 enabled = false
 [milter]
 listen = ["inet:0@127.0.0.1"]
@@ -466,7 +447,7 @@ enabled = false
 [greylist]
 period = "1s"
 `,
-  );
+  });
   const { logger, lines } = captureLogger('info');
   const daemon = await Daemon.start({ configPath: path, logger });
   try {

@@ -3,12 +3,12 @@
  * HELO policy at HELO (Exim's HELO ACL), the SPF policy at MAIL and RCPT, greylisting at RCPT.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Daemon } from '../../src/serve/index.js';
-import { captureLogger, doorPort } from '../support/daemon-rig.js';
+import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { type PolicyClient, policyClient, rcptRequest } from '../support/policy-client.js';
 
@@ -30,15 +30,9 @@ after(async () => {
 });
 
 async function start(name: string, policyd: string) {
-  const path = join(dir, `${name}.toml`);
-  await writeFile(
-    path,
-    `hostname = "mx.mailgate.test"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, `${name}.db`)}"
-[milter]
+  const path = await writeDaemonConfig(dir, name, {
+    dnsPort: dns.port,
+    rest: `[milter]
 enabled = false
 [policyd]
 listen = ["inet:0@127.0.0.1"]
@@ -48,7 +42,7 @@ enabled = false
 [greylist]
 enabled = false
 `,
-  );
+  });
   const { logger, lines } = captureLogger('info');
   const daemon = await Daemon.start({ configPath: path, logger });
   return { daemon, client: await policyClient(doorPort(daemon, 'policyd')), lines };

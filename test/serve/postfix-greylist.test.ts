@@ -5,17 +5,16 @@
  * message carries X-Greylist.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
+import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { type PostfixRig, startPostfix } from '../support/postfix.js';
+import { guideBlock, mainCfLines, waitForBanner } from '../support/postfix-guide.js';
 import { skipUnlessAvailable } from '../support/programs.js';
 
 /**
@@ -23,57 +22,21 @@ import { skipUnlessAvailable } from '../support/programs.js';
  * daemon's real port for the documented 10027: the guide and the test cannot drift apart.
  */
 async function documentedMainCf(port: number): Promise<Record<string, string>> {
-  const guide = await readFile(
-    new URL('../../docs/integration/postfix.md', import.meta.url),
-    'utf8',
+  const block = await guideBlock(
+    'docs/integration/postfix.md',
+    /<!-- postfix-policy:start -->\n```\n([\s\S]*?)```\n<!-- postfix-policy:end -->/,
+    'the postfix-policy block',
   );
-  const block =
-    /<!-- postfix-policy:start -->\n```\n([\s\S]*?)```\n<!-- postfix-policy:end -->/.exec(
-      guide,
-    )?.[1];
-  assert.ok(block, 'docs/integration/postfix.md has the postfix-policy block');
-  const params: Record<string, string> = {};
-  for (const line of block.split('\n')) {
-    const m = /^(\w+) = (.*)$/.exec(line);
-    if (m)
-      params[m[1] as string] = (m[2] as string).replace('127.0.0.1:10027', `127.0.0.1:${port}`);
-  }
+  const params = Object.fromEntries(
+    Object.entries(mainCfLines(block)).map(([name, value]) => [
+      name,
+      value.replace('127.0.0.1:10027', `127.0.0.1:${port}`),
+    ]),
+  );
   assert.ok(
     params.smtpd_recipient_restrictions?.includes(`check_policy_service inet:127.0.0.1:${port}`),
   );
   return params;
-}
-
-/**
- * Waits until smtpd greets a fresh connection (a 220 line), for up to `timeoutMs`: the first
- * smtpd of a new master can take a while to start on a loaded machine, and swaks gives up after
- * 30 s of silence.
- */
-async function waitForBanner(port: number, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const greeted = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      let text = '';
-      const done = (ok: boolean) => {
-        socket.destroy();
-        resolve(ok);
-      };
-      socket.setTimeout(Math.max(1000, deadline - Date.now()), () => done(false));
-      socket.on('data', (chunk) => {
-        text += String(chunk);
-        if (/^220[ -]/m.test(text)) {
-          socket.end('QUIT\r\n');
-          done(true);
-        }
-      });
-      socket.on('error', () => done(false));
-    });
-    if (greeted) return;
-    if (Date.now() > deadline)
-      throw new Error(`smtpd on port ${port} sent no banner in ${timeoutMs} ms`);
-    await sleep(500);
-  }
 }
 
 test('Postfix check_policy_service: 450 first, accepted after the period, X-Greylist added', async (t) => {
@@ -82,18 +45,12 @@ test('Postfix check_policy_service: 450 first, accepted after the period, X-Grey
   let dns: FixtureDnsServer | undefined;
   let daemon: Daemon | undefined;
   let rig: PostfixRig | undefined;
-  const log: string[] = [];
+  let log: Array<Record<string, unknown>> = [];
   try {
     dns = await startDnsServer({});
-    const config = join(dir, 'mailgate.toml');
-    await writeFile(
-      config,
-      `hostname = "mx.mailgate.test"
-[dns]
-servers = ["127.0.0.1:${dns.port}"]
-[store]
-url = "sqlite:${join(dir, 'mailgate.db')}"
-[policyd]
+    const config = await writeDaemonConfig(dir, 'mailgate', {
+      dnsPort: dns.port,
+      rest: `[policyd]
 listen = ["inet:0@127.0.0.1"]
 [milter]
 listen = ["inet:0@127.0.0.1"]
@@ -104,22 +61,13 @@ enabled = false
 period = "3s"
 penalty = "10m"
 `,
-    );
-    const logger = createLogger({
-      level: 'debug',
-      destination: new Writable({
-        write(chunk, _encoding, done) {
-          log.push(String(chunk));
-          done();
-        },
-      }),
     });
+    const { logger, lines } = captureLogger('debug');
+    log = lines;
     daemon = await Daemon.start({ configPath: config, logger });
-    const address = daemon.addresses[0];
-    assert.ok(address?.kind === 'inet');
     // The guide's check_policy_service clause, asked first: the rig's client is 127.0.0.1, one
     // of the rig's own networks, which the guide's order would permit before mailgate is asked.
-    const documented = await documentedMainCf(address.port);
+    const documented = await documentedMainCf(doorPort(daemon, 'policyd'));
     const clause = /check_policy_service \S+/.exec(
       documented.smtpd_recipient_restrictions ?? '',
     )?.[0];
@@ -175,7 +123,7 @@ penalty = "10m"
     ]);
   } catch (err) {
     if (rig) t.diagnostic(`maillog:\n${rig.maillog()}`);
-    t.diagnostic(`mailgate log:\n${log.join('')}`);
+    t.diagnostic(`mailgate log:\n${log.map((l) => JSON.stringify(l)).join('\n')}`);
     throw err;
   } finally {
     await rig?.stop();

@@ -55,8 +55,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -68,12 +67,19 @@ import { parseConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
 import {
+  checkLogs,
+  checkNoStrayDeliveries,
+  checkOutcome,
+  LOG_TIMEOUT_MS,
+  sendWithSwaks,
+  show,
+} from '../milter/case-check.js';
+import {
   type CaseExtension,
   CaseSyntaxError,
   type CaseTransaction,
   globToRegExp,
   type MilterCase,
-  messageText,
   parseCase,
   readCase,
 } from '../milter/case-file.js';
@@ -87,14 +93,12 @@ import {
   whyNoNamespaceMx,
 } from '../support/netns-mx.js';
 import { type PostfixRig, startPostfix } from '../support/postfix.js';
+import { guideBlock, mainCfLines, waitForBanner } from '../support/postfix-guide.js';
 import { skipUnlessAvailable } from '../support/programs.js';
-import { type MessageHeader, parseMessage } from '../support/smtp-sink.js';
 import type { SmtpExchange } from '../support/smtp-transcript.js';
 
 const CASES = fileURLToPath(new URL('./milter-cases/', import.meta.url));
 const EXTENSIONS: readonly CaseExtension[] = ['xclient', 'config', 'header-first', 'mx'];
-const DELIVERY_TIMEOUT_MS = 20_000;
-const LOG_TIMEOUT_MS = 10_000;
 
 /** The DNS world of the cases, in the fixture server's zone format. */
 const ZONE = {
@@ -207,45 +211,15 @@ function needsMx(c: MilterCase, base: Table): boolean {
  * tested.
  */
 async function documentedMainCf(port: number): Promise<Record<string, string>> {
-  const guide = await readFile(new URL('../../docs/milter-policy.md', import.meta.url), 'utf8');
-  const section = /^## Setting it up\n([\s\S]*?)(?=^## |$(?![\s\S]))/m.exec(guide)?.[1] ?? '';
-  const block = /Postfix \(`main\.cf`\):\n\n((?: {4}.*\n)+)/.exec(section)?.[1];
-  assert.ok(block, 'docs/milter-policy.md "Setting it up" has the Postfix main.cf block');
-  const params: Record<string, string> = {};
-  for (const line of block.split('\n')) {
-    const m = /^ {4}(\w+) = (.*)$/.exec(line);
-    if (m) params[m[1] as string] = m[2] as string;
-  }
+  const block = await guideBlock(
+    'docs/milter-policy.md',
+    /^## Setting it up\n(?:(?!^## )[\s\S])*?Postfix \(`main\.cf`\):\n\n((?: {4}.*\n)+)/m,
+    'the Postfix main.cf block in "Setting it up"',
+  );
+  const params = mainCfLines(block);
   assert.equal(params['smtpd_milters'], 'inet:127.0.0.1:10028', 'the guide names the default port');
   params['smtpd_milters'] = `inet:127.0.0.1:${port}`;
   return params;
-}
-
-/** Waits until smtpd greets a fresh connection: the first smtpd of a new master can be slow. */
-async function waitForBanner(port: number, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const greeted = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      let text = '';
-      const done = (ok: boolean) => {
-        socket.destroy();
-        resolve(ok);
-      };
-      socket.setTimeout(Math.max(1000, deadline - Date.now()), () => done(false));
-      socket.on('data', (chunk) => {
-        text += String(chunk);
-        if (/^220[ -]/m.test(text)) {
-          socket.end('QUIT\r\n');
-          done(true);
-        }
-      });
-      socket.on('error', () => done(false));
-    });
-    if (greeted) return;
-    if (Date.now() > deadline) throw new Error(`smtpd on port ${port} sent no banner`);
-    await sleep(500);
-  }
 }
 
 /** An XCLIENT value as xtext (RFC 3461): `+`, `=` and every byte outside ! to ~ as +HH. */
@@ -270,73 +244,6 @@ function clientSession(c: MilterCase, transcript: SmtpExchange[]): SmtpExchange[
   const handover = transcript[at]!;
   assert.match(handover.reply.at(-1) ?? '', /^220 /, 'XCLIENT was refused');
   return [{ stage: 'banner', command: '', reply: handover.reply }, ...transcript.slice(at + 1)];
-}
-
-const isPositive = (exchange: SmtpExchange) => /^2/.test(exchange.reply.at(-1) ?? '');
-
-function show(exchanges: readonly SmtpExchange[]): string {
-  return exchanges
-    .map((e) => `${e.command || `(${e.stage})`}\n${e.reply.map((r) => `    ${r}`).join('\n')}`)
-    .join('\n');
-}
-
-/** Waits until `lines()` holds a line containing the glob. */
-async function waitForLine(lines: () => string[], glob: string, what: string): Promise<void> {
-  const pattern = globToRegExp(glob, { anywhere: true });
-  const deadline = Date.now() + LOG_TIMEOUT_MS;
-  while (!lines().some((l) => pattern.test(l))) {
-    if (Date.now() > deadline) assert.fail(`${what}: no line contains ${JSON.stringify(glob)}`);
-    await sleep(100);
-  }
-}
-
-function headerMatches(header: MessageHeader | undefined, want: { name: string; value?: string }) {
-  return (
-    header !== undefined &&
-    header.name.toLowerCase() === want.name.toLowerCase() &&
-    globToRegExp(want.value ?? '*').test(header.value)
-  );
-}
-
-/** Checks a message (delivered, or on hold) against the transaction's expectations. */
-function checkMessage(tx: CaseTransaction, headers: MessageHeader[], body: string): void {
-  const values = (name: string) =>
-    headers.filter((h) => h.name.toLowerCase() === name.toLowerCase()).map((h) => h.value);
-  const listing = `the message's header:\n${headers.map((h) => `${h.name}: ${h.value}`).join('\n')}`;
-  const pick = (all: string[], occurrence: number | undefined) =>
-    occurrence ? all.slice(occurrence - 1, occurrence) : all;
-  for (const want of tx.headerHas) {
-    const pattern = globToRegExp(want.value ?? '*');
-    assert.ok(
-      pick(values(want.name), want.occurrence).some((v) => pattern.test(v)),
-      `HEADER-HAS ${want.name}${want.occurrence ? `[${want.occurrence}]` : ''}: ${want.value}\n${listing}`,
-    );
-  }
-  for (const unwanted of tx.headerLacks) {
-    const pattern = globToRegExp(unwanted.value ?? '*');
-    assert.ok(
-      !pick(values(unwanted.name), unwanted.occurrence).some((v) => pattern.test(v)),
-      `HEADER-LACKS ${unwanted.name}${unwanted.occurrence ? `[${unwanted.occurrence}]` : ''}` +
-        `${unwanted.value === undefined ? '' : `: ${unwanted.value}`}\n${listing}`,
-    );
-  }
-  if (tx.headerFirst) {
-    assert.ok(
-      headerMatches(headers[0], tx.headerFirst),
-      `HEADER-FIRST ${tx.headerFirst.name}: ${tx.headerFirst.value}\n${listing}`,
-    );
-  }
-  if (tx.headerLast) {
-    assert.ok(
-      headerMatches(headers.at(-1), tx.headerLast),
-      `HEADER-LAST ${tx.headerLast.name}: ${tx.headerLast.value}\n${listing}`,
-    );
-  }
-  if (tx.bodyIs !== undefined) assert.equal(body, tx.bodyIs, 'BODY-IS');
-  for (const text of tx.bodyHas) assert.ok(body.includes(text), `BODY-HAS ${text}\nbody:\n${body}`);
-  for (const text of tx.bodyLacks) {
-    assert.ok(!body.includes(text), `BODY-LACKS ${text}\nbody:\n${body}`);
-  }
 }
 
 interface RunState {
@@ -370,33 +277,12 @@ async function configure(c: MilterCase, state: RunState): Promise<void> {
 
 /** Sends a transaction of the case with swaks; returns the dialogue of the case's client. */
 async function send(c: MilterCase, tx: CaseTransaction, state: RunState): Promise<SmtpExchange[]> {
-  // --no-data-fixup sends the file as it is, then CRLF: so the file is dot-stuffed and ends in ".".
   const n = c.transactions.indexOf(tx);
   const dataFile = join(state.workDir, `${c.name}${n > 0 ? `-${n + 1}` : ''}.eml`);
-  await writeFile(dataFile, `${messageText(c, tx).replace(/^\./gm, '..')}.`);
-  const args = [
-    '--helo',
-    c.helo,
-    '--from',
-    tx.from === '' ? '<>' : tx.from,
-    '--to',
-    tx.to.join(','),
-    '--data',
-    `@${dataFile}`,
-    '--no-data-fixup',
-    '--timeout',
-    '30s',
-  ];
-  if (c.xclient.length) {
-    args.push('--xclient', c.xclient.map((a) => `${a.name}=${xtext(a.value)}`).join(' '));
-  }
-  const run = await state.rig.swaks(args);
-  assert.ok(!run.timedOut, `swaks timed out:\n${run.stdout}\n${run.stderr}`);
-  assert.ok(
-    run.transcript.length > 0,
-    `swaks printed no dialogue (exit ${run.code}):\n${run.stderr}`,
-  );
-  return clientSession(c, run.transcript);
+  const xclient = c.xclient.length
+    ? ['--xclient', c.xclient.map((a) => `${a.name}=${xtext(a.value)}`).join(' ')]
+    : [];
+  return clientSession(c, await sendWithSwaks(state.rig, c, tx, dataFile, xclient));
 }
 
 /** What the call-back MX saw between two snapshots. */
@@ -440,70 +326,13 @@ async function checkTransaction(
   mxBefore: MxSnapshot | undefined,
 ): Promise<void> {
   const { rig } = state;
-  for (const want of tx.replies) {
-    const got = exchanges.find(
-      (e) => e.stage === want.stage && (want.address === undefined || e.address === want.address),
-    );
-    const label = `REPLY ${want.stage.toUpperCase()}${want.address !== undefined ? ` <${want.address}>` : ''}`;
-    assert.ok(got, `${label}: the client never got there`);
-    assert.ok(
-      got.reply.length === want.lines.length &&
-        want.lines.every((line, n) => globToRegExp(line).test(got.reply[n] ?? '')),
-      `${label}\n  expected: ${JSON.stringify(want.lines)}\n  received: ${JSON.stringify(got.reply)}`,
-    );
-  }
-
-  const dot = exchanges.find((e) => e.stage === 'dot');
-  const queueId =
-    dot && isPositive(dot) ? /queued as (\w+)/.exec(dot.reply.join(' '))?.[1] : undefined;
-  if (tx.outcome === 'refused') {
-    assert.equal(queueId, undefined, `OUTCOME refused, but the message was queued as ${queueId}`);
-  } else {
-    assert.ok(
-      queueId,
-      `OUTCOME ${tx.outcome}, but the end of DATA got ${JSON.stringify(dot?.reply)}`,
-    );
-    state.expected.add(queueId);
-  }
-
-  if (tx.outcome === 'delivered') {
-    const delivery = await rig.nextDelivery({
-      match: (d) => d.queueId === queueId,
-      timeoutMs: DELIVERY_TIMEOUT_MS,
-    });
-    const accepted = exchanges.filter((e) => e.stage === 'rcpt' && isPositive(e));
-    assert.equal(delivery.from, tx.envelopeFrom ?? tx.from, 'the delivered envelope sender');
-    assert.deepEqual(
-      [...delivery.to].sort(),
-      [...(tx.envelopeTo ?? accepted.map((e) => e.address ?? ''))].sort(),
-      'the delivered envelope recipients',
-    );
-    checkMessage(tx, delivery.headers, delivery.body);
-  } else if (tx.outcome === 'held') {
-    const deadline = Date.now() + LOG_TIMEOUT_MS;
-    for (;;) {
-      const entry = (await rig.queue()).find((q) => q.queue_id === queueId);
-      if (entry?.queue_name === 'hold') break;
-      assert.ok(
-        Date.now() < deadline,
-        `OUTCOME held, but ${queueId} is ${entry ? `in the ${entry.queue_name} queue` : 'not in the queue'}`,
-      );
-      await sleep(100);
-    }
-    const { headers, body } = parseMessage(await rig.postcat(queueId!));
-    checkMessage(tx, headers, body);
-  }
-
-  for (const glob of tx.log) {
-    await waitForLine(() => rig.maillog().slice(logSince).split('\n'), glob, 'LOG (maillog)');
-  }
-  for (const glob of tx.milterLog) {
-    await waitForLine(
-      () => state.daemonLog().slice(daemonSince).split('\n'),
-      glob,
-      "MILTER-LOG (mailgate's log)",
-    );
-  }
+  await checkOutcome(tx, exchanges, rig, state.expected);
+  await checkLogs(
+    tx,
+    () => rig.maillog().slice(logSince),
+    () => state.daemonLog().slice(daemonSince),
+    "MILTER-LOG (mailgate's log)",
+  );
   if (mxBefore && state.mx) await checkMx(tx, state.mx, mxBefore);
 }
 
@@ -728,14 +557,7 @@ test('Postfix with the milter policy: every case in test/serve/milter-cases', {
       });
     }
 
-    // Nothing reached the sink that no case expected (a refused message that slipped through).
-    await sleep(500);
-    const stray = rig.sink.deliveries.filter((d) => !d.queueId || !state.expected.has(d.queueId));
-    assert.deepEqual(
-      stray.map((d) => `${d.queueId}: ${d.header('Subject')}`),
-      [],
-      'deliveries no case expected',
-    );
+    await checkNoStrayDeliveries(rig, state.expected);
     // Hostile input was refused, not survived by luck: nothing went wrong inside mailgate.
     const errors = log.split('\n').filter((l) => /"level":"(error|fatal)"/.test(l));
     assert.deepEqual(errors, [], "errors in mailgate's log");

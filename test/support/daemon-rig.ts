@@ -1,8 +1,10 @@
 /**
- * Helpers for tests that start the daemon: a logger whose JSON lines the test can read, and the
- * port a door was bound to.
+ * Helpers for tests that start the daemon: its configuration file, a logger whose JSON lines the
+ * test can read, and the port a door was bound to.
  */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observe/index.js';
 import type { Daemon } from '../../src/serve/index.js';
@@ -29,4 +31,50 @@ export function doorPort(daemon: Daemon, door: 'policyd' | 'milter'): number {
   const address = daemon.addresses.find((a) => a.door === door);
   assert.ok(address && address.kind === 'inet', `the ${door} door listens on TCP`);
   return address.port;
+}
+
+export interface DaemonConfigOptions {
+  /** The fixture DNS server's port: `[dns] servers = ["127.0.0.1:PORT"]`. */
+  dnsPort: number;
+  /** Default mx.mailgate.test. */
+  hostname?: string;
+  /** The lines of a `[log]` table, when the test wants one. */
+  log?: string;
+  /** More lines of the `[dns]` table (timeout, attempts). */
+  dns?: string;
+  /** Everything after `[store]`: the doors' and the stages' tables, as TOML. */
+  rest: string;
+}
+
+/**
+ * Writes `NAME.toml` in `dir` for `Daemon.start` and returns its path: the hostname, `[log]` when
+ * given, the fixture DNS server, a SQLite store `NAME.db` in `dir`, then `rest`.
+ *
+ * @example
+ * const configPath = await writeDaemonConfig(dir, 'main', {
+ *   dnsPort: dns.port,
+ *   rest: '[policyd]\nlisten = ["inet:0@127.0.0.1"]\n[milter]\nenabled = false\n',
+ * });
+ * const daemon = await Daemon.start({ configPath, logger });
+ */
+export async function writeDaemonConfig(
+  dir: string,
+  name: string,
+  { dnsPort, hostname = 'mx.mailgate.test', log, dns, rest }: DaemonConfigOptions,
+): Promise<string> {
+  const path = join(dir, `${name}.toml`);
+  await writeFile(
+    path,
+    [
+      `hostname = "${hostname}"`,
+      ...(log === undefined ? [] : ['[log]', log]),
+      '[dns]',
+      `servers = ["127.0.0.1:${dnsPort}"]`,
+      ...(dns === undefined ? [] : [dns]),
+      '[store]',
+      `url = "sqlite:${join(dir, `${name}.db`)}"`,
+      rest,
+    ].join('\n'),
+  );
+  return path;
 }
