@@ -5,8 +5,7 @@
  */
 import type { Clock, DnsResult, QueryMeter, RecordType, Resolver } from '../dns/types.js';
 
-/** The wall clock, for checks given none. */
-export const systemClock: Clock = { now: () => Date.now() };
+export { systemClock } from '../dns/clock.js';
 
 /**
  * A check's DNS queries under one time budget.

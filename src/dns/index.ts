@@ -8,6 +8,7 @@
 
 export * from './address.js';
 export { type CacheOptions, DnsCache } from './cache.js';
+export { systemClock } from './clock.js';
 export { isRecordType, queryName } from './codec.js';
 export {
   DEFAULT_SERVER,

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { answerTtl, type CacheOptions, DnsCache, freezeResult } from './cache.js';
+import { systemClock } from './clock.js';
 import { type DnsMessage, isRecordType, queryName, Rcode, rcodeName } from './codec.js';
 import { interpret, MAX_CNAME_HOPS, type Outcome } from './outcome.js';
 import {
@@ -128,7 +129,7 @@ export class StubResolver implements Resolver {
     ) {
       throw new Error('DNS resolver: ednsPayload must be 0 (off) or a payload size up to 65535');
     }
-    this.#clock = options.clock ?? { now: () => Date.now() };
+    this.#clock = options.clock ?? systemClock;
     this.#cache = options.cache === false ? null : new DnsCache(this.#clock, options.cache);
     // Pools are made now, so that bad socket options fail at start-up; sockets open on first use.
     for (const server of this.servers) this.#pools.set(server, new UdpPool(server, options.udp));

@@ -5,8 +5,7 @@
  */
 import type { Clock } from '../dns/types.js';
 
-/** The wall clock, for callers that pass none. */
-export const systemClock: Clock = { now: () => Date.now() };
+export { systemClock } from '../dns/clock.js';
 
 /**
  * A deadline on a clock.

@@ -3,8 +3,8 @@
  * encoded, and a body that is 7bit when it can be and quoted-printable when it cannot.
  */
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+import { rfc5322Date } from '../text/index.js';
+
 /** RFC 5322 2.1.1: lines SHOULD stay within 78 characters, MUST within 998. */
 const FOLD_AT = 78;
 const MAX_LINE = 998;
@@ -16,11 +16,7 @@ const MAX_LINE = 998;
  * formatDate(new Date(Date.UTC(2025, 6, 1, 12, 0, 5)))  // 'Tue, 01 Jul 2025 12:00:05 +0000'
  */
 export function formatDate(date: Date): string {
-  const two = (n: number) => String(n).padStart(2, '0');
-  const day = DAYS[date.getUTCDay()]!;
-  const month = MONTHS[date.getUTCMonth()]!;
-  const time = `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}`;
-  return `${day}, ${two(date.getUTCDate())} ${month} ${date.getUTCFullYear()} ${time} +0000`;
+  return rfc5322Date(date.getTime());
 }
 
 /**

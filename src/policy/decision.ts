@@ -122,19 +122,6 @@ export function safeReply(code: number, xcode: string, text: string): DecisionRe
   return { code, xcode: x, text: line === '' ? 'rejected' : line };
 }
 
-/** The first decision that is not `continue`, else `continue` with every header collected. */
-export function firstObjection(decisions: readonly Decision[]): Decision {
-  const objection = decisions.find((d) => d.verdict !== 'continue');
-  if (objection) return objection;
-  const last = decisions.at(-1);
-  return {
-    verdict: 'continue',
-    headers: decisions.flatMap((d) => d.headers),
-    reason: last?.reason ?? 'ok',
-    tags: decisions.flatMap((d) => d.tags),
-  };
-}
-
 /**
  * The SMTP reply a configured Postfix action stands for, so that a milter answers what the policy
  * server would: `DEFER_IF_PERMIT text` → 450 4.7.1 text (Postfix's own default for a deferral),

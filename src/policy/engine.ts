@@ -3,6 +3,7 @@
  * and a stage that throws turned into a tempfail (logged with its stack) instead of a crash or
  * a silent accept. Doors call it; it knows no protocol.
  */
+import { systemClock } from '../dns/clock.js';
 import type { Decision as LoggedDecision, Store } from '../store/types.js';
 import { logValue } from '../text/index.js';
 import { type Decision, deferral } from './decision.js';
@@ -116,6 +117,30 @@ export class PolicyEngine {
     );
   }
 
+  /**
+   * A local submission (a unix socket, or a client the MTA names by no IP address): ours, and
+   * accepted without checks.
+   */
+  local(id: string, where: string): Decision {
+    const decision: Decision = {
+      verdict: 'accept',
+      headers: [],
+      reason: 'local-submission',
+      tags: ['connect', 'LOCAL'],
+    };
+    this.services.logger.info(
+      {
+        conn: id,
+        stage: 'connect',
+        verdict: 'accept',
+        reason: decision.reason,
+        client: logValue(where, 200),
+      },
+      'connect',
+    );
+    return decision;
+  }
+
   /** The MTA dropped the message (RSET, a rejection elsewhere): forget it, keep the connection. */
   abort(session: PolicySession): void {
     const { facts } = session;
@@ -171,7 +196,14 @@ export class PolicyEngine {
   }
 
   #log(session: PolicySession, stage: Stage, decision: Decision): void {
+    // Greylisting writes its own lines (with its scores and delays) to the same log.
+    const greylisting = decision.tags[0] === 'GREYLIST';
+    if (!greylisting && (decision.verdict !== 'continue' || stage === 'eom')) {
+      this.#record(session, stage, decision);
+    }
     if (session.replaying && decision.verdict === 'continue') return;
+    // A busy site logging at warn should not build a line per step that nobody writes.
+    if (this.services.logger.isLevelEnabled?.('info') === false) return;
     const message =
       decision.verdict === 'continue'
         ? (decision.tags[0] ?? stage)
@@ -190,11 +222,6 @@ export class PolicyEngine {
       fields['recipient'] = logValue(session.facts.recipients.at(-1) ?? '', 254);
     if (decision.headers.length) fields['headers'] = decision.headers.map((h) => h.name);
     this.services.logger.info(fields, message);
-    // Greylisting writes its own lines (with its scores and delays) to the same log.
-    const greylisting = decision.tags[0] === 'GREYLIST';
-    if (!greylisting && (decision.verdict !== 'continue' || stage === 'eom')) {
-      this.#record(session, stage, decision);
-    }
   }
 
   /** The decision log in the store: refusals and delivered messages, for reports. */
@@ -203,7 +230,7 @@ export class PolicyEngine {
     if (!store) return;
     const { facts } = session;
     const line: LoggedDecision = {
-      time: (this.services.clock ?? Date).now(),
+      time: (this.services.clock ?? systemClock).now(),
       host: this.settings.hostname,
       client: facts.client.ip,
       sender: logValue(facts.sender ?? '', 254),

@@ -16,6 +16,9 @@ import type { SpfResult } from '../checks/spf/types.js';
 import type { Clock, Resolver } from '../dns/types.js';
 import { type Classification, type ClassifyNetworks, classifyConnection } from './classify.js';
 
+/** The checks that read the HELO name (besides the trusted-forwarder ones). */
+const HELO_MEMOS = new Set(['helo', 'helo-full', 'csa', 'spf', 'helo-spf']);
+
 /** What the MTA tells about the client when it connects. */
 export interface ClientFacts {
   /** The client's address (IPv4 or IPv6 text). */
@@ -94,7 +97,9 @@ export class SessionFacts {
   setHelo(name: string): void {
     if (this.helo !== undefined && this.helo !== name) this.previousHelo = this.helo;
     this.helo = name;
-    for (const key of ['helo', 'helo-full', 'csa', 'spf', 'helo-spf']) this.#memo.delete(key);
+    for (const key of [...this.#memo.keys()]) {
+      if (HELO_MEMOS.has(key) || key.startsWith('forwarder:')) this.#memo.delete(key);
+    }
   }
 
   /** A new transaction (MAIL FROM): the sender's checks and the message are new. */
@@ -104,8 +109,6 @@ export class SessionFacts {
     this.recipients = [];
     this.headers = [];
     this.#memo.delete('spf');
-    for (const key of [...this.#memo.keys()])
-      if (key.startsWith('forwarder:')) this.#memo.delete(key);
   }
 
   /** The transaction ended (end of message or abort); connection facts stay. */

@@ -50,6 +50,8 @@ export interface PolicyLogger {
   info(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
   error(fields: Record<string, unknown>, message: string): void;
+  /** Whether lines of a level are written (pino has it); absent means they are. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export interface PolicyServices {

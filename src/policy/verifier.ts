@@ -4,6 +4,7 @@
  * sender domain at most `rate` times per window, so forged senders never turn mailgate into a
  * source of backscatter. The network side is src/notify's.
  */
+import { systemClock } from '../dns/clock.js';
 import type { Clock, Resolver } from '../dns/types.js';
 import {
   type CallbackResult,
@@ -118,7 +119,7 @@ export class CachedVerifier implements SenderVerifier {
   }
 
   #now(): number {
-    return (this.#services.clock ?? Date).now();
+    return (this.#services.clock ?? systemClock).now();
   }
 
   /** The cache, then the rate limit, then the remote side; permanent outcomes are remembered. */

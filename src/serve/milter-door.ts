@@ -76,7 +76,6 @@ class PolicyMilterHandler implements MilterHandler {
   readonly #engine: PolicyEngine;
   readonly #id = `m${(++nextConnection).toString(36)}`;
   #session: PolicySession | undefined;
-  #quarantine: string | undefined;
   /** Actions the MTA turned down, each logged once. */
   readonly #refused = new Set<string>();
 
@@ -87,8 +86,9 @@ class PolicyMilterHandler implements MilterHandler {
 
   async connect(_ctx: MilterContext, info: ConnectInfo): Promise<StepResult> {
     const ip = info.address.replace(/^\[|\]$/gu, '').replace(/^IPv6:/iu, '');
-    // A local submission (unix socket, or a client the MTA could not name by address) is ours.
-    if ((info.family !== 'inet' && info.family !== 'inet6') || !parseIp(ip)) return 'accept';
+    if ((info.family !== 'inet' && info.family !== 'inet6') || !parseIp(ip)) {
+      return milterResult(this.#engine.local(this.#id, info.address));
+    }
     this.#session = this.#engine.session(this.#id, {
       ip,
       port: info.port,
@@ -107,7 +107,6 @@ class PolicyMilterHandler implements MilterHandler {
     if (!session) return 'continue';
     const login = ctx.getSymbol('auth_authen');
     if (login) session.facts.setLogin(login);
-    this.#quarantine = undefined;
     session.facts.queueId = ctx.getSymbol('i');
     return milterResult(await this.#engine.mail(session, sender, params));
   }
@@ -154,7 +153,7 @@ class PolicyMilterHandler implements MilterHandler {
       for (const header of decision.headers.filter((h) => h.position !== 'top')) {
         attempt('addHeader', () => ctx.addHeader(header.name, header.value));
       }
-      const hold = decision.verdict === 'quarantine' ? decision.reply?.text : this.#quarantine;
+      const hold = decision.verdict === 'quarantine' ? decision.reply?.text : undefined;
       if (hold) attempt('quarantine', () => ctx.quarantine(hold));
     }
     return milterResult(decision);

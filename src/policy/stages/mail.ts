@@ -113,14 +113,14 @@ async function applySpfPolicy(
         };
       }
       return proceed(`spf-${word}`, [], ['mail from', ...tags]);
-    case 'REJECT':
-      return refuse(
-        `spf-${word}`,
-        spf.reply.code >= 500 ? spf.reply.code : 550,
-        spf.reply.code >= 500 ? spf.reply.xcode : '5.7.1',
-        spf.reply.code >= 500 ? spf.reply.text : `SPF ${word}${mechanism}`,
-        ['REJECT', ...tags],
-      );
+    case 'REJECT': {
+      // The check's own refusal when it has one (fail); ours for what it would let through.
+      const r =
+        spf.reply.code >= 500
+          ? spf.reply
+          : { code: 550, xcode: '5.7.1', text: `SPF ${word}${mechanism}` };
+      return refuse(`spf-${word}`, r.code, r.xcode, r.text, ['REJECT', ...tags]);
+    }
     case 'ERROR':
       return refuse(`spf-${word}`, action.code, action.xcode, action.text, ['REJECT', ...tags]);
     case 'TEMPFAIL':

@@ -5,7 +5,7 @@
 import { receivedSpf } from '../../checks/spf/header.js';
 import { logValue } from '../../text/index.js';
 import { type Decision, deferral, proceed, refuse } from '../decision.js';
-import type { PolicyServices } from '../services.js';
+import type { PolicyServices, VerificationOutcome } from '../services.js';
 import type { PendingVerification, PolicySession } from '../session.js';
 
 /**
@@ -23,7 +23,7 @@ export async function verify(
   if (sender === '' || !services.verifier) {
     return proceed(owed.reason, [], [owed.kind, sender === '' ? 'null sender' : 'no verifier']);
   }
-  let outcome: Awaited<ReturnType<NonNullable<PolicyServices['verifier']>['callback']>>;
+  let outcome: VerificationOutcome;
   if (owed.kind === 'DSN') {
     const spf = await facts.spf();
     const subject = facts.headers.find((h) => h.name.toLowerCase() === 'subject')?.value ?? '';
