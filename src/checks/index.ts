@@ -13,4 +13,5 @@ export * from './csa/index.js';
 export * from './dnsxl/index.js';
 export * from './helo/index.js';
 export * from './ptr/index.js';
+export * from './registry/index.js';
 export * from './spf/index.js';
