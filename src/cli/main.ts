@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { registerCheckCommand } from './check.js';
+import { registerCheckIdCommand } from './checkid.js';
 import { registerCsaCommand } from './csa.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerServeCommand } from './serve.js';
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSpfCommand(program);
   registerCheckCommand(program);
   registerCsaCommand(program);
+  registerCheckIdCommand(program);
   registerSampleMilterCommand(program);
   registerServeCommand(program);
 

@@ -335,6 +335,76 @@ export const greylistSchema = z.strictObject({
   expire_decisions: duration('30d').prefault('30d'),
 });
 
+/** A service code or grade as registry records write them (`S1`, `A`). */
+const registryCode = (what: string, max: number) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^[A-Za-z0-9+-]{1,${max}}$`, 'u'),
+      `${what}: letters and digits, at most ${max}`,
+    )
+    .transform((text) => text.toUpperCase());
+
+const registryServiceSchema = z.strictObject({
+  /** The score of each grade the service gives (`A = 9`); grades not listed are ignored. */
+  grades: z.record(registryCode('a grade', 4), z.number().min(-100).max(100)),
+  /** How much the service counts in the weighted average. */
+  weight: z.number().min(0).max(1000),
+});
+
+export const registrySchema = z
+  .strictObject({
+    /** Run the sender-registry ID check at MAIL FROM (milter), before SPF. */
+    enabled: z.boolean().default(false),
+    /** The registry's DNS zone: the record of ID is the TXT at `<ID>.<zone>`. */
+    zone: domain.optional(),
+    /** Methods in our order of preference, each with the most queries a sender may declare. */
+    methods: z
+      .array(
+        z.strictObject({
+          name: z.enum(['QR1', 'CSV', 'SPF']),
+          max_queries: z.number().int().min(0).max(999),
+        }),
+      )
+      .max(3)
+      .default([
+        { name: 'QR1', max_queries: 0 },
+        { name: 'CSV', max_queries: 4 },
+        { name: 'SPF', max_queries: 30 },
+      ]),
+    /** Trusted rating services by code; ratings from others are ignored. */
+    services: z.record(registryCode('a service code', 8), registryServiceSchema).default({}),
+    /** Ratings are read until their weights add up to this. */
+    enough_weight: z.number().min(0).default(15),
+    /** A weighted average below this is refused. */
+    reject_average: z.number().default(3),
+    /** Any score below this is refused. */
+    reject_minimum: z.number().default(1),
+    /** The rating is HIGH when the lowest score is above this and the highest above high_maximum. */
+    high_minimum: z.number().default(4),
+    high_maximum: z.number().default(8),
+    /** What FILTER does in the milter: add `X-Registry-Filter: YES`, or quarantine the message. */
+    filter: z.enum(['header', 'quarantine']).default('header'),
+    /** Where refused senders can read why, added to refusals (a URL). */
+    help: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\x21-\x7e]+$/u, 'one word of printable ASCII (a URL)')
+      .optional(),
+    /** All of one check's DNS work within this time. */
+    time_budget: duration('10s', { min: 100, max: 600_000 }).prefault('10s'),
+  })
+  .superRefine((registry, ctx) => {
+    if (registry.enabled && registry.zone === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['zone'], message: 'required when registry.enabled' });
+    }
+    const names = registry.methods.map((m) => m.name);
+    if (new Set(names).size !== names.length) {
+      ctx.addIssue({ code: 'custom', path: ['methods'], message: 'a method is listed twice' });
+    }
+  });
+
 /** The whole file. Every table may be left out; every key has a default. */
 export const configSchema = z.strictObject({
   /** This host's name, in X-Greylist and the decision log; default the system's host name. */
@@ -347,6 +417,7 @@ export const configSchema = z.strictObject({
   spf: spfSchema.prefault({}),
   cbv: cbvSchema.prefault({}),
   greylist: greylistSchema.prefault({}),
+  registry: registrySchema.prefault({}),
 });
 
 /** A validated configuration: durations in milliseconds, defaults filled in. */

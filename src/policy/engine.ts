@@ -173,6 +173,7 @@ export class PolicyEngine {
       );
     }
     if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
+    this.#logAlerts(session, stage);
     this.#log(session, stage, decision);
     return decision;
   }
@@ -185,6 +186,20 @@ export class PolicyEngine {
       { conn: session.id, stage: 'mail', value: header.value },
       'Received-SPF',
     );
+  }
+
+  /** What a stage found for the administrator (a broken registry record): once, at warn. */
+  #logAlerts(session: PolicySession, stage: Stage): void {
+    const alerts = session.transaction.alerts;
+    if (!alerts?.length) return;
+    session.transaction.alerts = [];
+    if (session.replaying) return;
+    for (const alert of alerts) {
+      this.services.logger.warn(
+        { conn: session.id, stage, problem: logValue(alert.text, 500), ...this.#facts(session) },
+        alert.message,
+      );
+    }
   }
 
   #facts(session: PolicySession): Record<string, unknown> {

@@ -11,13 +11,15 @@ import { checkHelo } from '../checks/helo/index.js';
 import type { HeloOptions, HeloResult } from '../checks/helo/types.js';
 import { checkPtr } from '../checks/ptr/index.js';
 import type { PtrResult } from '../checks/ptr/types.js';
+import { checkId } from '../checks/registry/index.js';
+import type { RegistryResult, RegistrySettings } from '../checks/registry/types.js';
 import { checkSpf } from '../checks/spf/index.js';
 import type { SpfResult } from '../checks/spf/types.js';
 import type { Clock, Resolver } from '../dns/types.js';
 import { type Classification, type ClassifyNetworks, classifyConnection } from './classify.js';
 
 /** The checks that read the HELO name (besides the trusted-forwarder ones). */
-const HELO_MEMOS = new Set(['helo', 'helo-full', 'csa', 'spf', 'helo-spf']);
+const HELO_MEMOS = new Set(['helo', 'helo-full', 'csa', 'spf', 'helo-spf', 'registry']);
 
 /** What the MTA tells about the client when it connects. */
 export interface ClientFacts {
@@ -109,6 +111,7 @@ export class SessionFacts {
     this.recipients = [];
     this.headers = [];
     this.#memo.delete('spf');
+    this.#memo.delete('registry');
   }
 
   /** The transaction ended (end of message or abort); connection facts stay. */
@@ -118,6 +121,7 @@ export class SessionFacts {
     this.recipients = [];
     this.headers = [];
     this.#memo.delete('spf');
+    this.#memo.delete('registry');
   }
 
   /** The client's reverse DNS, verified (forward-confirmed). */
@@ -223,6 +227,22 @@ export class SessionFacts {
         },
       );
     });
+  }
+
+  /** The sender-registry ID check of the HELO name, with the sender known so far. */
+  registry(settings: RegistrySettings, timeBudgetMs: number): Promise<RegistryResult> {
+    return this.#once('registry', () =>
+      checkId(
+        {
+          ip: this.client.ip,
+          helo: this.helo ?? '',
+          ...(this.sender !== undefined ? { sender: this.sender } : {}),
+          recipients: this.recipients,
+        },
+        settings,
+        { resolver: this.services.resolver, clock: this.#clock, limits: { timeBudgetMs } },
+      ),
+    );
   }
 
   /** SPF for the HELO identity. */

@@ -19,6 +19,17 @@ export interface TransactionState {
   verification?: PendingVerification;
   /** Headers due at end of message, in the order they were decided. */
   headers: DecisionHeader[];
+  /** Authentication-Results clauses decided before end of message (`x-registry=...`). */
+  authResults?: string[];
+  /**
+   * The sender was vouched for (the registry accepted it): no later sender check and no
+   * greylisting for this transaction. The value says who vouched.
+   */
+  vouched?: string;
+  /** Hold the message at end of message (quarantine), with this reason. */
+  quarantine?: string;
+  /** Lines for the administrator, logged once by the engine after the stage (`registry-alert`). */
+  alerts?: Array<{ message: string; text: string }>;
 }
 
 /** The engine's view of one SMTP session. */

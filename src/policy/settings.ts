@@ -2,6 +2,7 @@
  * The engine's settings: plain data, made from the configuration by the daemon (src/serve) or by
  * `mailgate check`, never read from a file here.
  */
+import type { RegistrySettings } from '../checks/registry/types.js';
 import type { SpfResultWord } from '../checks/spf/types.js';
 import { parseIp } from '../dns/address.js';
 import type { ClassifyNetworks } from './classify.js';
@@ -49,6 +50,15 @@ export interface CallbackSettings {
   port: number;
 }
 
+/** The sender-registry ID check at MAIL FROM, when it is on. */
+export interface RegistryPolicySettings {
+  check: RegistrySettings;
+  /** What FILTER does: a header for the spam filter, or quarantine (Postfix's hold queue). */
+  filter: 'header' | 'quarantine';
+  /** All of one check's DNS work within this time. */
+  timeBudgetMs: number;
+}
+
 export interface PolicySettings {
   /** Our host name (receiver in headers, the decision log's host). */
   hostname: string;
@@ -66,6 +76,8 @@ export interface PolicySettings {
   greylist: boolean;
   spf: SpfPolicySettings;
   callback: CallbackSettings;
+  /** The registry ID check; null when it is off. */
+  registry: RegistryPolicySettings | null;
   /** DNS time for each check. */
   checkBudgetMs: number;
 }

@@ -137,6 +137,12 @@ async function runStages(
     }
     if (decision && decision.verdict !== 'continue') return decision;
   }
+  // A policy reply carries one action and no header survives to a message: what the milter
+  // would hold at end of message is held here (HOLD), the rest goes on.
+  const hold = session.transaction.quarantine;
+  if (hold !== undefined && decision) {
+    return { ...decision, verdict: 'quarantine', reply: { code: 250, xcode: '2.7.0', text: hold } };
+  }
   return decision ?? { verdict: 'continue', headers: [], reason: 'ok', tags: [] };
 }
 

@@ -2,6 +2,7 @@
  * From the configuration file's vocabulary to the settings of the parts it drives.
  */
 import { hostname as systemHostname } from 'node:os';
+import type { RegistrySettings } from '../checks/registry/types.js';
 import type { Config } from '../config/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DEFAULT_GREYLIST_SETTINGS } from '../greylist/index.js';
@@ -9,6 +10,7 @@ import type { GreylistSettings } from '../greylist/types.js';
 import {
   classifyNetworks,
   type PolicySettings,
+  type RegistryPolicySettings,
   type SpfAccessLookup,
   splitOurNames,
 } from '../policy/index.js';
@@ -155,6 +157,42 @@ export function policySettings(config: Config, accessMap?: SpfAccessLookup): Pol
       timeoutMs: cbv.timeout,
       port: cbv.port,
     },
+    registry: config.registry.enabled ? registryPolicySettings(config) : null,
     checkBudgetMs: config.greylist.dns_budget,
+  };
+}
+
+/**
+ * The registry check's settings for a configuration, whether or not `[registry] enabled` is on
+ * (`mailgate checkid` runs it either way).
+ *
+ * @example
+ * registrySettings(parseConfig({ registry: { zone: 'registry.example' } })).enoughWeight  // 15
+ */
+export function registrySettings(config: Config): RegistrySettings {
+  const r = config.registry;
+  const services: Record<string, RegistrySettings['services'][string]> = {};
+  for (const [code, service] of Object.entries(r.services)) {
+    services[code] = { grades: { ...service.grades }, weight: service.weight };
+  }
+  return {
+    zone: r.zone ?? '',
+    methods: r.methods.map((m) => ({ name: m.name, maxQueries: m.max_queries })),
+    services,
+    enoughWeight: r.enough_weight,
+    rejectAverage: r.reject_average,
+    rejectMinimum: r.reject_minimum,
+    highMinimum: r.high_minimum,
+    highMaximum: r.high_maximum,
+    ...(r.help !== undefined ? { help: r.help } : {}),
+    receiver: daemonHostname(config),
+  };
+}
+
+function registryPolicySettings(config: Config): RegistryPolicySettings {
+  return {
+    check: registrySettings(config),
+    filter: config.registry.filter,
+    timeBudgetMs: config.registry.time_budget,
   };
 }

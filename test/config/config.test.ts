@@ -125,6 +125,20 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
     assert.equal(config.greylist.whitelist_clients, '/etc/mailgate/whitelist_clients');
   });
 
+  it('reads [registry] with its services, codes in upper case', () => {
+    const config = parseConfigText(
+      '[registry]\nenabled = true\nzone = "Registry.Example"\n[registry.services.s1]\ngrades = { a = 9, B = 7 }\nweight = 5\n',
+      'x',
+    );
+    assert.equal(config.registry.zone, 'registry.example');
+    assert.deepEqual(config.registry.services, { S1: { grades: { A: 9, B: 7 }, weight: 5 } });
+    assert.equal(config.registry.time_budget, 10_000);
+    assert.deepEqual(
+      config.registry.methods.map((m) => m.name),
+      ['QR1', 'CSV', 'SPF'],
+    );
+  });
+
   it('names unknown keys, at the top and in tables', () => {
     assert.deepEqual(problemsOf('colour = "blue"\n'), ['colour: unknown key']);
     assert.deepEqual(problemsOf('[greylist]\nperod = "5m"\n'), ['greylist.perod: unknown key']);
@@ -157,6 +171,22 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
       ['[store]\ntimeout = "1ms"\n', /^store\.timeout: /],
       ['hostname = "bad host"\n', /^hostname: /],
       ['[log]\nlevel = "loud"\n', /^log\.level: /],
+      ['[registry]\nenabled = true\n', /^registry\.zone: required when registry\.enabled/],
+      [
+        '[registry]\nmethods = [{ name = "SID", max_queries = 3 }]\n',
+        /^registry\.methods\[0\]\.name: /,
+      ],
+      [
+        '[registry]\nmethods = [{ name = "SPF", max_queries = 3 }, { name = "SPF", max_queries = 9 }]\n',
+        /^registry\.methods: a method is listed twice/,
+      ],
+      ['[registry.services."S 1"]\ngrades = { A = 9 }\nweight = 5\n', /^registry\.services/],
+      [
+        '[registry.services.S1]\ngrades = { A = "good" }\nweight = 5\n',
+        /^registry\.services\.S1\.grades\.A: /,
+      ],
+      ['[registry]\nfilter = "drop"\n', /^registry\.filter: /],
+      ['[registry]\nhelp = "see the site"\n', /^registry\.help: /],
     ];
     for (const [text, pattern] of cases) {
       const problems = problemsOf(text);
@@ -243,6 +273,10 @@ describe('the shipped example', () => {
       'templates',
       'postmaster',
       'helo_name',
+      'zone',
+      'help',
+      'grades',
+      'weight',
     ]);
     const uncommented = text.replace(/^#(\w+) = /gmu, (line, key: string) =>
       examples.has(key) || key.startsWith('whitelist_') ? line : `${key} = `,

@@ -9,11 +9,12 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MilterClient, type MilterResponse } from '../../src/milter/index.js';
+import { MilterClient } from '../../src/milter/index.js';
 import { createLogger } from '../../src/observe/index.js';
 import { Daemon } from '../../src/serve/index.js';
 import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
+import { type MilterSession, playMilterSession, replyOf } from '../support/milter-play.js';
 
 const ZONE = {
   'pass.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
@@ -84,42 +85,8 @@ enabled = false
   return { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
 }
 
-interface Session {
-  ip: string;
-  helo: string;
-  sender?: string;
-  recipient?: string;
-  headers?: Array<[string, string]>;
-}
-
 /** Plays a session as far as it goes; returns each step's answer. */
-async function play(rig: Rig, s: Session) {
-  const client = await MilterClient.connect(rig.spec, { timeoutMs: 5000 });
-  const answers: Record<string, MilterResponse | undefined> = {};
-  try {
-    await client.negotiate();
-    answers['connect'] = await client.connect(`[${s.ip}]`, 'inet', 40000, s.ip);
-    if (answers['connect']?.verdict !== 'continue') return { answers };
-    answers['helo'] = await client.helo(s.helo);
-    if (answers['helo']?.verdict !== 'continue') return { answers };
-    if (s.sender === undefined) return { answers };
-    answers['mail'] = await client.mail(`<${s.sender}>`);
-    if (answers['mail']?.verdict !== 'continue') return { answers };
-    answers['rcpt'] = await client.rcpt(`<${s.recipient ?? 'sam@ours.test'}>`);
-    if (answers['rcpt']?.verdict !== 'continue') return { answers };
-    await client.data();
-    for (const [name, value] of s.headers ?? [['Subject', 'hello']])
-      await client.header(name, value);
-    await client.eoh();
-    await client.body('Hi.\r\n');
-    const eom = await client.eom();
-    return { answers, eom };
-  } finally {
-    await client.close();
-  }
-}
-
-const replyOf = (r: MilterResponse | undefined) => (r?.reply ? r.reply.text : r?.verdict);
+const play = (rig: Rig, s: MilterSession) => playMilterSession(rig.spec, s);
 
 describe('milter policy', () => {
   let rig: Rig;

@@ -1,6 +1,7 @@
 /**
  * End of message: the call-back or DSN owed since MAIL FROM, then the headers — Received-SPF at
- * the top, one Authentication-Results with our authserv-id (SPF for MAIL FROM and for the HELO),
+ * the top, one Authentication-Results with our authserv-id (SPF for MAIL FROM and for the HELO,
+ * and the clauses earlier stages decided, such as the registry's),
  * X-Guessed-SPF and X-Greylist as decided earlier, a Sender when asked — and the removal of
  * Authentication-Results fields that claim our authserv-id: those came from outside and lie.
  */
@@ -32,10 +33,15 @@ export async function eomStage(
   }
   const headers: DecisionHeader[] = [...transaction.headers];
   const spfChecked = headers.some((h) => h.name === 'Received-SPF');
-  if (spfChecked) {
-    const [spf, heloSpf] = await Promise.all([facts.spf(), facts.heloSpf()]);
-    const clauses = [authResultsClause(spf)];
-    if (spf.identity !== 'helo') clauses.push(authResultsClause(heloSpf));
+  const decided = transaction.authResults ?? [];
+  if (spfChecked || decided.length > 0) {
+    const clauses: string[] = [];
+    if (spfChecked) {
+      const [spf, heloSpf] = await Promise.all([facts.spf(), facts.heloSpf()]);
+      clauses.push(authResultsClause(spf));
+      if (spf.identity !== 'helo') clauses.push(authResultsClause(heloSpf));
+    }
+    clauses.push(...decided);
     headers.push({
       name: 'Authentication-Results',
       value: authenticationResults(settings.authservId, clauses),
@@ -61,7 +67,21 @@ export async function eomStage(
       ? [`removed ${removeHeaders.length} forged Authentication-Results`]
       : []),
   ];
-  return { ...proceed('eom', headers, tags), ...(removeHeaders.length ? { removeHeaders } : {}) };
+  const decision: Decision = {
+    ...proceed('eom', headers, tags),
+    ...(removeHeaders.length ? { removeHeaders } : {}),
+  };
+  if (transaction.quarantine !== undefined) {
+    // Held for the administrator (Postfix's hold queue); the headers still say why.
+    return {
+      ...decision,
+      verdict: 'quarantine',
+      reply: { code: 250, xcode: '2.7.0', text: transaction.quarantine },
+      reason: 'quarantine',
+      tags: [...tags, 'QUARANTINE'],
+    };
+  }
+  return decision;
 }
 
 /**

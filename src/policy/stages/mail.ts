@@ -12,6 +12,7 @@ import type { PolicySession } from '../session.js';
 import { inDomains, type PolicySettings } from '../settings.js';
 import { spfPolicy } from '../spf-policy.js';
 import { owe } from './owe.js';
+import { registryStage } from './registry.js';
 import { threeStrikes } from './three-strikes.js';
 
 /**
@@ -69,6 +70,18 @@ export async function mailStage(
   if (await fromTrustedForwarder(session, settings)) {
     return proceed('trusted-forwarder', [], ['mail from', 'trusted forwarder']);
   }
+  if (settings.registry) {
+    const registry = await registryStage(session, settings.registry);
+    if (registry.final) return registry.final;
+    const decision = await senderPolicy(session, settings);
+    return { ...decision, tags: [...decision.tags, ...registry.tags] };
+  }
+  return senderPolicy(session, settings);
+}
+
+/** SPF and what the policy makes of its result. */
+async function senderPolicy(session: PolicySession, settings: PolicySettings): Promise<Decision> {
+  const { facts } = session;
   const spf = await facts.spf();
   const header = {
     name: 'Received-SPF',

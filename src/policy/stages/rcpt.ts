@@ -37,6 +37,9 @@ export async function rcptStage(
   const greylist = services.greylist;
   if (!options.greylist || !greylist) return proceed('rcpt', [], ['rcpt to']);
   if (facts.ours) return proceed('rcpt', [], ['rcpt to', facts.addressClass().class]);
+  // A sender the registry vouched for is authenticated and well rated: delay buys nothing.
+  const vouched = session.transaction.vouched;
+  if (vouched) return proceed(`${vouched}-vouched`, [], ['rcpt to', `vouched by ${vouched}`]);
   const decided = await greylist.decide({
     ip: facts.client.ip,
     sender: facts.sender ?? '',
