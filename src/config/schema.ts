@@ -311,6 +311,11 @@ export const greylistSchema = z.strictObject({
   spf: z.boolean().default(true),
   /** Key triplets by client network (IPv4 /24, IPv6 /64) instead of the exact address. */
   key_by_network: z.boolean().default(false),
+  /**
+   * Key a sender whose SPF passes by its domain instead of the client, so that a retry from
+   * another host of the sender's pool passes.
+   */
+  key_spf_pass_by_domain: z.boolean().default(true),
   /** Whitelist a client after this many successful deliveries; 0 turns it off. */
   auto_whitelist_clients: z.number().int().min(0).max(1_000_000).default(5),
   /**

@@ -13,6 +13,7 @@ import type { DnsxlList, DnsxlResult } from '../checks/dnsxl/types.js';
 import { bleyScore } from '../checks/helo/index.js';
 import { checkPtr, looksDynamic } from '../checks/ptr/index.js';
 import { checkSpf } from '../checks/spf/index.js';
+import type { SpfResult } from '../checks/spf/types.js';
 import { formatIp, type IpAddress } from '../dns/address.js';
 import type { Clock } from '../dns/types.js';
 import type {
@@ -115,6 +116,8 @@ interface Context {
   name?: Promise<ClientName>;
   /** The client's auto-whitelist counter as read for this decision (null: none). */
   counter?: ClientCounter | null;
+  /** The SPF check, started at most once per decision. */
+  spf?: Promise<SpfResult>;
 }
 
 /** A decision before its action and header are composed. */
@@ -247,8 +250,9 @@ export class Greylister {
   }
 
   private async evaluate(ctx: Context): Promise<Verdict> {
-    const { key } = ctx;
-    if (ALWAYS_OPEN.has(localPart(key.recipient))) return { verdict: 'pass', reason: 'postmaster' };
+    if (ALWAYS_OPEN.has(localPart(ctx.key.recipient))) {
+      return { verdict: 'pass', reason: 'postmaster' };
+    }
 
     for (const source of this.recipientWhitelists) {
       const list = await current(source);
@@ -259,6 +263,8 @@ export class Greylister {
       }
     }
     if (await this.clientWhitelisted(ctx)) return { verdict: 'pass', reason: 'whitelist-client' };
+    if (this.settings.keySpfPassByDomain) await this.keyBySpfDomain(ctx);
+    const { key } = ctx;
 
     let known: Triplet | null;
     if (this.settings.autoWhitelistAfter > 0) {
@@ -509,20 +515,41 @@ export class Greylister {
     return { helo: exactly(heloScore), dyn: exactly(dyn) };
   }
 
-  /** SPF: 1 for fail or softfail; a temperror leaves it open (0 to 1). */
-  private async spfScore(ctx: Context): Promise<ScoreRange> {
+  /**
+   * A sender whose SPF passes is who it says it is, from whichever host of its pool: the triplet
+   * is keyed by its domain, so a retry from another address finds the first attempt. The null
+   * sender is left alone: its SPF speaks for the HELO name, not for a sending domain.
+   */
+  private async keyBySpfDomain(ctx: Context): Promise<void> {
+    if (ctx.key.sender === '') return;
+    const spf = await this.spf(ctx);
+    if (spf.result !== 'pass' || spf.identity !== 'mailfrom' || spf.domain === '') return;
+    ctx.key = { ...ctx.key, client: `spf:${spf.domain.toLowerCase()}` };
+  }
+
+  /** The SPF check for the request: the caller's, else our own, once per decision. */
+  private spf(ctx: Context): Promise<SpfResult> {
+    if (ctx.spf) return ctx.spf;
+    const shared = ctx.request.lookups?.spf;
+    if (shared) {
+      ctx.spf = shared();
+      return ctx.spf;
+    }
     let sender = (ctx.request.sender ?? '').trim();
     if (sender.startsWith('<') && sender.endsWith('>')) sender = sender.slice(1, -1).trim();
     const input: { ip: string; sender: string; helo?: string } = { ip: ctx.ipText, sender };
     if (ctx.request.helo !== undefined) input.helo = ctx.request.helo;
-    const shared = ctx.request.lookups?.spf;
-    const spf = shared
-      ? await shared()
-      : await checkSpf(input, {
-          resolver: this.services.resolver,
-          clock: this.clock,
-          limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
-        });
+    ctx.spf = checkSpf(input, {
+      resolver: this.services.resolver,
+      clock: this.clock,
+      limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
+    });
+    return ctx.spf;
+  }
+
+  /** SPF: 1 for fail or softfail; a temperror leaves it open (0 to 1). */
+  private async spfScore(ctx: Context): Promise<ScoreRange> {
+    const spf = await this.spf(ctx);
     if (spf.result === 'temperror') {
       ctx.problems.push(shown(`spf: temperror (${spf.problem ?? 'DNS failure'})`));
       return { min: 0, max: 1 };
@@ -572,7 +599,8 @@ export class Greylister {
     const line: Decision = {
       time: ctx.now,
       host: this.hostname,
-      client: ctx.key.client,
+      // A triplet keyed by its SPF domain still came from an address, which reports count.
+      client: ctx.key.client.startsWith('spf:') ? ctx.ipText : ctx.key.client,
       sender: ctx.key.sender,
       recipient: ctx.key.recipient,
       action: decision.verdict,

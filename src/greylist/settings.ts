@@ -25,6 +25,7 @@ export const DEFAULT_GREYLIST_SETTINGS: Readonly<GreylistSettings> = Object.free
   rfcThreshold: 2,
   spf: true,
   keyByNetwork: false,
+  keySpfPassByDomain: true,
   autoWhitelistAfter: 5,
   dnsBudgetMs: 10_000,
   cacheMs: MINUTE,

@@ -27,6 +27,12 @@ export interface GreylistSettings {
   spf: boolean;
   /** Key by client network (IPv4 /24, IPv6 /64) instead of the exact address. Default false. */
   keyByNetwork: boolean;
+  /**
+   * Key a sender whose SPF passes (for MAIL FROM) by its authenticated domain (`spf:example.com`)
+   * instead of the client: a retry from another host of the sender's pool passes at once.
+   * Default true.
+   */
+  keySpfPassByDomain: boolean;
   /** Auto-whitelist a client after this many successful deliveries; 0 turns it off. Default 5 (postgrey). */
   autoWhitelistAfter: number;
   /**

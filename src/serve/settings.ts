@@ -34,6 +34,7 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     rfcThreshold: g.rfc_threshold,
     spf: g.spf,
     keyByNetwork: g.key_by_network,
+    keySpfPassByDomain: g.key_spf_pass_by_domain,
     autoWhitelistAfter: g.auto_whitelist_clients,
     dnsBudgetMs: g.dns_budget,
     cacheMs: g.cache_valid,

@@ -128,6 +128,9 @@ async function rig(
   const logger = new RecordingLogger();
   const settings: GreylistSettings = {
     ...DEFAULT_GREYLIST_SETTINGS,
+    // These tests count the DNS work of scoring; keying by the SPF domain asks SPF first, and
+    // has tests of its own.
+    keySpfPassByDomain: false,
     hostname: 'mx.example.net',
     version: '1.2.3',
     lists: [
@@ -403,6 +406,7 @@ describe('DNS trouble', () => {
       const greylister = new Greylister(
         {
           ...DEFAULT_GREYLIST_SETTINGS,
+          keySpfPassByDomain: false,
           lists: lists ? [{ zone: 'bl.example', kind: 'dnsbl' }] : [],
           dnsBudgetMs: 300,
         },
@@ -801,5 +805,75 @@ describe('concurrency, the store and the logs', () => {
     const r = await rig({ decisionLog: false });
     await r.decide(C.clean);
     assert.deepEqual(await r.store.recentDecisions(10), []);
+  });
+});
+
+describe('keying SPF-pass senders by their domain', () => {
+  // Two hosts of one sender's pool, neither with a PTR (so both would be greylisted by score).
+  const first = C.noPtr;
+  const second = C.noPtrNeighbour;
+  const pass = { sender: 'jo@spfpass.example' };
+
+  test("a retry from another host of the sender's pool passes once the first attempt waited", async () => {
+    const r = await rig({ keySpfPassByDomain: true });
+    const attempt = await r.decide(first, pass);
+    assert.equal(attempt.verdict, 'greylist');
+    assert.deepEqual(attempt.key, key('spf:spfpass.example', 'jo@spfpass.example'));
+    r.clock.advance(PERIOD + SECOND);
+    const retry = await r.decide(second, pass);
+    assert.equal(retry.verdict, 'pass');
+    assert.equal(retry.reason, 'waited');
+    // The decision log still names the address that sent.
+    const logged = await r.store.recentDecisions(5);
+    assert.deepEqual(
+      logged.map((d) => d.client),
+      [second.ip, first.ip],
+    );
+  });
+
+  test('turned off, the other host is a new triplet', async () => {
+    const r = await rig({ keySpfPassByDomain: false });
+    await r.decide(first, pass);
+    r.clock.advance(PERIOD + SECOND);
+    const retry = await r.decide(second, pass);
+    assert.equal(retry.verdict, 'greylist');
+    assert.deepEqual(retry.key, key(second.ip, 'jo@spfpass.example'));
+  });
+
+  test('senders whose SPF does not pass, and the null sender, stay keyed by address', async () => {
+    const r = await rig({ keySpfPassByDomain: true });
+    for (const sender of ['jo@spfsoft.example', 'jo@nospf.example', 'jo@spferror.example', '']) {
+      const d = await r.decide(first, { sender });
+      assert.equal(d.key.client, first.ip, sender);
+    }
+  });
+
+  test("the caller's SPF result is used, not asked again", async () => {
+    const r = await rig({ keySpfPassByDomain: true });
+    let calls = 0;
+    server.resetLog();
+    const d = await r.decide(first, {
+      sender: 'jo@elsewhere.example',
+      lookups: {
+        spf: async () => {
+          calls++;
+          return {
+            result: 'pass',
+            identity: 'mailfrom',
+            ip: first.ip,
+            sender: 'jo@elsewhere.example',
+            domain: 'elsewhere.example',
+            helo: first.helo,
+            lookups: 1,
+            voidLookups: 0,
+            queries: 1,
+            reply: { code: 250, xcode: '2.7.0', text: 'ok' },
+          };
+        },
+      },
+    });
+    assert.equal(d.key.client, 'spf:elsewhere.example');
+    assert.equal(calls, 1);
+    assert.ok(!asked().some((q) => q.startsWith('elsewhere.example')));
   });
 });
