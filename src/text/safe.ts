@@ -10,8 +10,11 @@
  * printableAscii('a\r\nb\u00e9')  // 'a??b?'
  */
 export function printableAscii(text: string): string {
-  return text.replace(/[^\x20-\x7e]/gu, '?');
+  // Nearly all text is printable already: one scan, and no copy.
+  return UNPRINTABLE.test(text) ? text.replace(/[^\x20-\x7e]/gu, '?') : text;
 }
+
+const UNPRINTABLE = /[^\x20-\x7e]/u;
 
 /** A character escapeForLog rewrites. */
 const NEEDS_ESCAPE = /[^\x20-\x7e]|\\/u;
@@ -64,6 +67,8 @@ const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`{|}~]+$/;
  * without splitting an escape: the limit holds after escaping, not before.
  */
 function escapeWithin(text: string, chars: RegExp, max: number): string {
+  // Most values need no escape and fit: returned as they are, without a walk per character.
+  if (text.length <= max && !chars.test(text)) return text;
   let out = '';
   for (const c of text) {
     const piece = chars.test(c) ? `\\${c}` : c;

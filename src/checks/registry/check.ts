@@ -51,110 +51,111 @@ export async function checkId(
   const ipText = formatIp(ip);
   const helo = typeof input.helo === 'string' ? input.helo : '';
   const help = settings.help ? ` See ${settings.help}` : '';
+  // One object of one shape, filled in as the check learns: the hot path builds no copies.
+  const r = emptyResult();
 
   const claimed = registeredId(helo);
   if (!claimed.ok) {
     const shown = truncate(printableAscii(helo), SHOWN_HELO);
-    return done('REJECT', 'invalid-id', 550, '5.7.1', `'${shown}' is not a valid sender's name.`);
+    return finish(
+      r,
+      'REJECT',
+      'invalid-id',
+      550,
+      '5.7.1',
+      `'${shown}' is not a valid sender's name.`,
+    );
   }
-  const { id } = claimed;
+  const id = claimed.id;
+  r.id = id;
   const clock = options.clock ?? systemClock;
-  const limits = resolveLimits('registry', DEFAULT_REGISTRY_LIMITS, options.limits);
+  const budget = options.limits?.timeBudgetMs;
+  const limits =
+    budget === undefined
+      ? DEFAULT_REGISTRY_LIMITS
+      : resolveLimits('registry', DEFAULT_REGISTRY_LIMITS, options.limits);
   const dns = new BudgetedQueries(options.resolver, clock, limits.timeBudgetMs);
-  const zone = settings.zone.replace(/^\.+|\.+$/gu, '');
-  const owner = `${id}.${zone}`;
+  const owner = `${id}.${bareZone(settings.zone)}`;
 
   const answer = await dns.query(owner, 'TXT');
+  r.queries = dns.queries;
   const looked = readRecord(answer, owner);
   if (looked.kind === 'missing') {
-    return done(
+    return finish(
+      r,
       'REJECT',
       'no-record',
       550,
       '5.7.1',
       `Declared ID '${id}' has no Registry record.${help}`,
-      { id, queries: dns.queries },
     );
   }
   if (looked.kind === 'timeout') {
-    return done(
+    return finish(
+      r,
       'TEMPFAIL',
       'timeout',
       451,
       '4.4.3',
       `Timeout getting Registry record '${owner}'. Try again later.`,
-      { id, queries: dns.queries },
     );
   }
   if (looked.kind === 'error') {
-    return done(
+    r.alert = looked.alert;
+    return finish(
+      r,
       'TEMPFAIL',
       looked.reason,
       451,
       '4.4.3',
       `Registry record '${owner}' is unusable. Try again later.`,
-      { id, queries: dns.queries, alert: looked.alert },
     );
   }
   const record = looked.record;
   if (record.stop) {
-    return done('REJECT', 'stop', 550, '5.7.1', `No mail allowed from '${id}'.${help}`, {
-      id,
-      queries: dns.queries,
-    });
+    return finish(r, 'REJECT', 'stop', 550, '5.7.1', `No mail allowed from '${id}'.${help}`);
   }
 
-  const weighed = weighRatings(record.ratings, settings);
+  const { weighed, methods } = judged(record, settings);
   if (!weighed) {
-    return done(
+    r.headers.push(authent(`${ipText} ${id} UNVERIFIED`));
+    r.authResults = `x-registry=none (no trusted ratings) policy.id=${id}`;
+    return finish(
+      r,
       'FILTER',
       'no-trusted-ratings',
       250,
       '2.7.0',
       `No trusted ratings for '${id}'. Delivery uncertain.`,
-      {
-        id,
-        queries: dns.queries,
-        headers: [authent(`${ipText} ${id} UNVERIFIED`)],
-        authResults: `x-registry=none (no trusted ratings) policy.id=${id}`,
-      },
     );
   }
-  const rated = {
-    id,
-    rating: weighed.rating,
-    ratings: weighed.ratings,
-    average: weighed.average,
-  };
+  r.rating = weighed.rating;
+  r.ratings = weighed.ratings;
+  r.average = weighed.average;
   if (weighed.average < settings.rejectAverage || weighed.minimum < settings.rejectMinimum) {
-    return done(
+    return finish(
+      r,
       'REJECT',
       'bad-ratings',
       550,
       '5.7.1',
       `Sorry, we accept mail only from reputable domains. Your domain '${id}' has ratings ${weighed.ratings}.${help}`,
-      { ...rated, queries: dns.queries },
     );
   }
 
-  const methods = chooseMethods(record, settings.methods);
   if (methods.length === 0) {
-    return done(
+    r.headers.push(authent(`${ipText} ${id} UNVERIFIED (No supported methods in Registry)`));
+    r.authResults = `x-registry=none (no supported methods) policy.id=${id}`;
+    return finish(
+      r,
       'CONTINUE',
       'no-methods',
       250,
       '2.7.0',
       `No supported methods in Registry for '${id}'. Delivery uncertain.`,
-      {
-        ...rated,
-        queries: dns.queries,
-        headers: [authent(`${ipText} ${id} UNVERIFIED (No supported methods in Registry)`)],
-        authResults: `x-registry=none (no supported methods) policy.id=${id}`,
-      },
     );
   }
 
-  let queries = dns.queries;
   for (const method of methods) {
     const context: MethodContext = {
       ip,
@@ -170,44 +171,70 @@ export async function checkId(
       receiver: settings.receiver ?? 'unknown',
     };
     const outcome = await runMethod(method.name, context);
-    queries += outcome.queries;
+    r.queries += outcome.queries;
     if (outcome.action === 'CONTINUE') continue;
-    const headers = [
+    r.method = method.name;
+    r.methodResult = outcome.result;
+    r.headers.push(
       authent(
         `${ipText} ${id} ${AUTHENT_LABEL[method.name]} ${outcome.result} ratings=${weighed.ratings}`,
       ),
-      ...outcome.headers,
-    ];
-    const extra = {
-      ...rated,
-      method: method.name,
-      methodResult: outcome.result,
-      queries,
-      headers,
-      authResults: authResultsClause(outcome.authResult, method.name, id, weighed, claimed.name),
-    };
+    );
+    for (const header of outcome.headers) r.headers.push(header);
+    r.authResults = authResultsClause(outcome.authResult, method.name, id, weighed, claimed.name);
     if (outcome.action === 'ACCEPT' && weighed.rating === 'LOW') {
-      return done(
+      return finish(
+        r,
         'FILTER',
         'low-rating',
         250,
         '2.7.0',
         `Message will be sent to spam filter - don't depend on delivery. Your domain '${id}' has ratings ${weighed.ratings}.${help}`,
-        extra,
       );
     }
     const { code, xcode, text } = outcome.reply;
-    return done(outcome.action, reasonOf(outcome.action), code, xcode, text, extra);
+    return finish(r, outcome.action, reasonOf(outcome.action), code, xcode, text);
   }
-  return done(
+  r.headers.push(authent(`${ipText} ${id} UNVERIFIED`));
+  return finish(
+    r,
     'CONTINUE',
     'no-final-result',
     250,
     '2.7.0',
     'No final result from any authentication method.',
-    { ...rated, queries, headers: [authent(`${ipText} ${id} UNVERIFIED`)] },
   );
 }
+
+/** The zone without leading or trailing dots (configuration gives it bare; callers may not). */
+function bareZone(zone: string): string {
+  return zone.startsWith('.') || zone.endsWith('.') ? zone.replace(/^\.+|\.+$/gu, '') : zone;
+}
+
+/**
+ * The ratings weighed and the methods chosen for a record under the settings: pure, and the same
+ * for every message from one ID, so kept with the (memoised, frozen) record while the settings
+ * object stays the same.
+ */
+function judged(
+  record: RegistryRecord,
+  settings: RegistrySettings,
+): { weighed: Weighed | null; methods: RegistryMethodSetting[] } {
+  const known = JUDGED.get(record);
+  if (known && known.settings === settings) return known;
+  const fresh = {
+    settings,
+    weighed: weighRatings(record.ratings, settings),
+    methods: chooseMethods(record, settings.methods),
+  };
+  JUDGED.set(record, fresh);
+  return fresh;
+}
+
+const JUDGED = new WeakMap<
+  RegistryRecord,
+  { settings: RegistrySettings; weighed: Weighed | null; methods: RegistryMethodSetting[] }
+>();
 
 /** The methods to run: the receiver's, in its order, that the sender offers within their bound. */
 export function chooseMethods(
@@ -290,28 +317,34 @@ function authResultsClause(
   return `x-registry=${result} (${method}, rating ${weighed.rating}) policy.id=${id} policy.ratings=${quotedString(weighed.ratings, 200)} smtp.helo=${helo}`;
 }
 
-interface Extra {
-  id?: string;
-  method?: RegistryResult['method'];
-  methodResult?: string;
-  rating?: RegistryResult['rating'];
-  ratings?: string;
-  average?: number;
-  headers?: RegistryHeader[];
-  authResults?: string;
-  alert?: string;
-  queries?: number;
+function emptyResult(): RegistryResult {
+  return {
+    action: 'CONTINUE',
+    reason: '',
+    id: undefined,
+    method: undefined,
+    methodResult: undefined,
+    rating: undefined,
+    ratings: undefined,
+    average: undefined,
+    reply: { code: 250, xcode: '2.7.0', text: '' },
+    headers: [],
+    authResults: undefined,
+    alert: undefined,
+    queries: 0,
+  };
 }
 
-function done(
+function finish(
+  r: RegistryResult,
   action: RegistryAction,
   reason: string,
   code: number,
   xcode: string,
   text: string,
-  extra: Extra = {},
 ): RegistryResult {
-  const { headers = [], queries = 0, ...rest } = extra;
-  const reply = { code, xcode, text: truncate(printableAscii(text), MAX_REPLY) };
-  return { action, reason, ...rest, reply, headers, queries };
+  r.action = action;
+  r.reason = reason;
+  r.reply = { code, xcode, text: truncate(printableAscii(text), MAX_REPLY) };
+  return r;
 }

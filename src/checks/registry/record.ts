@@ -18,16 +18,26 @@ export interface ServiceRating {
   grade: string;
 }
 
+/** A parsed record; frozen, as parses are shared (memoised). */
 export interface RegistryRecord {
   /** `ip4=` netblocks: the QR1 method. */
-  ip4: IpNetwork[];
+  readonly ip4: readonly IpNetwork[];
   /** `ip6=` netblocks: the QR1 method. */
-  ip6: IpNetwork[];
+  readonly ip6: readonly IpNetwork[];
   /** `meth=`, in the sender's order. */
-  methods: OfferedMethod[];
+  readonly methods: readonly OfferedMethod[];
   /** `svc=`, in the record's order. */
-  ratings: ServiceRating[];
+  readonly ratings: readonly ServiceRating[];
   /** `stop=all`: the domain sends no mail. */
+  readonly stop: boolean;
+}
+
+/** A record while it is read. */
+interface Draft {
+  ip4: IpNetwork[];
+  ip6: IpNetwork[];
+  methods: OfferedMethod[];
+  ratings: ServiceRating[];
   stop: boolean;
 }
 
@@ -57,13 +67,27 @@ type Key = (typeof KEYS)[number];
  * // { ok: false, error: "field 2... svc: 'S1' is not SERVICE:GRADE" }
  */
 export function parseRegistryRecord(text: string): RecordParse {
+  const known = PARSED.get(text);
+  if (known) return known;
+  const parsed = parse(text);
+  // A memo of a pure function: the same few thousand records are read again and again.
+  if (PARSED.size >= MAX_PARSED) PARSED.delete(PARSED.keys().next().value!);
+  PARSED.set(text, parsed);
+  return parsed;
+}
+
+/** Parsed records kept, oldest dropped first; results are frozen, so sharing them is safe. */
+const MAX_PARSED = 10_000;
+const PARSED = new Map<string, RecordParse>();
+
+function parse(text: string): RecordParse {
   if (text.length > MAX_RECORD_LENGTH) {
     return fail(`longer than ${MAX_RECORD_LENGTH} characters (${text.length})`);
   }
   if (/[^\x20-\x7e]/u.test(text)) return fail('holds a character that is not printable ASCII');
   const fields = text.split(' ').filter((f) => f !== '');
   if (fields.length === 0) return fail('has no fields');
-  const record: RegistryRecord = { ip4: [], ip6: [], methods: [], ratings: [], stop: false };
+  const record: Draft = { ip4: [], ip6: [], methods: [], ratings: [], stop: false };
   const seen = new Set<Key>();
   for (const [index, field] of fields.entries()) {
     const where = `field ${index + 1}`;
@@ -82,11 +106,11 @@ export function parseRegistryRecord(text: string): RecordParse {
   if (record.methods.some((m) => m.name === 'QR1') && !record.ip4.length && !record.ip6.length) {
     return fail('meth= offers QR1, but the record has no ip4= or ip6= netblocks');
   }
-  return { ok: true, record };
+  return { ok: true, record: freeze(record) };
 }
 
 /** Reads one field's value into the record; returns what is wrong with it, if anything. */
-function readField(record: RegistryRecord, key: Key, value: string): string | undefined {
+function readField(record: Draft, key: Key, value: string): string | undefined {
   const items = value.split(',');
   switch (key) {
     case 'ip4':
@@ -131,6 +155,14 @@ function readField(record: RegistryRecord, key: Key, value: string): string | un
       record.stop = true;
       return undefined;
   }
+}
+
+function freeze(record: Draft): RegistryRecord {
+  for (const list of [record.ip4, record.ip6, record.methods, record.ratings]) {
+    for (const item of list) Object.freeze(item);
+    Object.freeze(list);
+  }
+  return Object.freeze(record);
 }
 
 function fail(error: string): RecordParse {
