@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { registerCheckCommand } from './check.js';
 import { registerCheckIdCommand } from './checkid.js';
 import { registerCsaCommand } from './csa.js';
+import { registerReputationCommand } from './reputation.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerServeCommand } from './serve.js';
 import { registerSpfCommand } from './spf.js';
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCheckCommand(program);
   registerCsaCommand(program);
   registerCheckIdCommand(program);
+  registerReputationCommand(program);
   registerSampleMilterCommand(program);
   registerServeCommand(program);
 

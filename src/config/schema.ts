@@ -410,6 +410,29 @@ export const registrySchema = z
     }
   });
 
+/** Local sender reputation (docs/reputation.md). */
+export const reputationSchema = z.strictObject({
+  /** Count events (SPF results, call-backs, greylisting) per sender domain and network. */
+  enabled: z.boolean().default(true),
+  /**
+   * A count halves in this time. At least an hour (shorter is a rate, not a reputation); at
+   * most ten years.
+   */
+  half_life: duration('30d', { min: 3_600_000, max: 3650 * 86_400_000 }).prefault('30d'),
+  /** Good standing needs a score (−1 to 1) of at least this. */
+  min_score: z.number().min(-1).max(1).default(0.5),
+  /** Good standing needs a confidence of at least this; below 1, which no confidence reaches. */
+  min_confidence: z.number().min(0).lt(1).default(0.5),
+  /** With this many recent observations the confidence is one half (n0). */
+  observations_for_confidence: z.number().positive().max(1_000_000).default(10),
+  /** Events gather in memory this long before they are written to the store in one go. */
+  flush_interval: duration('1s', { min: 10, max: 60_000 }).prefault('1s'),
+  /** Greylisting lets clients and sender domains of good standing through unchecked. */
+  greylist_skip: z.boolean().default(false),
+  /** The milter skips call-backs for sender domains of good standing. */
+  cbv_skip: z.boolean().default(false),
+});
+
 /** The whole file. Every table may be left out; every key has a default. */
 export const configSchema = z.strictObject({
   /** This host's name, in X-Greylist and the decision log; default the system's host name. */
@@ -422,6 +445,7 @@ export const configSchema = z.strictObject({
   spf: spfSchema.prefault({}),
   cbv: cbvSchema.prefault({}),
   greylist: greylistSchema.prefault({}),
+  reputation: reputationSchema.prefault({}),
   registry: registrySchema.prefault({}),
 });
 

@@ -29,6 +29,11 @@ type ExpirySettings = Pick<
 > & {
   /** Call-back outcomes kept in the same store expire after this (the call-back cache period). */
   callbackTtlMs?: number;
+  /**
+   * Reputation counters not updated for this long expire (see `reputationTtlMs` in
+   * src/reputation); when absent they are kept.
+   */
+  reputationTtlMs?: number;
 };
 
 /** Rate-limit windows are at most a day long: a row unused for two days counts nothing. */
@@ -51,6 +56,9 @@ export function expiryCutoffs(settings: ExpirySettings, now: number): ExpiryCuto
     ratesBefore: now - RATE_TTL_MS,
     ...(settings.callbackTtlMs !== undefined
       ? { callbacksBefore: now - settings.callbackTtlMs }
+      : {}),
+    ...(settings.reputationTtlMs !== undefined
+      ? { reputationBefore: now - settings.reputationTtlMs }
       : {}),
   };
 }

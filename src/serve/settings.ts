@@ -14,6 +14,7 @@ import {
   type SpfAccessLookup,
   splitOurNames,
 } from '../policy/index.js';
+import { DEFAULT_REPUTATION_SETTINGS, type ReputationSettings } from '../reputation/index.js';
 import type { OpenStoreOptions } from '../store/index.js';
 
 /**
@@ -195,5 +196,22 @@ function registryPolicySettings(config: Config): RegistryPolicySettings {
     check: registrySettings(config),
     filter: config.registry.filter,
     timeBudgetMs: config.registry.time_budget,
+  };
+}
+
+/**
+ * The reputation settings of a configuration's `[reputation]` table.
+ *
+ * @example
+ * reputationSettings(parseConfig({})).halfLifeMs  // 30 days in ms
+ */
+export function reputationSettings(config: Config): ReputationSettings {
+  const r = config.reputation;
+  return {
+    halfLifeMs: r.half_life,
+    minScore: r.min_score,
+    minConfidence: r.min_confidence,
+    observationsForConfidence: r.observations_for_confidence,
+    prior: DEFAULT_REPUTATION_SETTINGS.prior,
   };
 }

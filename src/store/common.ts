@@ -9,12 +9,20 @@ import type {
   ClientCounter,
   Decision,
   ExpiryCutoffs,
+  ReputationDelta,
+  ReputationRow,
   StoredDecision,
   Triplet,
   TripletKey,
   TripletLookup,
 } from './types.js';
-import { StoreError } from './types.js';
+import {
+  MAX_REPUTATION_EVENT,
+  MAX_REPUTATION_SUBJECT,
+  MAX_REPUTATION_SUBJECTS,
+  StoreError,
+  storedReputationText,
+} from './types.js';
 
 /** Where the store reports trouble that belongs to no call (a pooled connection dropped). pino fits. */
 export interface StoreLogger {
@@ -507,8 +515,8 @@ export function checkRate(
   return { key, now, restartAtOrBefore: checkTime(op, 'now - windowMs', now - windowMs), limit };
 }
 
-/** The optional cut-offs of `expire` (the ones added in schema version 2). */
-export const OPTIONAL_CUTOFFS = ['callbacksBefore', 'ratesBefore'] as const;
+/** The optional cut-offs of `expire` (the ones added in schema versions 2 and 3). */
+export const OPTIONAL_CUTOFFS = ['callbacksBefore', 'ratesBefore', 'reputationBefore'] as const;
 
 /**
  * Checks every cut-off: the four of version 1 must be there, the optional ones only when given.
@@ -533,4 +541,152 @@ export function checkCutoffs(cutoffs: ExpiryCutoffs): void {
 /** The error for any call after `close()`. */
 export function closedError(op: string, description: string): StoreError {
   return new StoreError(`store ${op}: ${description} is closed`);
+}
+
+/** The smallest and largest amount one reputation delta may add. */
+export const MIN_REPUTATION_AMOUNT = 1e-6;
+export const MAX_REPUTATION_AMOUNT = 1e9;
+
+/**
+ * Half-lives after which a decaying amount is taken as 0. It is then 2^-64 of itself, far below
+ * anything a reader shows; and PostgreSQL, which raises an error where a float8 underflows
+ * rather than giving 0, is never asked for a smaller power of two.
+ */
+export const REPUTATION_FORGET_HALF_LIVES = 64;
+
+/** A reputation subject or event as stored (see `storedReputationText`); refused if no string. */
+function reputationText(op: string, field: string, value: unknown, max: number): string {
+  if (typeof value !== 'string') throw new StoreError(`store ${op}: ${field} is not a string`);
+  return storedReputationText(value, max);
+}
+
+/** A reputation subject as stored (see `storedReputationText`). */
+export function reputationSubject(op: string, subject: unknown): string {
+  return reputationText(op, 'subject', subject, MAX_REPUTATION_SUBJECT);
+}
+
+/**
+ * The half-life of `addReputation`: whole milliseconds above 0, as a `REAL` for SQL (so that
+ * SQLite divides by it without rounding to an integer).
+ */
+export function checkHalfLife(op: string, halfLifeMs: unknown): number {
+  if (typeof halfLifeMs !== 'number' || !Number.isSafeInteger(halfLifeMs) || halfLifeMs <= 0) {
+    throw new StoreError(
+      `store ${op}: halfLifeMs must be whole milliseconds above 0, got ${String(halfLifeMs)}`,
+    );
+  }
+  return halfLifeMs;
+}
+
+/**
+ * `addReputation`'s deltas, checked and made safe, in rounds in which no (subject, event) key
+ * repeats: one multi-row upsert may touch a row once only (PostgreSQL refuses more), so a key
+ * that comes twice goes in the next round, in the same transaction. Each round is sorted by key
+ * (`byReputationKey`), so that every MX host locks a batch's rows in one order and two batches
+ * cannot deadlock on each other.
+ *
+ * @example
+ * reputationRounds([{ subject: 's', event: 'e', amount: 1, time: 1 },
+ *   { subject: 's', event: 'e', amount: 1, time: 2 }])  // two rounds of one delta each
+ */
+export function reputationRounds(deltas: readonly ReputationDelta[]): ReputationDelta[][] {
+  const op = 'addReputation';
+  if (!Array.isArray(deltas)) throw new StoreError(`store ${op}: deltas must be an array`);
+  const rounds: ReputationDelta[][] = [];
+  const seen = new Map<string, number>();
+  for (const delta of deltas as readonly unknown[]) {
+    if (delta === null || typeof delta !== 'object') {
+      throw new StoreError(`store ${op}: a delta is not an object`);
+    }
+    const d = delta as Partial<ReputationDelta>;
+    const subject = reputationSubject(op, d.subject);
+    const event = reputationText(op, 'event', d.event, MAX_REPUTATION_EVENT);
+    const amount = d.amount;
+    if (
+      typeof amount !== 'number' ||
+      !(amount >= MIN_REPUTATION_AMOUNT && amount <= MAX_REPUTATION_AMOUNT)
+    ) {
+      throw new StoreError(
+        `store ${op}: amount must be a number from ${MIN_REPUTATION_AMOUNT} to ${MAX_REPUTATION_AMOUNT}, got ${String(amount)}`,
+      );
+    }
+    const time = checkTime(op, 'time', d.time);
+    const key = `${subject}\u0000${event}`;
+    const round = seen.get(key) ?? 0;
+    seen.set(key, round + 1);
+    const into = rounds[round] ?? [];
+    if (round === rounds.length) rounds.push(into);
+    into.push({ subject, event, amount, time });
+  }
+  for (const round of rounds) round.sort(byReputationKey);
+  return rounds;
+}
+
+/** By subject, then event, by UTF-16 code unit: one order whatever the database's collation. */
+function byReputationKey(
+  a: { subject: string; event: string },
+  b: { subject: string; event: string },
+): number {
+  if (a.subject !== b.subject) return a.subject < b.subject ? -1 : 1;
+  if (a.event !== b.event) return a.event < b.event ? -1 : 1;
+  return 0;
+}
+
+/**
+ * `getReputation`'s subjects, made safe as they were when stored, without repeats.
+ *
+ * @example
+ * reputationLookupSubjects(['domain:a.example', 'domain:a.example'])  // ['domain:a.example']
+ */
+export function reputationLookupSubjects(subjects: readonly string[]): string[] {
+  const op = 'getReputation';
+  if (!Array.isArray(subjects)) throw new StoreError(`store ${op}: subjects must be an array`);
+  if (subjects.length > MAX_REPUTATION_SUBJECTS) {
+    throw new StoreError(
+      `store ${op}: at most ${MAX_REPUTATION_SUBJECTS} subjects per call, got ${subjects.length}`,
+    );
+  }
+  return [...new Set(subjects.map((subject) => reputationSubject(op, subject)))];
+}
+
+/**
+ * The SQL factor that decays an amount `age` milliseconds old with half-life `halfLife` (both SQL
+ * expressions): 2^(-age/halfLife), and 0 from REPUTATION_FORGET_HALF_LIVES on. `pow` is the
+ * dialect's name for the power function.
+ *
+ * @example
+ * decaySql('excluded.updated - reputation.updated', '@halfLife', 'pow')
+ */
+export function decaySql(age: string, halfLife: string, pow: 'pow' | 'power'): string {
+  return `(CASE WHEN (${age}) >= ${halfLife} * ${REPUTATION_FORGET_HALF_LIVES} THEN 0.0
+    ELSE ${pow}(2.0, -CAST((${age}) AS DOUBLE PRECISION) / ${halfLife}) END)`;
+}
+
+/**
+ * The amount and time columns of the reputation upsert, for `table` (the stored row) and the
+ * dialect's `excluded` row: the older of the two decays to the newer one's time, then they add.
+ */
+export function reputationUpsertSet(table: string, halfLife: string, pow: 'pow' | 'power'): string {
+  const newer = `excluded.updated - ${table}.updated`;
+  const older = `${table}.updated - excluded.updated`;
+  const greatest = pow === 'pow' ? 'max' : 'greatest';
+  return `amount = CASE WHEN excluded.updated >= ${table}.updated
+      THEN ${table}.amount * ${decaySql(newer, halfLife, pow)} + excluded.amount
+      ELSE ${table}.amount + excluded.amount * ${decaySql(older, halfLife, pow)} END,
+    updated = ${greatest}(${table}.updated, excluded.updated)`;
+}
+
+/** A `reputation` row as a `ReputationRow`; PostgreSQL gives `updated` as a string. */
+export function rowToReputation(row: Row): ReputationRow {
+  return {
+    subject: String(row['subject']),
+    event: String(row['event']),
+    amount: num(row['amount']),
+    updated: num(row['updated']),
+  };
+}
+
+/** Rows ordered by subject, then event, by code unit: the same order from both backends. */
+export function sortReputationRows(rows: ReputationRow[]): ReputationRow[] {
+  return rows.sort(byReputationKey);
 }

@@ -1,6 +1,7 @@
 /**
  * The state store: what mailgate keeps between requests (greylist triplets, auto-whitelisted
- * clients, the decision log, call-back verification results, rate-limit windows), in SQLite by
+ * clients, the decision log, call-back verification results, rate-limit windows, reputation
+ * counters), in SQLite by
  * default or in PostgreSQL when several MX hosts share it. This folder imports nothing of ours: the store sits at the bottom of the import graph, and
  * greylisting, the daemon and the CLI build on it.
  */

@@ -150,6 +150,33 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE decision_log ADD COLUMN tags TEXT',
     ],
   },
+  // One decaying counter per (subject, event): the amount as it was at `updated`, which the
+  // upsert decays and adds to in one statement (see Store.addReputation). A double, not an
+  // integer, because decayed amounts are fractions. Expiry goes by `updated`, hence its index.
+  {
+    version: 3,
+    description: 'reputation counters',
+    sqlite: [
+      `CREATE TABLE reputation (
+        subject TEXT NOT NULL,
+        event TEXT NOT NULL,
+        amount REAL NOT NULL CHECK (amount >= 0),
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (subject, event)
+      ) WITHOUT ROWID`,
+      'CREATE INDEX reputation_updated ON reputation (updated)',
+    ],
+    postgres: [
+      `CREATE TABLE reputation (
+        subject TEXT NOT NULL,
+        event TEXT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL CHECK (amount >= 0),
+        updated BIGINT NOT NULL,
+        PRIMARY KEY (subject, event)
+      )`,
+      'CREATE INDEX reputation_updated ON reputation (updated)',
+    ],
+  },
 ];
 
 /** The schema version this code writes and understands. */
@@ -183,8 +210,8 @@ export const CURRENT_VERSION_SQL =
  * newer than this code.
  *
  * @example
- * pendingMigrations(0).map((m) => m.version)  // [1, 2]
- * pendingMigrations(1).map((m) => m.version)  // [2]
+ * pendingMigrations(0).map((m) => m.version)  // [1, 2, 3]
+ * pendingMigrations(1).map((m) => m.version)  // [2, 3]
  */
 export function pendingMigrations(current: number, where = 'the database'): Migration[] {
   if (current > SCHEMA_VERSION) {

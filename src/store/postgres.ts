@@ -8,6 +8,7 @@ import pg from 'pg';
 import {
   callbackParams,
   checkCutoffs,
+  checkHalfLife,
   checkKeyText,
   checkLimit,
   checkRate,
@@ -25,10 +26,15 @@ import {
   type OpenStoreOptions,
   type Row,
   redact,
+  reputationLookupSubjects,
+  reputationRounds,
+  reputationUpsertSet,
   rowToCallback,
   rowToClient,
   rowToDecision,
+  rowToReputation,
   rowToTriplet,
+  sortReputationRows,
   stderrStoreLogger,
   storeError,
 } from './common.js';
@@ -41,6 +47,8 @@ import type {
   ExpiryCutoffs,
   FirstAttempt,
   RateTaken,
+  ReputationDelta,
+  ReputationRow,
   Store,
   StoredDecision,
   Triplet,
@@ -119,7 +127,32 @@ const SQL = {
     RETURNING count`,
   expireCallbacks: 'DELETE FROM callback_cache WHERE time < $1',
   expireRates: 'DELETE FROM rate_limits WHERE window_start < $1',
+  // A whole round of deltas as five arrays: one statement text whatever the batch size. Rows
+  // go in the order given (WITH ORDINALITY), which reputationRounds sorted, so concurrent
+  // batches lock shared rows in the same order. ON CONFLICT DO UPDATE works on the newest
+  // version of a locked row, so concurrent additions all count.
+  addReputation: `INSERT INTO reputation (subject, event, amount, updated)
+    SELECT d.subject, d.event, d.amount, d.updated
+    FROM unnest($1::text[], $2::text[], $3::float8[], $4::bigint[])
+      WITH ORDINALITY AS d (subject, event, amount, updated, n)
+    ORDER BY d.n
+    ON CONFLICT (subject, event) DO UPDATE SET
+      ${reputationUpsertSet('reputation', '$5::float8', 'power')}`,
+  getReputation: `SELECT subject, event, amount, updated FROM reputation
+    WHERE subject = ANY($1::text[])`,
+  expireReputation: 'DELETE FROM reputation WHERE updated < $1',
 } as const;
+
+/** A round of deltas (see reputationRounds) as the parameters of SQL.addReputation. */
+function reputationParams(round: readonly ReputationDelta[], halfLife: number): unknown[] {
+  return [
+    round.map((d) => d.subject),
+    round.map((d) => d.event),
+    round.map((d) => d.amount),
+    round.map((d) => d.time),
+    halfLife,
+  ];
+}
 
 /** A racing expire may delete the row between the insert that found it and the read; retry. */
 const FIRST_ATTEMPT_TRIES = 3;
@@ -311,9 +344,35 @@ class PostgresStore implements Store {
     return { allowed: count <= limit, count };
   }
 
+  async addReputation(deltas: readonly ReputationDelta[], halfLifeMs: number): Promise<void> {
+    if (this.closing) throw closedError('addReputation', this.description);
+    const halfLife = checkHalfLife('addReputation', halfLifeMs);
+    const rounds = reputationRounds(deltas);
+    const [first] = rounds;
+    if (!first) return;
+    // One round is one statement, atomic on its own; repeated keys need a transaction.
+    if (rounds.length === 1) {
+      await this.query('addReputation', SQL.addReputation, reputationParams(first, halfLife));
+      return;
+    }
+    await this.transaction('addReputation', async (client) => {
+      for (const round of rounds) {
+        await client.query(SQL.addReputation, reputationParams(round, halfLife));
+      }
+    });
+  }
+
+  async getReputation(subjects: readonly string[]): Promise<ReputationRow[]> {
+    if (this.closing) throw closedError('getReputation', this.description);
+    const wanted = reputationLookupSubjects(subjects);
+    if (wanted.length === 0) return [];
+    const { rows } = await this.query('getReputation', SQL.getReputation, [wanted]);
+    return sortReputationRows(rows.map((row) => rowToReputation(row as Row)));
+  }
+
   async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     checkCutoffs(cutoffs);
-    const { callbacksBefore, ratesBefore } = cutoffs;
+    const { callbacksBefore, ratesBefore, reputationBefore } = cutoffs;
     return this.transaction('expire', async (client) => ({
       passed: (await client.query(SQL.expirePassed, [cutoffs.passedBefore])).rowCount ?? 0,
       greylisted:
@@ -328,6 +387,10 @@ class PostgresStore implements Store {
         ratesBefore === undefined
           ? 0
           : ((await client.query(SQL.expireRates, [ratesBefore])).rowCount ?? 0),
+      reputation:
+        reputationBefore === undefined
+          ? 0
+          : ((await client.query(SQL.expireReputation, [reputationBefore])).rowCount ?? 0),
     }));
   }
 

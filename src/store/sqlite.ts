@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import {
   callbackParams,
   checkCutoffs,
+  checkHalfLife,
   checkKeyText,
   checkLimit,
   checkRate,
@@ -25,11 +26,16 @@ import {
   LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
+  reputationLookupSubjects,
+  reputationRounds,
+  reputationUpsertSet,
   rowToCallback,
   rowToClient,
   rowToDecision,
+  rowToReputation,
   rowToTriplet,
   type StoreLogger,
+  sortReputationRows,
   stderrStoreLogger,
   storeError,
 } from './common.js';
@@ -43,6 +49,8 @@ import type {
   ExpiryCutoffs,
   FirstAttempt,
   RateTaken,
+  ReputationDelta,
+  ReputationRow,
   Store,
   StoredDecision,
   Triplet,
@@ -142,6 +150,18 @@ function prepareAll(db: Database.Database) {
       .pluck(true),
     expireCallbacks: db.prepare('DELETE FROM callback_cache WHERE time < ?'),
     expireRates: db.prepare('DELETE FROM rate_limits WHERE window_start < ?'),
+    addReputation: db.prepare(
+      `INSERT INTO reputation (subject, event, amount, updated)
+       VALUES (@subject, @event, @amount, @time)
+       ON CONFLICT (subject, event) DO UPDATE SET
+         ${reputationUpsertSet('reputation', '@halfLife', 'pow')}`,
+    ),
+    // The subjects come as one JSON array: one statement whatever their number.
+    getReputation: db.prepare(
+      `SELECT subject, event, amount, updated FROM reputation
+       WHERE subject IN (SELECT value FROM json_each(?))`,
+    ),
+    expireReputation: db.prepare('DELETE FROM reputation WHERE updated < ?'),
     schemaVersion: db.prepare(CURRENT_VERSION_SQL),
     ping: db.prepare('SELECT 1 AS one'),
   };
@@ -185,6 +205,7 @@ class SqliteStore implements Store {
   ) => { row: Row | undefined; created: boolean };
   private readonly expireTx: (cutoffs: ExpiryCutoffs) => ExpiryCounts;
   private readonly insertDecisionsTx: (rows: readonly DecisionRow[]) => void;
+  private readonly addReputationTx: (deltas: readonly ReputationDelta[], halfLife: number) => void;
   /** Decision-log lines waiting for the next group commit, with their callers' promises. */
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
@@ -235,6 +256,8 @@ class SqliteStore implements Store {
         callbacks:
           c.callbacksBefore === undefined ? 0 : s.expireCallbacks.run(c.callbacksBefore).changes,
         rates: c.ratesBefore === undefined ? 0 : s.expireRates.run(c.ratesBefore).changes,
+        reputation:
+          c.reputationBefore === undefined ? 0 : s.expireReputation.run(c.reputationBefore).changes,
       }),
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
@@ -244,6 +267,20 @@ class SqliteStore implements Store {
       for (const row of rows) s.logDecision.run(row);
     });
     this.insertDecisionsTx = (rows) => insertDecisions.immediate(rows);
+    // One statement per delta in one transaction: in SQLite the loop costs no round trips, and
+    // repeated keys simply add in turn.
+    const addReputation = db.transaction((deltas: readonly ReputationDelta[], halfLife: number) => {
+      for (const d of deltas) {
+        s.addReputation.run({
+          subject: d.subject,
+          event: d.event,
+          amount: d.amount,
+          time: d.time,
+          halfLife,
+        });
+      }
+    });
+    this.addReputationTx = (deltas, halfLife) => addReputation.immediate(deltas, halfLife);
   }
 
   /** Commits the waiting decision-log lines in one transaction, settling their promises. */
@@ -518,6 +555,23 @@ class SqliteStore implements Store {
       const params = checkRate(key, now, windowMs, limit);
       const count = Number(this.statements.takeRate.get(params));
       return { allowed: count <= limit, count };
+    });
+  }
+
+  addReputation(deltas: readonly ReputationDelta[], halfLifeMs: number): Promise<void> {
+    return this.runWrite('addReputation', () => {
+      const halfLife = checkHalfLife('addReputation', halfLifeMs);
+      const checked = reputationRounds(deltas).flat();
+      if (checked.length > 0) this.addReputationTx(checked, halfLife);
+    });
+  }
+
+  getReputation(subjects: readonly string[]): Promise<ReputationRow[]> {
+    return this.run('getReputation', () => {
+      const wanted = reputationLookupSubjects(subjects);
+      if (wanted.length === 0) return [];
+      const rows = this.statements.getReputation.all(JSON.stringify(wanted)) as Row[];
+      return sortReputationRows(rows.map(rowToReputation));
     });
   }
 

@@ -1,7 +1,7 @@
 /**
  * The store's public vocabulary: what mailgate keeps between requests (greylist triplets,
  * auto-whitelisted clients, the decision log, call-back verification results, rate-limit
- * windows) and the one interface every backend implements.
+ * windows, reputation counters) and the one interface every backend implements.
  * Times are milliseconds since the Unix epoch, always passed in by the caller (the store never
  * reads a clock), so that tests and several MX hosts agree on what "now" was.
  */
@@ -141,6 +141,77 @@ export interface RateTaken {
   count: number;
 }
 
+/**
+ * One addition to a decaying counter: `amount` more of `event` for `subject`, at `time`. What the
+ * subject and event mean is the caller's business (reputation keys them `domain:example.org` and
+ * `spf:pass`); the store only adds. Both are kept printable and bounded (see `addReputation`).
+ */
+export interface ReputationDelta {
+  subject: string;
+  event: string;
+  /** How much to add: a finite number from 0.000001 to 1e9 (usually 1, one observation). */
+  amount: number;
+  /** When it happened (ms since epoch). */
+  time: number;
+}
+
+/** Code points of a reputation subject kept at most (a domain is 253, plus its `domain:`). */
+export const MAX_REPUTATION_SUBJECT = 300;
+/** Code points of a reputation event name kept at most. */
+export const MAX_REPUTATION_EVENT = 64;
+/** Subjects one `getReputation` call may ask for. */
+export const MAX_REPUTATION_SUBJECTS = 1000;
+
+/**
+ * What a reputation subject or event must not contain: what a decision-log tag must not (control
+ * characters, U+2028, U+2029), and lone surrogates, which no UTF-8 database can store as given.
+ */
+const REPUTATION_UNSAFE =
+  /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A reputation subject or event as stored. These are keys, but ones built from what SMTP
+ * clients send (a sender domain), and printed by the CLI and the logs: rather than refused,
+ * their unsafe characters become U+FFFD (NUL too, which PostgreSQL could not store) and they are
+ * cut to `max` code points, the same way for writing and for reading, so a hostile subject is
+ * stored, found and shown bounded.
+ *
+ * @example
+ * storedReputationText('spf:pass\r\n', MAX_REPUTATION_EVENT)  // 'spf:pass\uFFFD\uFFFD'
+ */
+export function storedReputationText(value: string, max: number): string {
+  let text = value.replace(REPUTATION_UNSAFE, '\uFFFD');
+  // Cheap test first: more code points than UTF-16 units is impossible.
+  if (text.length > max) {
+    const points = Array.from(text);
+    if (points.length > max) text = points.slice(0, max).join('');
+  }
+  return text;
+}
+
+/**
+ * The form in which a subject is stored and comes back from `getReputation`, so that a caller
+ * can match rows to the subjects it asked for, however hostile they were.
+ *
+ * @example
+ * storedReputationSubject('domain:a\r\nb')  // 'domain:a\uFFFD\uFFFDb'
+ */
+export function storedReputationSubject(subject: string): string {
+  return storedReputationText(subject, MAX_REPUTATION_SUBJECT);
+}
+
+/**
+ * A decaying counter as stored: its amount as it was at `updated`. Later, at time t, it is worth
+ * `amount * 2 ** (-(t - updated) / halfLifeMs)`; the reader decays it with the half-life it uses.
+ */
+export interface ReputationRow {
+  subject: string;
+  event: string;
+  amount: number;
+  /** The newest time added to it (ms since epoch); expiry goes by this. */
+  updated: number;
+}
+
 /** Cut-off times for `expire`: rows last seen before these go. */
 export interface ExpiryCutoffs {
   /** Passed triplets last seen before this. */
@@ -155,6 +226,8 @@ export interface ExpiryCutoffs {
   callbacksBefore?: number;
   /** Rate-limit windows that started before this; when absent none go. */
   ratesBefore?: number;
+  /** Reputation counters last updated before this; when absent none go. */
+  reputationBefore?: number;
 }
 
 /** Rows removed by `expire`. */
@@ -167,6 +240,8 @@ export interface ExpiryCounts {
   callbacks: number;
   /** 0 when `ratesBefore` was not given. */
   rates: number;
+  /** 0 when `reputationBefore` was not given. */
+  reputation: number;
 }
 
 /**
@@ -264,8 +339,40 @@ export interface Store {
   takeRate(key: string, now: number, windowMs: number, limit: number): Promise<RateTaken>;
 
   /**
+   * Adds each delta to its (subject, event) counter, all in one transaction (in PostgreSQL one
+   * statement when no key repeats). A counter decays with `halfLifeMs`: the older of the stored amount and the
+   * delta is first decayed to the time of the newer (halved every `halfLifeMs`, and taken as 0
+   * once it is 64 half-lives old), then the two are added, and `updated` becomes the newer time.
+   * So the result does not depend on the order additions arrive in, several MX hosts adding to
+   * one counter at once each count (the addition happens inside the upsert, with no read before
+   * it), and a stored amount never grows beyond what was added. Subjects (at most
+   * MAX_REPUTATION_SUBJECT code points) and events (MAX_REPUTATION_EVENT) are cut to length, and
+   * their control characters (NUL, CR, LF, ...) become U+FFFD; an amount or time out of range
+   * refuses the whole batch.
+   *
+   * @example
+   * await store.addReputation(
+   *   [{ subject: 'domain:example.org', event: 'spf:pass', amount: 1, time: Date.now() }],
+   *   30 * 86_400_000,
+   * );
+   */
+  addReputation(deltas: readonly ReputationDelta[], halfLifeMs: number): Promise<void>;
+  /**
+   * The counters of the given subjects (made safe as `addReputation` makes them), in one query:
+   * every event of each subject that has one, nothing of any other subject, ordered by subject
+   * and event (by UTF-16 code unit, whatever the database's collation). At most
+   * MAX_REPUTATION_SUBJECTS subjects per call.
+   *
+   * @example
+   * const rows = await store.getReputation(['domain:example.org', 'net:192.0.2.0/24']);
+   * // [{ subject: 'domain:example.org', event: 'spf:pass', amount: 3.5, updated: 1767225600000 }, ...]
+   */
+  getReputation(subjects: readonly string[]): Promise<ReputationRow[]>;
+
+  /**
    * Removes what is older than the cut-offs, in one transaction, and returns how many rows of
-   * each went. Call-backs and rate windows go only when their cut-off is given.
+   * each went. Call-backs, rate windows and reputation counters go only when their cut-off is
+   * given.
    */
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts>;
   /** The schema version the database is at (after migrations ran at open). */

@@ -252,6 +252,70 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
   });
 });
 
+describe('[reputation]', () => {
+  it('has a default for every key', () => {
+    assert.deepEqual(parseConfig({}).reputation, {
+      enabled: true,
+      half_life: 30 * 86_400_000,
+      min_score: 0.5,
+      min_confidence: 0.5,
+      observations_for_confidence: 10,
+      flush_interval: 1_000,
+      greylist_skip: false,
+      cbv_skip: false,
+    });
+  });
+
+  it('reads every key', () => {
+    const config = parseConfigText(
+      `[reputation]
+enabled = false
+half_life = "7d"
+min_score = -0.25
+min_confidence = 0.9
+observations_for_confidence = 2.5
+flush_interval = "250ms"
+greylist_skip = true
+cbv_skip = true
+`,
+      'reputation.toml',
+    );
+    assert.deepEqual(config.reputation, {
+      enabled: false,
+      half_life: 7 * 86_400_000,
+      min_score: -0.25,
+      min_confidence: 0.9,
+      observations_for_confidence: 2.5,
+      flush_interval: 250,
+      greylist_skip: true,
+      cbv_skip: true,
+    });
+  });
+
+  it('names bad values with the key', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['half_life = "30"', /^reputation\.half_life: not a duration: "30"/],
+      ['half_life = "59m"', /^reputation\.half_life: 59m is out of range \(1h to 3650d\)/],
+      ['half_life = "3651d"', /^reputation\.half_life: 3651d is out of range/],
+      ['min_score = 1.5', /^reputation\.min_score: /],
+      ['min_score = -2', /^reputation\.min_score: /],
+      ['min_score = "high"', /^reputation\.min_score: /],
+      ['min_confidence = 1', /^reputation\.min_confidence: /],
+      ['min_confidence = -0.1', /^reputation\.min_confidence: /],
+      ['observations_for_confidence = 0', /^reputation\.observations_for_confidence: /],
+      ['flush_interval = "5ms"', /^reputation\.flush_interval: 5ms is out of range/],
+      ['flush_interval = "2m"', /^reputation\.flush_interval: 2m is out of range/],
+      ['greylist_skip = "yes"', /^reputation\.greylist_skip: /],
+      ['cbv_skp = true', /^reputation\.cbv_skp: unknown key/],
+    ];
+    for (const [line, expected] of cases) {
+      const problems = problemsOf(`[reputation]\n${line}\n`);
+      assert.equal(problems.length, 1, `${line}: ${problems.join('; ')}`);
+      assert.match(problems[0]!, expected, line);
+    }
+  });
+});
+
 describe('the shipped example', () => {
   it('etc/mailgate.toml is valid and its commented values are the defaults', async () => {
     const { readFile } = await import('node:fs/promises');

@@ -80,6 +80,10 @@ test('the cut-offs follow the settings', () => {
     expiryCutoffs({ ...settings, callbackTtlMs: 30 * DAY }, NOW).callbacksBefore,
     NOW - 30 * DAY,
   );
+  assert.equal(
+    expiryCutoffs({ ...settings, reputationTtlMs: 300 * DAY }, NOW).reputationBefore,
+    NOW - 300 * DAY,
+  );
 });
 
 test('expireOnce removes what is older than the settings allow, and only that', async () => {
@@ -94,6 +98,7 @@ test('expireOnce removes what is older than the settings allow, and only that', 
       decisions: 1,
       callbacks: 0,
       rates: 0,
+      reputation: 0,
     });
     assert.deepEqual(await remaining(store), {
       triplets: ['recent-passed', 'recent-grey', 'revived'],

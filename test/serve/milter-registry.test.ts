@@ -193,7 +193,7 @@ describe('registry in the milter, FILTER as a header', () => {
       'FILTER does not vouch: SPF fail still refuses',
     );
     const line = rig.lines.findLast((l) => l['stage'] === 'mail' && l['verdict'] === 'reject');
-    assert.ok((line?.['tags'] as string[]).includes('FILTER'));
+    assert.ok(((line?.['tags'] ?? []) as string[]).includes('FILTER'));
   });
 
   test('an SPF-only ID keeps one Received-SPF', async () => {
@@ -219,7 +219,7 @@ describe('registry in the milter, FILTER as a header', () => {
     assert.equal(answers['mail']?.verdict, 'continue');
     assert.equal(answers['rcpt']?.verdict, 'tempfail', 'greylisted');
     const line = rig.lines.findLast((l) => l['stage'] === 'mail');
-    assert.deepEqual((line?.['tags'] as string[]).slice(-3), [
+    assert.deepEqual(((line?.['tags'] ?? []) as string[]).slice(-3), [
       'registry',
       'CONTINUE',
       'no-methods',

@@ -12,6 +12,7 @@ import {
   type Decision,
   MIGRATIONS,
   type OpenStoreOptions,
+  type ReputationDelta,
   SCHEMA_VERSION,
   type Store,
   StoreError,
@@ -45,6 +46,14 @@ const CALLBACK: CallbackRecord = {
   time: 1_000,
   host: 'mx1.example.net',
 };
+
+/** A reputation delta. */
+const REP = (subject: string, event: string, amount: number, time: number): ReputationDelta => ({
+  subject,
+  event,
+  amount,
+  time,
+});
 
 const count = async (db: SuiteDatabase, table: string) =>
   Number((await db.query(`SELECT count(*) AS n FROM ${table}`))[0]?.['n']);
@@ -98,6 +107,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         'decision_log',
         'callback_cache',
         'rate_limits',
+        'reputation',
       ]) {
         assert.equal(await count(db, table), 0, table);
       }
@@ -211,9 +221,37 @@ export function storeSuite(backend: () => SuiteBackend): void {
       await store.putCallback(CALLBACK);
       assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), CALLBACK);
       assert.deepEqual(await store.takeRate('k', 1_000, 1_000, 5), { allowed: true, count: 1 });
+      // And what version 3 added.
+      await store.addReputation([REP('domain:example.org', 'spf:pass', 1, 1_000)], 1_000);
+      assert.deepEqual(await store.getReputation(['domain:example.org']), [
+        { subject: 'domain:example.org', event: 'spf:pass', amount: 1, updated: 1_000 },
+      ]);
       await store.close();
       assert.equal(await (await open()).schemaVersion(), SCHEMA_VERSION, 'reopening is a no-op');
       assert.equal(await count(db, 'mailgate_schema'), MIGRATIONS.length);
+    }));
+
+  test('a version-2 database gains the reputation table and keeps its rows', () =>
+    withDatabase(async (db, open) => {
+      const kind = backend().kind;
+      await db.query(kind === 'sqlite' ? SCHEMA_TABLE_SQLITE : SCHEMA_TABLE_POSTGRES);
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 2)) {
+        for (const sql of migration[kind]) await db.query(sql);
+        await db.query(
+          `INSERT INTO mailgate_schema (version, description)
+           VALUES (${migration.version}, '${migration.description}')`,
+        );
+      }
+      await db.query(
+        `INSERT INTO callback_cache VALUES ('alice@example.org', 'accepted', '250 2.1.5 Ok', 1000, 'mx1.example.net')`,
+      );
+      const store = await open();
+      assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      assert.ok(SCHEMA_VERSION >= 3);
+      assert.deepEqual(await store.getCallback(CALLBACK.sender, 0), CALLBACK);
+      assert.equal(await count(db, 'reputation'), 0);
+      await store.addReputation([REP('net:192.0.2.0/24', 'greylist:pass', 1, 5_000)], 1_000);
+      assert.equal(await count(db, 'reputation'), 1);
     }));
 
   test('firstAttempt creates once and then returns the stored triplet', () =>
@@ -819,7 +857,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         clientsBefore: 500,
         decisionsBefore: 500,
       };
-      const none = { passed: 0, greylisted: 0, clients: 0, decisions: 0 };
+      const none = { passed: 0, greylisted: 0, clients: 0, decisions: 0, reputation: 0 };
       assert.deepEqual(await store.expire(v1), { ...none, callbacks: 0, rates: 0 }, 'not asked');
       assert.equal(await count(db, 'callback_cache'), 3);
       assert.deepEqual(await store.expire({ ...v1, callbacksBefore: 500 }), {
@@ -888,6 +926,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         decisions: 2,
         callbacks: 0,
         rates: 0,
+        reputation: 0,
       });
       assert.equal(await store.getTriplet(key('passed-old')), null);
       assert.equal((await store.getTriplet(key('passed-new')))?.lastSeen, 900);
@@ -910,6 +949,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         decisions: 0,
         callbacks: 0,
         rates: 0,
+        reputation: 0,
       });
       // The state decides which cut-off applies: a greylisted row only goes by greylistedBefore.
       assert.deepEqual(await store.expire({ ...cutoffs, passedBefore: 10_000 }), {
@@ -919,6 +959,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         decisions: 0,
         callbacks: 0,
         rates: 0,
+        reputation: 0,
       });
       assert.equal(await count(db, 'triplets'), 1);
     }));
@@ -1087,9 +1128,257 @@ export function storeSuite(backend: () => SuiteBackend): void {
           clientsBefore: 0,
           decisionsBefore: 0,
         }),
-        { passed: 1, greylisted: 0, clients: 0, decisions: 0, callbacks: 0, rates: 0 },
+        {
+          passed: 1,
+          greylisted: 0,
+          clients: 0,
+          decisions: 0,
+          callbacks: 0,
+          rates: 0,
+          reputation: 0,
+        },
       );
       assert.equal(await mx1.getTriplet(KEY), null);
+    }));
+
+  test('reputation: additions accumulate and decay by the half-life, in any order', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      // Times past 2^32 ms: PostgreSQL's bigints come back as numbers. Powers of two keep
+      // every sum below exact in binary floating point.
+      const t = 1_700_000_000_000;
+      const H = 1_000;
+      const A = 'domain:example.org';
+      assert.deepEqual(await store.getReputation([A]), [], 'nothing yet');
+      await store.addReputation([REP(A, 'spf:pass', 1, t)], H);
+      await store.addReputation([REP(A, 'spf:pass', 1, t)], H);
+      assert.deepEqual(await store.getReputation([A]), [
+        { subject: A, event: 'spf:pass', amount: 2, updated: t },
+      ]);
+      // One half-life later the 2 stored are worth 1; the new 1 adds to that.
+      await store.addReputation([REP(A, 'spf:pass', 1, t + H)], H);
+      assert.deepEqual(await store.getReputation([A]), [
+        { subject: A, event: 'spf:pass', amount: 2, updated: t + H },
+      ]);
+      // A late addition from the past (another host's slow batch) is decayed to the row's time
+      // and the row keeps its time: the same result as if it had come first.
+      await store.addReputation([REP(A, 'spf:pass', 4, t - H)], H);
+      assert.deepEqual(await store.getReputation([A]), [
+        { subject: A, event: 'spf:pass', amount: 3, updated: t + H },
+      ]);
+      // A half-life is whatever the caller says, per call.
+      await store.addReputation([REP(A, 'spf:pass', 1, t + 3 * H)], 2 * H);
+      assert.deepEqual(await store.getReputation([A]), [
+        { subject: A, event: 'spf:pass', amount: 2.5, updated: t + 3 * H },
+      ]);
+      // 64 half-lives on, what was stored counts as nothing at all.
+      await store.addReputation([REP(A, 'spf:pass', 0.5, t + 67 * H)], H);
+      assert.deepEqual(await store.getReputation([A]), [
+        { subject: A, event: 'spf:pass', amount: 0.5, updated: t + 67 * H },
+      ]);
+
+      // One batch: several subjects and events, a key twice (added in turn), fractions.
+      const B = 'net:2001:db8:1:2::/64';
+      await store.addReputation(
+        [
+          REP(B, 'spf:fail', 1, t),
+          REP(A, 'cbv:accepted', 1, t),
+          REP(B, 'greylist:refused', 0.25, t),
+          REP(B, 'spf:fail', 1, t + H),
+          REP('net:192.0.2.0/24', 'spf:pass', 1, t),
+        ],
+        H,
+      );
+      assert.deepEqual(await store.getReputation([B, A, B]), [
+        { subject: A, event: 'cbv:accepted', amount: 1, updated: t },
+        { subject: A, event: 'spf:pass', amount: 0.5, updated: t + 67 * H },
+        { subject: B, event: 'greylist:refused', amount: 0.25, updated: t },
+        { subject: B, event: 'spf:fail', amount: 1.5, updated: t + H },
+      ]);
+      assert.deepEqual(
+        (await store.getReputation(['net:192.0.2.0/24'])).map((r) => r.event),
+        ['spf:pass'],
+        'only the subjects asked for',
+      );
+      assert.deepEqual(await store.getReputation(['net:192.0.2.0/25', 'domain:']), []);
+      assert.deepEqual(await store.getReputation([]), []);
+      await store.addReputation([], H);
+      assert.equal(await count(db, 'reputation'), 5);
+    }));
+
+  test('reputation: two stores on one database add to the same counters', () =>
+    withDatabase(async (_db, open) => {
+      const [mx1, mx2] = [await open(), await open()];
+      const S = 'domain:example.net';
+      await mx1.addReputation([REP(S, 'greylist:pass', 1, 10_000)], 60_000);
+      await mx2.addReputation([REP(S, 'greylist:pass', 2, 10_000)], 60_000);
+      await mx1.addReputation([REP(S, 'spf:pass', 1, 10_000)], 60_000);
+      for (const store of [mx1, mx2]) {
+        assert.deepEqual(await store.getReputation([S]), [
+          { subject: S, event: 'greylist:pass', amount: 3, updated: 10_000 },
+          { subject: S, event: 'spf:pass', amount: 1, updated: 10_000 },
+        ]);
+      }
+    }));
+
+  test('reputation: concurrent batches from two stores lose nothing and do not deadlock', () =>
+    withDatabase(async (db, open) => {
+      const poolSize = 10;
+      const [a, b] = [await open({ poolSize }), await open({ poolSize })];
+      await Promise.all(Array.from({ length: poolSize * 2 }, (_, i) => (i % 2 ? a : b).ping()));
+      const subjects = Array.from({ length: 8 }, (_, i) => `domain:d${i}.example`);
+      const events = ['spf:pass', 'spf:fail', 'greylist:pass'];
+      const keys = subjects.flatMap((subject) => events.map((event) => ({ subject, event })));
+      const batches = 60;
+      // Each batch touches every key once, in its own order, and one key a second time: what
+      // two hosts flushing at once send. All at one time, so the sums are whole numbers.
+      await Promise.all(
+        Array.from({ length: batches }, (_, i) => {
+          const order = keys.map((_, k) => keys[(k * 7 + i) % keys.length]!);
+          const deltas = [...order, keys[i % keys.length]!].map((k) =>
+            REP(k.subject, k.event, 1, 5_000),
+          );
+          return (i % 2 ? a : b).addReputation(deltas, 86_400_000);
+        }),
+      );
+      const rows = await a.getReputation(subjects);
+      assert.equal(rows.length, keys.length);
+      const total = rows.reduce((sum, row) => sum + row.amount, 0);
+      assert.equal(total, batches * (keys.length + 1), 'every addition counted once');
+      for (const row of rows) {
+        const extra = Array.from({ length: batches }, (_, i) => keys[i % keys.length]!).filter(
+          (k) => k.subject === row.subject && k.event === row.event,
+        ).length;
+        assert.equal(row.amount, batches + extra, `${row.subject} ${row.event}`);
+        assert.equal(row.updated, 5_000);
+      }
+      assert.equal(await count(db, 'reputation'), keys.length);
+    }));
+
+  test('reputation: hostile subjects and events are stored printable and bounded', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const H = 1_000;
+      const cases: [string, string][] = [
+        [
+          'domain:evil.example\r\nX-Injected: yes\0\t\x7f\u0085\u2028end',
+          'domain:evil.example\uFFFD\uFFFDX-Injected: yes\uFFFD\uFFFD\uFFFD\uFFFD\uFFFDend',
+        ],
+        [`domain:${'x'.repeat(1_000)}`, `domain:${'x'.repeat(293)}`],
+        [`domain:${'😀'.repeat(400)}`, `domain:${'😀'.repeat(293)}`],
+        ['domain:lone\uD800surrogate', 'domain:lone\uFFFDsurrogate'],
+        [
+          'domain:o\'brien"; DROP TABLE reputation; --',
+          'domain:o\'brien"; DROP TABLE reputation; --',
+        ],
+        ['domain:ünïcødé.example', 'domain:ünïcødé.example'],
+      ];
+      for (const [given, stored] of cases) {
+        await store.addReputation([REP(given, `spf:pass\r\n${'e'.repeat(100)}`, 1, 1_000)], H);
+        const rows = await store.getReputation([given]);
+        assert.deepEqual(
+          rows,
+          [
+            {
+              subject: stored,
+              event: `spf:pass\uFFFD\uFFFD${'e'.repeat(54)}`,
+              amount: 1,
+              updated: 1_000,
+            },
+          ],
+          given.slice(0, 40),
+        );
+        assert.deepEqual(await store.getReputation([stored]), rows, 'found by its stored form too');
+      }
+      assert.equal(await count(db, 'reputation'), cases.length);
+
+      // A bad delta refuses its whole batch: nothing of it is written.
+      const good = REP('domain:good.example', 'spf:pass', 1, 1_000);
+      for (const amount of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2e9, 1e-9]) {
+        await rejectsStore(
+          store.addReputation([good, { ...good, amount }], H),
+          /addReputation: amount must be a number from/,
+        );
+      }
+      await rejectsStore(
+        store.addReputation([good, { ...good, amount: '1' as never }], H),
+        /addReputation: amount/,
+      );
+      await rejectsStore(
+        store.addReputation([good, { ...good, time: 1.5 }], H),
+        /addReputation: time/,
+      );
+      await rejectsStore(
+        store.addReputation([good, { ...good, subject: 7 as never }], H),
+        /addReputation: subject is not a string/,
+      );
+      await rejectsStore(
+        store.addReputation([good, { ...good, event: null as never }], H),
+        /addReputation: event is not a string/,
+      );
+      await rejectsStore(store.addReputation([good, null as never], H), /addReputation: a delta/);
+      await rejectsStore(store.addReputation('x' as never, H), /addReputation: deltas must be/);
+      for (const halfLife of [0, -1, 1.5, Number.NaN]) {
+        await rejectsStore(store.addReputation([good], halfLife), /addReputation: halfLifeMs/);
+      }
+      assert.deepEqual(
+        await store.getReputation([good.subject]),
+        [],
+        'refused batches wrote nothing',
+      );
+      await rejectsStore(
+        store.getReputation(Array.from({ length: 1_001 }, (_, i) => `domain:d${i}.example`)),
+        /getReputation: at most 1000 subjects/,
+      );
+      await rejectsStore(
+        store.getReputation([1 as never]),
+        /getReputation: subject is not a string/,
+      );
+    }));
+
+  test('expire removes reputation counters last updated before the cut-off, only when asked', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const H = 1_000;
+      await store.addReputation(
+        [
+          REP('domain:old.example', 'spf:pass', 1, 100),
+          REP('domain:edge.example', 'spf:pass', 1, 500),
+          REP('domain:revived.example', 'spf:pass', 1, 100),
+          REP('domain:new.example', 'spf:pass', 1, 900),
+        ],
+        H,
+      );
+      // Updated again lately: expiry goes by the last update.
+      await store.addReputation([REP('domain:revived.example', 'spf:fail', 1, 100)], H);
+      await store.addReputation([REP('domain:revived.example', 'spf:fail', 1, 800)], H);
+      const v1 = { passedBefore: 0, greylistedBefore: 0, clientsBefore: 0, decisionsBefore: 0 };
+      const none = { passed: 0, greylisted: 0, clients: 0, decisions: 0, callbacks: 0, rates: 0 };
+      assert.deepEqual(await store.expire(v1), { ...none, reputation: 0 }, 'not asked');
+      assert.equal(await count(db, 'reputation'), 5);
+      assert.deepEqual(await store.expire({ ...v1, reputationBefore: 500 }), {
+        ...none,
+        reputation: 2,
+      });
+      const left = await store.getReputation([
+        'domain:old.example',
+        'domain:edge.example',
+        'domain:revived.example',
+        'domain:new.example',
+      ]);
+      assert.deepEqual(
+        left.map((row) => `${row.subject} ${row.event}`),
+        [
+          'domain:edge.example spf:pass',
+          'domain:new.example spf:pass',
+          'domain:revived.example spf:fail',
+        ],
+        'at the cut-off stays',
+      );
+      await rejectsStore(
+        store.expire({ ...v1, reputationBefore: Number.NaN }),
+        /expire: reputationBefore/,
+      );
     }));
 
   test('a closed store rejects every call; close is idempotent', () =>
@@ -1134,6 +1423,9 @@ export function storeSuite(backend: () => SuiteBackend): void {
         ['getCallback', () => store.getCallback('a@example.org', 0)],
         ['putCallback', () => store.putCallback(CALLBACK)],
         ['takeRate', () => store.takeRate('k', 1, 1_000, 1)],
+        ['addReputation', () => store.addReputation([REP('domain:a.example', 'e', 1, 1)], 1)],
+        ['addReputation', () => store.addReputation([], 1)],
+        ['getReputation', () => store.getReputation(['domain:a.example'])],
         ['ping', () => store.ping()],
       ];
       for (const [name, call] of calls) {

@@ -34,7 +34,10 @@ export async function registryStage(
   const { transaction } = session;
   const tags = ['registry', r.action, ...(r.method ? [r.method] : []), r.reason];
   if (r.alert) {
-    (transaction.alerts ??= []).push({ message: 'registry-alert', text: r.alert });
+    transaction.alerts = [
+      ...(transaction.alerts ?? []),
+      { message: 'registry-alert', text: r.alert },
+    ];
   }
   const reason = `registry-${r.reason}`;
   switch (r.action) {
@@ -81,5 +84,5 @@ function keepHeaders(session: PolicySession, r: RegistryResult, final: boolean):
     if (!final && header.name === 'Received-SPF') continue;
     transaction.headers.push({ name: header.name, value: header.value, position: 'top' });
   }
-  if (r.authResults) (transaction.authResults ??= []).push(r.authResults);
+  if (r.authResults) transaction.authResults = [...(transaction.authResults ?? []), r.authResults];
 }
