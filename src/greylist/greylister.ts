@@ -16,6 +16,7 @@ import { checkSpf } from '../checks/spf/index.js';
 import type { SpfResult } from '../checks/spf/types.js';
 import { formatIp, type IpAddress } from '../dns/address.js';
 import type { Clock } from '../dns/types.js';
+import { domainSubject, networkSubject } from '../reputation/subjects.js';
 import type {
   ClientCounter,
   Decision,
@@ -61,6 +62,19 @@ export interface GreylisterOptions {
   recipientWhitelists?: readonly RecipientWhitelistSource[];
   /** Where decisions (info), store failures (error) and whitelist trouble (warn) are logged. */
   logger?: GreylistLogger;
+  /** Local sender reputation: what greylisting counts, and who may skip it. */
+  reputation?: GreylistReputation;
+}
+
+/** Greylisting's part in local sender reputation (src/reputation, bound by the daemon). */
+export interface GreylistReputation {
+  /** Counts an event for the subjects; never waits, never throws. */
+  record(subjects: readonly string[], event: 'greylist:pass' | 'greylist:refused'): void;
+  /**
+   * When given, a client whose network is in good standing, or a sender whose SPF passes for a
+   * domain in good standing, is not greylisted (`reputation`): the first such subject, or null.
+   */
+  goodStanding?(subjects: readonly string[]): Promise<string | null>;
 }
 
 /** Local parts that always receive mail (RFC 5321 4.5.1, RFC 2142). */
@@ -68,6 +82,9 @@ const ALWAYS_OPEN = new Set(['postmaster', 'abuse']);
 
 /** A passed triplet's lastSeen and passCount are written at most this often. */
 export const REFRESH_PASSED_MS = 3_600_000;
+
+/** Reasons a new triplet is greylisted with (not an early retry of a known one). */
+const NEW_TRIPLET_REASONS = new Set(['score', 'cache-bad', 'dns-tempfail']);
 
 /** Attempts of a greylisted triplet closer together than this count as one (no penalty). */
 export const SAME_ATTEMPT_MS = 60_000;
@@ -151,6 +168,7 @@ export class Greylister {
   private readonly hostname: string;
   private readonly logger: GreylistLogger | undefined;
   private readonly clientWhitelists: readonly ClientWhitelistSource[];
+  private readonly reputation: GreylistReputation | undefined;
   private readonly recipientWhitelists: readonly RecipientWhitelistSource[];
 
   constructor(
@@ -169,6 +187,7 @@ export class Greylister {
     this.hostname = safeHostname(settings.hostname);
     this.logger = options.logger;
     this.clientWhitelists = options.clientWhitelists ?? [];
+    this.reputation = options.reputation;
     this.recipientWhitelists = options.recipientWhitelists ?? [];
   }
 
@@ -210,6 +229,7 @@ export class Greylister {
         reason: 'store-failure',
       };
     }
+    if (!failure) this.countForReputation(ctx, verdict);
     const decision = this.compose(ctx, verdict);
     if (failure) {
       this.logger?.error(
@@ -264,6 +284,11 @@ export class Greylister {
     }
     if (await this.clientWhitelisted(ctx)) return { verdict: 'pass', reason: 'whitelist-client' };
     if (this.settings.keySpfPassByDomain) await this.keyBySpfDomain(ctx);
+    const standing = await this.goodStanding(ctx);
+    if (standing) {
+      ctx.match = standing;
+      return { verdict: 'pass', reason: 'reputation' };
+    }
     const { key } = ctx;
 
     let known: Triplet | null;
@@ -513,6 +538,47 @@ export class Greylister {
     ctx.scores.helo = heloScore;
     ctx.scores.dyn = dyn;
     return { helo: exactly(heloScore), dyn: exactly(dyn) };
+  }
+
+  /**
+   * The subject in good standing that lets this request skip greylisting: the client's network,
+   * or the sender's domain when its SPF passes (a domain alone is what a forger claims).
+   */
+  private async goodStanding(ctx: Context): Promise<string | null> {
+    const ask = this.reputation?.goodStanding;
+    if (!ask) return null;
+    const [domain, network] = this.subjects(ctx);
+    const subjects = network ? [network] : [];
+    if (domain && ctx.key.sender !== '') {
+      const spf = await this.spf(ctx);
+      if (spf.result === 'pass' && spf.identity === 'mailfrom') subjects.push(domain);
+    }
+    return subjects.length ? ask.call(this.reputation, subjects) : null;
+  }
+
+  /** The reputation subjects of the request: its sender domain (if any) and client network. */
+  private subjects(ctx: Context): [string | null, string | null] {
+    const sender = ctx.key.sender;
+    const at = sender.lastIndexOf('@');
+    const domain = at >= 0 ? domainSubject(sender.slice(at + 1)) : null;
+    return [domain, networkSubject(ctx.ipText)];
+  }
+
+  /** Counts a wait that came back, and each new triplet greylisted, for reputation. */
+  private countForReputation(ctx: Context, verdict: Verdict): void {
+    if (!this.reputation) return;
+    let event: 'greylist:pass' | 'greylist:refused' | null = null;
+    if (
+      verdict.verdict === 'pass' &&
+      (verdict.reason === 'waited' || verdict.reason === 'max-wait')
+    ) {
+      event = 'greylist:pass';
+    } else if (verdict.verdict === 'greylist' && NEW_TRIPLET_REASONS.has(verdict.reason)) {
+      event = 'greylist:refused';
+    }
+    if (!event) return;
+    const subjects = this.subjects(ctx).filter((s): s is string => s !== null);
+    this.reputation.record(subjects, event);
   }
 
   /**

@@ -4,8 +4,8 @@
  * triplets, the decision (a verdict and its header), and store expiry. Usable from the policy server
  * and the milter alike: it speaks in requests and decisions, never in a protocol.
  *
- * May import src/checks, src/dns, src/text, the package version and src/store's types; never
- * policy, serve, or a protocol library. The store itself is passed in.
+ * May import src/checks, src/dns, src/text, src/reputation's subjects, the package version and
+ * src/store's types; never policy, serve, or a protocol library. The store itself is passed in.
  */
 export { type CachedVerdict, VerdictCache } from './cache.js';
 export {
@@ -20,6 +20,7 @@ export {
   type ClientWhitelistSource,
   Greylister,
   type GreylisterOptions,
+  type GreylistReputation,
   type RecipientWhitelistSource,
 } from './greylister.js';
 export { greylistHeader, rfc5322Date, safeHostname, safeVersion } from './header.js';

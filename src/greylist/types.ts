@@ -53,6 +53,8 @@ export interface GreylistSettings {
   decisionTtlMs: number;
   /** Call-back outcomes in the same store expire after this (the `[cbv]` cache period). */
   callbackTtlMs?: number;
+  /** Reputation counters in the same store not updated for this long expire. */
+  reputationTtlMs?: number;
   /** The host name in X-Greylist and in the decision log. */
   hostname: string;
   /** The version in X-Greylist (`mailgate-VERSION`). */

@@ -4,6 +4,7 @@
  * a silent accept. Doors call it; it knows no protocol.
  */
 import { systemClock } from '../dns/clock.js';
+import { reputationSubjects } from '../reputation/subjects.js';
 import type { Decision as LoggedDecision, Store } from '../store/types.js';
 import { logValue } from '../text/index.js';
 import { type Decision, deferral } from './decision.js';
@@ -174,6 +175,7 @@ export class PolicyEngine {
     }
     if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
     this.#logAlerts(session, stage);
+    this.#recordObserved(session);
     this.#log(session, stage, decision);
     return decision;
   }
@@ -186,6 +188,18 @@ export class PolicyEngine {
       { conn: session.id, stage: 'mail', value: header.value },
       'Received-SPF',
     );
+  }
+
+  /** Counts what the stage saw for the sender domain and the client network (not when replayed). */
+  #recordObserved(session: PolicySession): void {
+    const observed = session.transaction.observed;
+    if (!observed?.length) return;
+    session.transaction.observed = [];
+    const reputation = this.services.reputation;
+    if (session.replaying || !reputation) return;
+    const { facts } = session;
+    const subjects = reputationSubjects({ ip: facts.client.ip, senderDomain: facts.senderDomain });
+    for (const event of observed) reputation.record(subjects, event);
   }
 
   /** What a stage found for the administrator (a broken registry record): once, at warn. */

@@ -5,7 +5,8 @@
  * access map over it; call-backs, DSNs and greylisting are services passed in.
  *
  * May import src/checks, src/greylist (types and decisions), src/dns (types and address helpers),
- * src/store (types), src/notify (the verifier's world side) and src/text; never a protocol
+ * src/store (types), src/reputation (events and subjects), src/notify (the verifier's world side)
+ * and src/text; never a protocol
  * library, the daemon or the CLI.
  */
 export * from './access-map.js';

@@ -3,6 +3,7 @@
  */
 import type { Clock } from '../dns/types.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
+import type { ReputationEvent } from '../reputation/events.js';
 import type { GreylistActions } from './greylist.js';
 import type { DsnTemplateName } from './spf-policy.js';
 
@@ -54,8 +55,24 @@ export interface PolicyLogger {
   isLevelEnabled?(level: string): boolean;
 }
 
+/** Local sender reputation as the stages use it (built on src/reputation by the daemon). */
+export interface ReputationService {
+  /** Counts an event for the subjects; never waits, never throws. */
+  record(subjects: readonly string[], event: ReputationEvent): void;
+  /**
+   * The first of the subjects in good standing, or null (also when the store cannot say).
+   *
+   * @example
+   * await reputation.goodStanding(['net:192.0.2.0/24'])  // 'net:192.0.2.0/24' or null
+   */
+  goodStanding(subjects: readonly string[]): Promise<string | null>;
+  /** Skip the call-back for a client whose network is in good standing. */
+  cbvSkip: boolean;
+}
+
 export interface PolicyServices {
   clock?: Clock;
   greylist?: GreylistService | null;
   verifier?: SenderVerifier | null;
+  reputation?: ReputationService | null;
 }

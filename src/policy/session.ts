@@ -2,6 +2,7 @@
  * What the engine carries from one stage to the next within a session: the facts, and the
  * transaction's own decisions so far (a verification owed at end of message, headers to add).
  */
+import type { ReputationEvent } from '../reputation/events.js';
 import type { DecisionHeader } from './decision.js';
 import type { SessionFacts } from './facts.js';
 import type { DsnTemplateName } from './spf-policy.js';
@@ -28,6 +29,8 @@ export interface TransactionState {
   vouched?: string;
   /** Hold the message at end of message (quarantine), with this reason. */
   quarantine?: string;
+  /** What the stage saw that counts for the sender's reputation; the engine records it. */
+  observed?: ReputationEvent[];
   /** Lines for the administrator, logged once by the engine after the stage (`registry-alert`). */
   alerts?: Array<{ message: string; text: string }>;
 }
@@ -56,4 +59,14 @@ export function newSession(id: string, facts: SessionFacts): PolicySession {
 /** Forget the transaction (a new MAIL FROM, end of message, abort). */
 export function resetTransaction(session: PolicySession): void {
   session.transaction = { headers: [] };
+}
+
+/**
+ * Notes an event for the sender's reputation, recorded by the engine once the stage is decided.
+ *
+ * @example
+ * observe(session, 'spf:pass');
+ */
+export function observe(session: PolicySession, event: ReputationEvent | null): void {
+  if (event) session.transaction.observed = [...(session.transaction.observed ?? []), event];
 }

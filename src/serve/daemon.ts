@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import type { HeldEngine } from './milter-door.js';
+import { buildReputation, type DaemonReputation } from './reputation.js';
 import { policySettings, resolverOptions, storeSettings } from './settings.js';
 import { buildVerifier } from './verifier.js';
 
@@ -35,6 +36,7 @@ export interface World {
   store: Store;
   greylisting: Greylisting | null;
   accessMap: AccessMapFile | null;
+  reputation: DaemonReputation | null;
   engine: PolicyEngine;
   /** Milter connections holding this world. */
   holders: number;
@@ -283,9 +285,16 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
     throw err;
   }
   let greylisting: Greylisting | null = null;
+  const reputation = buildReputation(config, store, logger);
   try {
     greylisting = config.greylist.enabled
-      ? await buildGreylisting(config, { store, resolver, logger, version: VERSION })
+      ? await buildGreylisting(config, {
+          store,
+          resolver,
+          logger,
+          version: VERSION,
+          reputation: reputation?.greylist ?? null,
+        })
       : null;
     // A fresh read at every reload: a file that became bad fails the reload, and the old map
     // stays in force with the old world.
@@ -307,10 +316,22 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
           }
         : null,
       verifier,
+      reputation: reputation?.service ?? null,
     });
-    return { config, resolver, store, greylisting, accessMap, engine, holders: 0, retired: false };
+    return {
+      config,
+      resolver,
+      store,
+      greylisting,
+      accessMap,
+      reputation,
+      engine,
+      holders: 0,
+      retired: false,
+    };
   } catch (err) {
     greylisting?.stop();
+    await reputation?.close();
     if (!sameStore) await store.close();
     if (!sameDns) resolver.close();
     throw err;
@@ -320,6 +341,8 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
 /** Stops and closes what `old` has that `next` (the world replacing it, if any) does not share. */
 async function retireWorld(old: World, logger: PinoLogger, next?: World): Promise<void> {
   old.greylisting?.stop();
+  // What it counted goes to the store before the store may close.
+  await old.reputation?.close();
   if (next?.resolver !== old.resolver) old.resolver.close();
   if (next?.store !== old.store) {
     try {

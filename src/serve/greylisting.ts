@@ -4,7 +4,12 @@
  */
 import type { Config } from '../config/index.js';
 import type { Resolver } from '../dns/types.js';
-import { Greylister, startExpiry, WhitelistFile } from '../greylist/index.js';
+import {
+  Greylister,
+  type GreylistReputation,
+  startExpiry,
+  WhitelistFile,
+} from '../greylist/index.js';
 import type { GreylistLogger } from '../greylist/types.js';
 import type { Store } from '../store/types.js';
 import { greylistSettings } from './settings.js';
@@ -21,6 +26,8 @@ export interface GreylistingServices {
   resolver: Resolver;
   logger: GreylistLogger;
   version: string;
+  /** Local sender reputation, when it is kept. */
+  reputation?: GreylistReputation | null;
 }
 
 /**
@@ -35,7 +42,7 @@ export async function buildGreylisting(
   config: Config,
   services: GreylistingServices,
 ): Promise<Greylisting> {
-  const { store, resolver, logger, version } = services;
+  const { store, resolver, logger, version, reputation } = services;
   const settings = greylistSettings(config, version);
   const g = config.greylist;
   const [clients, recipients] = await Promise.all([
@@ -47,6 +54,7 @@ export async function buildGreylisting(
     { store, resolver },
     {
       logger,
+      ...(reputation ? { reputation } : {}),
       ...(clients ? { clientWhitelists: [clients] } : {}),
       ...(recipients ? { recipientWhitelists: [recipients] } : {}),
     },

@@ -14,7 +14,11 @@ import {
   type SpfAccessLookup,
   splitOurNames,
 } from '../policy/index.js';
-import { DEFAULT_REPUTATION_SETTINGS, type ReputationSettings } from '../reputation/index.js';
+import {
+  DEFAULT_REPUTATION_SETTINGS,
+  type ReputationSettings,
+  reputationTtlMs,
+} from '../reputation/index.js';
 import type { OpenStoreOptions } from '../store/index.js';
 
 /**
@@ -44,6 +48,9 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     greylistedTtlMs: g.expire_greylisted,
     decisionTtlMs: g.expire_decisions,
     callbackTtlMs: config.cbv.cache_days * 86_400_000,
+    ...(config.reputation.enabled
+      ? { reputationTtlMs: reputationTtlMs(config.reputation.half_life) }
+      : {}),
     hostname: daemonHostname(config),
     version,
     header: g.header,

@@ -11,11 +11,13 @@ import {
   DEFAULT_GREYLIST_SETTINGS,
   Greylister,
   type GreylisterOptions,
+  type GreylistReputation,
   type GreylistRequest,
   type GreylistSettings,
   RecipientWhitelist,
   WhitelistFile,
 } from '../../src/greylist/index.js';
+import { ReputationReader, ReputationRecorder } from '../../src/reputation/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
 import { ManualClock, RecordingLogger } from './helpers.js';
@@ -875,5 +877,109 @@ describe('keying SPF-pass senders by their domain', () => {
     assert.equal(d.key.client, 'spf:elsewhere.example');
     assert.equal(calls, 1);
     assert.ok(!asked().some((q) => q.startsWith('elsewhere.example')));
+  });
+});
+
+describe('local sender reputation', () => {
+  const HALF_LIFE = 30 * 86_400_000;
+  const settings = {
+    halfLifeMs: HALF_LIFE,
+    minScore: 0.5,
+    minConfidence: 0.5,
+    observationsForConfidence: 10,
+    prior: 1,
+  };
+
+  /** A greylister whose reputation hooks are the real recorder and reader on its own store. */
+  async function reputationRig(skip: boolean) {
+    const base = await rig({ keySpfPassByDomain: false });
+    const recorder = new ReputationRecorder(base.store, {
+      logger: base.logger,
+      halfLifeMs: HALF_LIFE,
+    });
+    const reader = new ReputationReader(base.store, settings, { clock: base.clock, cacheTtlMs: 0 });
+    const reputation: GreylistReputation = {
+      record: (subjects, event) => recorder.record(subjects, event, base.clock.now()),
+      ...(skip
+        ? {
+            goodStanding: async (subjects: readonly string[]) =>
+              (await reader.lookup(subjects, base.clock.now())).find((s) => s.goodStanding)
+                ?.subject ?? null,
+          }
+        : {}),
+    };
+    const greylister = new Greylister(
+      base.settings,
+      {
+        store: base.store,
+        resolver: createResolver({ servers: [server.address], timeout: 300 }),
+        clock: base.clock,
+      },
+      { logger: base.logger, reputation },
+    );
+    const decide = (client: { ip: string; helo: string }, more: Partial<GreylistRequest> = {}) =>
+      greylister.decide({
+        ip: client.ip,
+        helo: client.helo,
+        sender: 'jo@sender.example',
+        recipient: 'sam@rcpt.example',
+        ...more,
+      });
+    const counts = async (subject: string) => {
+      await recorder.flush();
+      const rows = await base.store.getReputation([subject]);
+      return Object.fromEntries(rows.map((r) => [r.event, Math.round(r.amount * 1000) / 1000]));
+    };
+    /** Twenty passes for a subject, as if the last weeks had gone well. */
+    const seed = (subject: string) =>
+      base.store.addReputation(
+        [{ subject, event: 'greylist:pass', amount: 20, time: base.clock.now() }],
+        HALF_LIFE,
+      );
+    return { ...base, decide, counts, seed };
+  }
+
+  test('a new triplet greylisted counts a refusal; the retry after the wait counts a pass', async () => {
+    const r = await reputationRig(false);
+    await r.decide(C.noPtr);
+    await r.decide(C.noPtr); // an early retry: not counted again
+    assert.deepEqual(await r.counts('net:192.0.2.0/24'), { 'greylist:refused': 1 });
+    assert.deepEqual(await r.counts('domain:sender.example'), { 'greylist:refused': 1 });
+    r.clock.advance(PERIOD + PENALTY + SECOND);
+    assert.equal((await r.decide(C.noPtr)).reason, 'waited');
+    assert.deepEqual(await r.counts('net:192.0.2.0/24'), {
+      'greylist:pass': 1,
+      'greylist:refused': 1,
+    });
+    // A known triplet's later passes are not a retry that came back.
+    await r.decide(C.noPtr);
+    assert.equal((await r.counts('net:192.0.2.0/24'))['greylist:pass'], 1);
+  });
+
+  test('a network in good standing skips greylisting; a domain only when its SPF passes', async () => {
+    const r = await reputationRig(true);
+    await r.seed('net:192.0.2.0/24');
+    const skipped = await r.decide(C.noPtr);
+    assert.equal(skipped.verdict, 'pass');
+    assert.equal(skipped.reason, 'reputation');
+    assert.equal(skipped.match, 'net:192.0.2.0/24');
+
+    // A domain alone: only when its SPF passes from this client.
+    const d = await reputationRig(true);
+    await d.seed('domain:spfpass.example');
+    await d.seed('domain:spffail.example');
+    const authentic = await d.decide(C.noPtr, { sender: 'jo@spfpass.example' });
+    assert.equal(authentic.reason, 'reputation');
+    assert.equal(authentic.match, 'domain:spfpass.example');
+    // spfpass.example authorizes 192.0.2.0/24 only: from 198.51.100.20 its name is a forgery.
+    const other = { ip: '198.51.100.20', helo: 'mail.noptr.example' };
+    assert.equal((await d.decide(other, { sender: 'jo@spfpass.example' })).verdict, 'greylist');
+    assert.equal((await d.decide(C.noPtr, { sender: 'jo@spffail.example' })).verdict, 'greylist');
+  });
+
+  test('without the skip switch, good standing changes nothing', async () => {
+    const r = await reputationRig(false);
+    await r.seed('net:192.0.2.0/24');
+    assert.equal((await r.decide(C.noPtr)).verdict, 'greylist');
   });
 });

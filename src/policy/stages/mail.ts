@@ -6,9 +6,11 @@
  */
 import { receivedSpf } from '../../checks/spf/header.js';
 import type { SpfResult } from '../../checks/spf/types.js';
+import { spfEvent } from '../../reputation/events.js';
 import { logValue } from '../../text/index.js';
 import { type Decision, deferral, proceed, refuse } from '../decision.js';
 import type { PolicySession } from '../session.js';
+import { observe } from '../session.js';
 import { inDomains, type PolicySettings } from '../settings.js';
 import { spfPolicy } from '../spf-policy.js';
 import { owe } from './owe.js';
@@ -83,6 +85,7 @@ export async function mailStage(
 async function senderPolicy(session: PolicySession, settings: PolicySettings): Promise<Decision> {
   const { facts } = session;
   const spf = await facts.spf();
+  observe(session, spfEvent(spf.result));
   const header = {
     name: 'Received-SPF',
     value: receivedSpf(spf, { receiver: settings.hostname }),

@@ -2,10 +2,12 @@
  * RCPT TO: greylisting, when this door greylists; and at the policy server, which never sees the
  * message, the call-back the SPF policy owes (a DSN needs the message, so a plain call-back).
  */
+
+import { spfEvent } from '../../reputation/events.js';
 import { type Decision, proceed } from '../decision.js';
 import { greylistToDecision } from '../greylist.js';
 import type { PolicyServices } from '../services.js';
-import type { PolicySession } from '../session.js';
+import { observe, type PolicySession } from '../session.js';
 import { verify } from './verify.js';
 
 export interface RcptOptions {
@@ -29,6 +31,11 @@ export async function rcptStage(
 ): Promise<Decision> {
   const { facts } = session;
   facts.recipients.push(recipient);
+  // The policy server decides each RCPT afresh, its MAIL FROM stage replayed and not counted
+  // there: the sender's SPF result is counted here, once per recipient.
+  if (options.verifyNow && session.transaction.headers.some((h) => h.name === 'Received-SPF')) {
+    observe(session, spfEvent((await facts.spf()).result));
+  }
   if (options.verifyNow && session.transaction.verification) {
     const owed = session.transaction.verification;
     const checked = await verify(session, services, { ...owed, kind: 'CBV' });

@@ -3,10 +3,11 @@
  * on, refused is refused with the remote reply, anything else comes back later.
  */
 import { receivedSpf } from '../../checks/spf/header.js';
+import { reputationSubjects } from '../../reputation/subjects.js';
 import { logValue } from '../../text/index.js';
 import { type Decision, deferral, proceed, refuse } from '../decision.js';
 import type { PolicyServices, VerificationOutcome } from '../services.js';
-import type { PendingVerification, PolicySession } from '../session.js';
+import { observe, type PendingVerification, type PolicySession } from '../session.js';
 
 /**
  * @example
@@ -23,6 +24,16 @@ export async function verify(
   if (sender === '' || !services.verifier) {
     return proceed(owed.reason, [], [owed.kind, sender === '' ? 'null sender' : 'no verifier']);
   }
+  // A client whose network has long behaved well is not worth a call to its sender's MX. Only
+  // the network counts: a sender's domain is what a forger claims, and its SPF did not pass here.
+  const reputation = services.reputation;
+  if (owed.kind === 'CBV' && reputation?.cbvSkip) {
+    const [network] = reputationSubjects({ ip: facts.client.ip, senderDomain: '' });
+    const standing = network ? await reputation.goodStanding([network]) : null;
+    if (standing) {
+      return proceed(owed.reason, [], [owed.kind, owed.reason, 'skipped: good standing', standing]);
+    }
+  }
   let outcome: VerificationOutcome;
   if (owed.kind === 'DSN') {
     const spf = await facts.spf();
@@ -37,6 +48,10 @@ export async function verify(
     });
   } else {
     outcome = await services.verifier.callback(sender);
+  }
+  // A cached outcome was counted when it was fresh.
+  if (!outcome.cached && outcome.result !== 'tempfail') {
+    observe(session, outcome.result === 'accepted' ? 'cbv:accepted' : 'cbv:rejected');
   }
   const tags = [owed.kind, owed.reason, outcome.detail, ...(outcome.cached ? ['cached'] : [])];
   const reply = logValue(outcome.reply, 300);
