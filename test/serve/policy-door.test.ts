@@ -20,6 +20,8 @@ before(async () => {
     'pass.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
     'fail.test': [{ TXT: 'v=spf1 -all' }],
     '9.100.51.198.in-addr.arpa': [{ PTR: 'localhost' }],
+    'good.test.registry.test': [{ TXT: 'ip4=192.0.2.0/24 svc=S1:A' }],
+    'low.test.registry.test': [{ TXT: 'ip4=192.0.2.0/24 svc=S1:C' }],
   });
   dir = await mkdtemp(join(tmpdir(), 'mailgate-policy-door-'));
 });
@@ -124,6 +126,39 @@ test('with [policyd] policy = false only greylisting is asked', async () => {
   try {
     const fail = rcptRequest({ helo_name: '192.0.2.10', sender: 'jo@fail.test' });
     assert.equal(await client.ask(fail), 'DUNNO');
+  } finally {
+    client.close();
+    await daemon.close();
+  }
+});
+
+test('the registry check at the policy server: a refusal, the vouching, and HOLD for quarantine', async () => {
+  const { daemon, client } = await start(
+    'registry',
+    `[registry]
+enabled = true
+zone = "registry.test"
+filter = "quarantine"
+[registry.services.S1]
+grades = { A = 9, C = 5 }
+weight = 15`,
+  );
+  try {
+    const ask = (ip: string, helo: string) =>
+      client.ask(rcptRequest({ client_address: ip, helo_name: helo, sender: 'jo@pass.test' }));
+    assert.equal(
+      await ask('198.51.100.7', 'mx.good.test'),
+      "550 5.7.1 Sending MTA '198.51.100.7' not authorized by 'good.test'",
+    );
+    assert.equal(await ask('192.0.2.10', 'mx.good.test'), 'DUNNO');
+    assert.match(
+      await ask('192.0.2.10', 'mx.low.test'),
+      /^HOLD Message will be sent to spam filter/,
+    );
+    assert.match(
+      await ask('192.0.2.10', 'mx.unlisted.test'),
+      /^550 5\.7\.1 Declared ID 'unlisted\.test' has no Registry record/,
+    );
   } finally {
     client.close();
     await daemon.close();
