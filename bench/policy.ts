@@ -9,7 +9,8 @@
  *             built bin/mailgate with --from=dist);
  *   postgrey  Debian's postgrey (Perl, Berkeley DB), installed when missing and running as root,
  *             with its own database directory, the same whitelist files, `--delay` equal to
- *             mailgate's greylisting period, `--lookup-by-host` (mailgate keys by address too),
+ *             mailgate's greylisting period, `--lookup-by-host` (mailgate keys by address
+ *             too, except that a sender whose SPF passes is keyed by its domain, as shipped),
  *             `-q` (no line per request, like mailgate at `warn`);
  *   trivial   a server that reads each request up to its empty line and answers DUNNO
  *             (bench/policy-null-server.ts): the ceiling on this machine.

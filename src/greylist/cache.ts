@@ -4,6 +4,7 @@
  * that sends many new triplets in a burst (one message to many recipients); it never overrides
  * the store or a whitelist.
  */
+import type { SpfResult } from '../checks/spf/types.js';
 import type { Clock } from '../dns/types.js';
 
 /** A client's cached verdict. */
@@ -99,5 +100,46 @@ export class VerdictCache {
   clear(): void {
     this.sides.good.clear();
     this.sides.bad.clear();
+  }
+}
+
+/**
+ * SPF results of recent requests, per client, sender and HELO, for as long as verdicts are
+ * cached: Postfix asks once per recipient, and a sender whose SPF passes is keyed by its domain,
+ * so every request of a message would evaluate the same record again. Temporary errors are not
+ * kept. Bounded like the verdict cache (least recently used go first).
+ *
+ * @example
+ * const memo = new SpfMemo(60_000, 100_000, clock);
+ * const spf = memo.get(key) ?? memo.set(key, await checkSpf(input, options));
+ */
+export class SpfMemo {
+  private readonly entries = new Map<string, { result: SpfResult; at: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The result while it is fresh, else undefined. */
+  get(key: string): SpfResult | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    const now = this.clock.now();
+    this.entries.delete(key);
+    if (now - entry.at >= this.ttlMs || now < entry.at) return undefined;
+    this.entries.set(key, entry);
+    return entry.result;
+  }
+
+  /** Keeps a result (unless it is a temperror, or the memo is off) and returns it. */
+  set(key: string, result: SpfResult): SpfResult {
+    if (this.ttlMs <= 0 || this.maxEntries <= 0 || result.result === 'temperror') return result;
+    this.entries.set(key, { result, at: this.clock.now() });
+    while (this.entries.size > this.maxEntries) {
+      this.entries.delete(this.entries.keys().next().value as string);
+    }
+    return result;
   }
 }

@@ -26,7 +26,7 @@ import type {
   TripletState,
 } from '../store/types.js';
 import { logValue } from '../text/index.js';
-import { VerdictCache } from './cache.js';
+import { SpfMemo, VerdictCache } from './cache.js';
 import { greylistHeader, safeHostname } from './header.js';
 import { clientKey, localPart, normaliseAddress, parseClientIp } from './normalise.js';
 import {
@@ -164,6 +164,7 @@ export class Greylister {
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly cache: VerdictCache;
+  private readonly spfMemo: SpfMemo;
   private readonly lists: readonly DnsxlList[];
   private readonly hostname: string;
   private readonly logger: GreylistLogger | undefined;
@@ -184,6 +185,7 @@ export class Greylister {
     this.store = services.store;
     this.clock = services.clock ?? systemClock;
     this.cache = new VerdictCache(settings.cacheMs, settings.cacheEntries, this.clock);
+    this.spfMemo = new SpfMemo(settings.cacheMs, settings.cacheEntries, this.clock);
     this.hostname = safeHostname(settings.hostname);
     this.logger = options.logger;
     this.clientWhitelists = options.clientWhitelists ?? [];
@@ -605,11 +607,17 @@ export class Greylister {
     if (sender.startsWith('<') && sender.endsWith('>')) sender = sender.slice(1, -1).trim();
     const input: { ip: string; sender: string; helo?: string } = { ip: ctx.ipText, sender };
     if (ctx.request.helo !== undefined) input.helo = ctx.request.helo;
+    const key = `${ctx.ipText} ${sender} ${input.helo ?? ''}`;
+    const known = this.spfMemo.get(key);
+    if (known) {
+      ctx.spf = Promise.resolve(known);
+      return ctx.spf;
+    }
     ctx.spf = checkSpf(input, {
       resolver: this.services.resolver,
       clock: this.clock,
       limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
-    });
+    }).then((result) => this.spfMemo.set(key, result));
     return ctx.spf;
   }
 

@@ -7,7 +7,7 @@
  * May import src/checks, src/dns, src/text, src/reputation's subjects, the package version and
  * src/store's types; never policy, serve, or a protocol library. The store itself is passed in.
  */
-export { type CachedVerdict, VerdictCache } from './cache.js';
+export { type CachedVerdict, SpfMemo, VerdictCache } from './cache.js';
 export {
   DEFAULT_EXPIRY_FIRST_DELAY_MS,
   DEFAULT_EXPIRY_INTERVAL_MS,

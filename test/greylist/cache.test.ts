@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { VerdictCache } from '../../src/greylist/index.js';
+import { describe, test } from 'node:test';
+import type { SpfResult } from '../../src/checks/spf/types.js';
+import { SpfMemo, VerdictCache } from '../../src/greylist/index.js';
 import { ManualClock } from './helpers.js';
 
 test('a verdict is held for ttlMs by the injected clock, then gone', () => {
@@ -61,4 +62,42 @@ test('a clock that went back does not make an entry live longer', () => {
   cache.set('a', 'bad');
   clock.set(50_000);
   assert.equal(cache.get('a'), undefined);
+});
+
+describe('the SPF memo', () => {
+  const result = (word: SpfResult['result']): SpfResult => ({
+    result: word,
+    identity: 'mailfrom',
+    ip: '192.0.2.1',
+    sender: 'jo@example.org',
+    domain: 'example.org',
+    helo: 'mx.example.org',
+    lookups: 0,
+    voidLookups: 0,
+    queries: 1,
+    reply: { code: 250, xcode: '2.7.0', text: '' },
+  });
+
+  test('keeps a result for its time, not a temperror, and the most recent entries only', () => {
+    const clock = new ManualClock(1_000);
+    const memo = new SpfMemo(60_000, 2, clock);
+    const pass = result('pass');
+    assert.equal(memo.set('a', pass), pass);
+    memo.set('t', result('temperror'));
+    assert.equal(memo.get('a'), pass);
+    assert.equal(memo.get('t'), undefined);
+    clock.advance(59_999);
+    assert.equal(memo.get('a'), pass);
+    clock.advance(1);
+    assert.equal(memo.get('a'), undefined);
+    memo.set('x', pass);
+    memo.set('y', pass);
+    memo.get('x');
+    memo.set('z', pass);
+    assert.equal(memo.get('y'), undefined, 'the least recently used went first');
+    assert.equal(memo.get('x'), pass);
+    const off = new SpfMemo(0, 10, clock);
+    assert.equal(off.set('a', pass), pass);
+    assert.equal(off.get('a'), undefined, 'a ttl of 0 keeps nothing');
+  });
 });
