@@ -202,12 +202,15 @@ export class PolicyEngine {
     for (const event of observed) reputation.record(subjects, event);
   }
 
-  /** What a stage found for the administrator (a broken registry record): once, at warn. */
+  /**
+   * What a stage found for the administrator (a broken registry record), at warn. Also when the
+   * stage is replayed: the policy server replays MAIL FROM at each RCPT, and a site that asks it
+   * only at RCPT would otherwise never hear of it.
+   */
   #logAlerts(session: PolicySession, stage: Stage): void {
     const alerts = session.transaction.alerts;
     if (!alerts?.length) return;
     session.transaction.alerts = [];
-    if (session.replaying) return;
     for (const alert of alerts) {
       this.services.logger.warn(
         { conn: session.id, stage, problem: logValue(alert.text, 500), ...this.#facts(session) },

@@ -22,6 +22,7 @@ before(async () => {
     '9.100.51.198.in-addr.arpa': [{ PTR: 'localhost' }],
     'good.test.registry.test': [{ TXT: 'ip4=192.0.2.0/24 svc=S1:A' }],
     'low.test.registry.test': [{ TXT: 'ip4=192.0.2.0/24 svc=S1:C' }],
+    'broken.test.registry.test': [{ TXT: 'ip4=192.0.2.0/24 colour=blue' }],
   });
   dir = await mkdtemp(join(tmpdir(), 'mailgate-policy-door-'));
 });
@@ -133,7 +134,7 @@ test('with [policyd] policy = false only greylisting is asked', async () => {
 });
 
 test('the registry check at the policy server: a refusal, the vouching, and HOLD for quarantine', async () => {
-  const { daemon, client } = await start(
+  const { daemon, client, lines } = await start(
     'registry',
     `[registry]
 enabled = true
@@ -159,6 +160,10 @@ weight = 15`,
       await ask('192.0.2.10', 'mx.unlisted.test'),
       /^550 5\.7\.1 Declared ID 'unlisted\.test' has no Registry record/,
     );
+    // Asked at RCPT only, MAIL FROM is replayed: the administrator still hears of a broken record.
+    assert.match(await ask('192.0.2.10', 'mx.broken.test'), /^451 4\.4\.3 Registry record/);
+    const alert = lines.find((l) => l['msg'] === 'registry-alert');
+    assert.match(String(alert?.['problem']), /unknown key 'colour'/);
   } finally {
     client.close();
     await daemon.close();
