@@ -83,8 +83,31 @@ const ALWAYS_OPEN = new Set(['postmaster', 'abuse']);
 /** A passed triplet's lastSeen and passCount are written at most this often. */
 export const REFRESH_PASSED_MS = 3_600_000;
 
+/** Longest SPF memo key (client, sender, HELO): a real sender and HELO are far shorter. */
+const MAX_MEMO_KEY = 600;
+
+/**
+ * Whether an SPF directive lets (nearly) everyone pass: `all`, or a network wider than an IPv4
+ * /16 or an IPv6 /32 (in `ip4`, `ip6`, or the prefix of `a` and `mx`).
+ *
+ * @example
+ * broadMechanism('+all')              // true
+ * broadMechanism('ip4:192.0.2.0/24')  // false
+ * broadMechanism('a/8')               // true
+ */
+export function broadMechanism(directive: string): boolean {
+  const text = directive.replace(/^[+?~-]/u, '').toLowerCase();
+  if (text === 'all') return true;
+  const v4 = text.startsWith('ip6:') ? undefined : /\/(\d{1,3})(?:\/\/|$)/u.exec(text)?.[1];
+  if (v4 !== undefined && Number(v4) < 16) return true;
+  const v6 = text.startsWith('ip6:')
+    ? /\/(\d{1,3})$/u.exec(text)?.[1]
+    : /\/\/(\d{1,3})$/u.exec(text)?.[1];
+  return v6 !== undefined && Number(v6) < 32;
+}
+
 /** Reasons a new triplet is greylisted with (not an early retry of a known one). */
-const NEW_TRIPLET_REASONS = new Set(['score', 'cache-bad', 'dns-tempfail']);
+const NEW_TRIPLET_REASONS = new Set(['score', 'dnsbl', 'cache-bad', 'dns-tempfail']);
 
 /** Attempts of a greylisted triplet closer together than this count as one (no penalty). */
 export const SAME_ATTEMPT_MS = 60_000;
@@ -135,6 +158,10 @@ interface Context {
   counter?: ClientCounter | null;
   /** The SPF check, started at most once per decision. */
   spf?: Promise<SpfResult>;
+  /** The DNS lists, asked at most once per decision (null when none are configured). */
+  lists?: Promise<DnsxlResult | null>;
+  /** The triplet is keyed by the sender's SPF-authenticated domain, not the client. */
+  byDomain?: boolean;
 }
 
 /** A decision before its action and header are composed. */
@@ -294,7 +321,8 @@ export class Greylister {
     const { key } = ctx;
 
     let known: Triplet | null;
-    if (this.settings.autoWhitelistAfter > 0) {
+    // The auto-whitelist counts a client's deliveries: a domain key is no client.
+    if (this.settings.autoWhitelistAfter > 0 && !ctx.byDomain) {
       // The client's counter and the triplet in one read (one statement, one round trip).
       const { triplet, counter } = await this.db('lookup', (s) => s.lookup(key));
       ctx.counter = counter;
@@ -343,7 +371,8 @@ export class Greylister {
         await this.db('recordPass', (s) => s.recordPass(key, now));
       }
       await this.countClient(ctx);
-      this.cache.set(ctx.ipText, 'good');
+      // The domain's triplet passed, not this host: its verdict is not cached.
+      if (!ctx.byDomain) this.cache.set(ctx.ipText, 'good');
       return { verdict: 'pass', reason: 'known' };
     }
     const elapsed = now - triplet.firstSeen;
@@ -352,7 +381,7 @@ export class Greylister {
     if (waited || elapsed > this.settings.maxMs) {
       await this.db('recordPass', (s) => s.recordPass(key, now));
       await this.countClient(ctx);
-      this.cache.set(ctx.ipText, 'good');
+      if (!ctx.byDomain) this.cache.set(ctx.ipText, 'good');
       return {
         verdict: 'pass',
         reason: waited ? 'waited' : 'max-wait',
@@ -372,7 +401,7 @@ export class Greylister {
 
   /** Postgrey's auto-whitelist counter: one successful delivery, at most once a minute. */
   private async countClient(ctx: Context): Promise<void> {
-    if (this.settings.autoWhitelistAfter <= 0) return;
+    if (this.settings.autoWhitelistAfter <= 0 || ctx.byDomain) return;
     // Counted less than a minute ago: the store would not count it again; skip the write.
     const counter = ctx.counter;
     if (counter && ctx.now - counter.lastCounted < COUNT_EVERY_MS) return;
@@ -461,21 +490,7 @@ export class Greylister {
   /** bley's scoring of a new triplet; `undecided` when failed DNS lookups could change it. */
   private async score(ctx: Context): Promise<ScoreOutcome | 'undecided'> {
     const { settings } = this;
-    const [lists, name] = await Promise.all([
-      this.lists.length
-        ? checkDnsxl(
-            { ip: ctx.ipText },
-            {
-              resolver: this.services.resolver,
-              clock: this.clock,
-              lists: this.lists,
-              threshold: settings.dnsblThreshold,
-              timeBudgetMs: this.dnsTimeLeft(ctx),
-            },
-          )
-        : null,
-      this.clientName(ctx),
-    ]);
+    const [lists, name] = await Promise.all([this.dnsLists(ctx), this.clientName(ctx)]);
     const facts: ScoreFacts = {
       ...this.listScores(ctx, lists),
       ...this.nameScores(ctx, name),
@@ -592,7 +607,35 @@ export class Greylister {
     if (ctx.key.sender === '') return;
     const spf = await this.spf(ctx);
     if (spf.result !== 'pass' || spf.identity !== 'mailfrom' || spf.domain === '') return;
+    // A record that lets (nearly) everyone pass vouches for nobody: `+all`, `ip4:0.0.0.0/1`.
+    if (spf.mechanism === undefined || broadMechanism(spf.mechanism)) return;
+    // A host on a block list is judged by its own address, whatever domain it sends for.
+    if (this.lists.some((l) => l.kind === 'dnsbl')) {
+      const lists = await this.dnsLists(ctx);
+      const blocked = lists?.lists.some(
+        (l) => l.kind === 'dnsbl' && (l.result === 'listed' || l.result === 'tempfail'),
+      );
+      if (blocked) return;
+    }
     ctx.key = { ...ctx.key, client: `spf:${spf.domain.toLowerCase()}` };
+    ctx.byDomain = true;
+  }
+
+  /** The DNS lists' verdict on the client, asked once per decision. */
+  private dnsLists(ctx: Context): Promise<DnsxlResult | null> {
+    ctx.lists ??= this.lists.length
+      ? checkDnsxl(
+          { ip: ctx.ipText },
+          {
+            resolver: this.services.resolver,
+            clock: this.clock,
+            lists: this.lists,
+            threshold: this.settings.dnsblThreshold,
+            timeBudgetMs: this.dnsTimeLeft(ctx),
+          },
+        )
+      : Promise.resolve(null);
+    return ctx.lists;
   }
 
   /** The SPF check for the request: the caller's, else our own, once per decision. */
@@ -607,8 +650,9 @@ export class Greylister {
     if (sender.startsWith('<') && sender.endsWith('>')) sender = sender.slice(1, -1).trim();
     const input: { ip: string; sender: string; helo?: string } = { ip: ctx.ipText, sender };
     if (ctx.request.helo !== undefined) input.helo = ctx.request.helo;
+    // Keys are bounded: sender and HELO come from the client (a policy line may be 8 KB).
     const key = `${ctx.ipText} ${sender} ${input.helo ?? ''}`;
-    const known = this.spfMemo.get(key);
+    const known = key.length <= MAX_MEMO_KEY ? this.spfMemo.get(key) : undefined;
     if (known) {
       ctx.spf = Promise.resolve(known);
       return ctx.spf;
@@ -617,7 +661,7 @@ export class Greylister {
       resolver: this.services.resolver,
       clock: this.clock,
       limits: { timeBudgetMs: this.dnsTimeLeft(ctx) },
-    }).then((result) => this.spfMemo.set(key, result));
+    }).then((result) => (key.length <= MAX_MEMO_KEY ? this.spfMemo.set(key, result) : result));
     return ctx.spf;
   }
 

@@ -94,6 +94,8 @@ before(async () => {
     'spffail.example': [{ TXT: 'v=spf1 -all' }],
     'spfsoft.example': [{ TXT: 'v=spf1 ~all' }],
     'spfpass.example': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
+    'plusall.example': [{ TXT: 'v=spf1 +all' }],
+    'wide.example': [{ TXT: 'v=spf1 ip4:192.0.0.0/8 -all' }],
     'spferror.example': [{ RCODE: 'SERVFAIL' }],
     'nospf.example': [{ A: '198.51.100.1' }],
   });
@@ -833,6 +835,36 @@ describe('keying SPF-pass senders by their domain', () => {
     );
   });
 
+  test('a record that lets everyone pass, or a network wider than /16, vouches for nobody', async () => {
+    const r = await rig({ keySpfPassByDomain: true });
+    for (const sender of ['jo@plusall.example', 'jo@wide.example']) {
+      const d = await r.decide(first, { sender });
+      assert.equal(d.key.client, first.ip, sender);
+    }
+  });
+
+  test('a host on a block list is keyed by its address, whatever domain it sends for', async () => {
+    const r = await rig({ keySpfPassByDomain: true });
+    const clean = await r.decide(C.clean, pass);
+    assert.equal(clean.key.client, 'spf:spfpass.example');
+    const listed = await r.decide(C.dnsbl, pass);
+    assert.equal(listed.key.client, C.dnsbl.ip);
+    assert.equal(listed.verdict, 'greylist');
+    assert.equal(listed.reason, 'dnsbl');
+  });
+
+  test("a domain key neither feeds the auto-whitelist nor caches the host's verdict", async () => {
+    const r = await rig({ keySpfPassByDomain: true, autoWhitelistAfter: 1 });
+    await r.decide(first, pass);
+    r.clock.advance(PERIOD + SECOND);
+    assert.equal((await r.decide(second, pass)).reason, 'waited');
+    assert.equal(await r.store.getClient('spf:spfpass.example'), null);
+    assert.equal(await r.store.getClient(second.ip), null);
+    // Another sender from the host that passed by the domain's triplet is scored afresh.
+    const other = await r.decide(second, { sender: 'jo@nospf.example' });
+    assert.equal(other.reason, 'score');
+  });
+
   test('turned off, the other host is a new triplet', async () => {
     const r = await rig({ keySpfPassByDomain: false });
     await r.decide(first, pass);
@@ -866,6 +898,7 @@ describe('keying SPF-pass senders by their domain', () => {
             sender: 'jo@elsewhere.example',
             domain: 'elsewhere.example',
             helo: first.helo,
+            mechanism: 'ip4:192.0.2.0/24',
             lookups: 1,
             voidLookups: 0,
             queries: 1,
