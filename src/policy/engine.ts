@@ -4,7 +4,8 @@
  * a silent accept. Doors call it; it knows no protocol.
  */
 import { systemClock } from '../dns/clock.js';
-import { reputationSubjects } from '../reputation/subjects.js';
+import { REPUTATION_EVENTS } from '../reputation/events.js';
+import { eventSubjects, reputationSubjects } from '../reputation/subjects.js';
 import type { Decision as LoggedDecision, Store } from '../store/types.js';
 import { logValue } from '../text/index.js';
 import { type Decision, deferral } from './decision.js';
@@ -26,6 +27,9 @@ export interface EngineServices extends PolicyServices, FactServices {
   store?: Store | null;
 }
 
+/** Messages remembered so that the policy server counts each sender once. */
+const MAX_INSTANCES = 10_000;
+
 /** Most header fields kept per message for the end-of-message stage (Subject, From, A-R). */
 const MAX_KEPT_HEADERS = 200;
 const KEPT_HEADERS = new Set(['subject', 'from', 'sender', 'authentication-results']);
@@ -41,6 +45,8 @@ const KEPT_HEADERS = new Set(['subject', 'from', 'sender', 'authentication-resul
 export class PolicyEngine {
   readonly settings: PolicySettings;
   readonly services: EngineServices;
+  /** Postfix instances (messages) whose sender was counted for reputation, oldest first. */
+  readonly #instances = new Set<string>();
 
   constructor(settings: PolicySettings, services: EngineServices) {
     this.settings = settings;
@@ -93,12 +99,27 @@ export class PolicyEngine {
     recipient: string,
     options: Partial<RcptOptions> = {},
   ): Promise<Decision> {
+    const verifyNow = options.verifyNow ?? false;
     const wanted: RcptOptions = {
       greylist: options.greylist ?? this.settings.greylist,
-      verifyNow: options.verifyNow ?? false,
+      verifyNow,
+      // The policy server asks once per recipient: a message's SPF counts at its first only.
+      countSender: verifyNow && this.#firstOfMessage(options.instance),
       ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
     };
     return this.#run(session, 'rcpt', () => rcptStage(session, this.services, recipient, wanted));
+  }
+
+  /** Whether a Postfix `instance` (one per message) is new; an unknown one always is. */
+  #firstOfMessage(instance: string | undefined): boolean {
+    if (instance === undefined || instance === '') return true;
+    const key = instance.slice(0, 100);
+    if (this.#instances.has(key)) return false;
+    this.#instances.add(key);
+    if (this.#instances.size > MAX_INSTANCES) {
+      this.#instances.delete(this.#instances.values().next().value!);
+    }
+    return true;
   }
 
   /** A header field of the message: kept when a later stage reads it. */
@@ -175,7 +196,10 @@ export class PolicyEngine {
     }
     if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
     this.#logAlerts(session, stage);
-    this.#recordObserved(session);
+    this.#recordObserved(
+      session,
+      stage === 'eom' || (stage === 'rcpt' && session.endsAtRcpt === true),
+    );
     this.#log(session, stage, decision);
     return decision;
   }
@@ -190,16 +214,28 @@ export class PolicyEngine {
     );
   }
 
-  /** Counts what the stage saw for the sender domain and the client network (not when replayed). */
-  #recordObserved(session: PolicySession): void {
+  /**
+   * Counts what the stage saw for the sender domain and the client network (not when replayed).
+   * Bad evidence counts at once; good evidence only when the message is through (`final`: end
+   * of message, or the policy server's RCPT), so that MAIL FROM and RSET in a loop earn nothing.
+   */
+  #recordObserved(session: PolicySession, final: boolean): void {
     const observed = session.transaction.observed;
     if (!observed?.length) return;
-    session.transaction.observed = [];
     const reputation = this.services.reputation;
-    if (session.replaying || !reputation) return;
+    if (session.replaying || !reputation) {
+      session.transaction.observed = [];
+      return;
+    }
+    const now = final ? observed : observed.filter((e) => REPUTATION_EVENTS[e].evidence !== 'good');
+    session.transaction.observed = final ? [] : observed.filter((e) => !now.includes(e));
     const { facts } = session;
     const subjects = reputationSubjects({ ip: facts.client.ip, senderDomain: facts.senderDomain });
-    for (const event of observed) reputation.record(subjects, event);
+    for (const event of now) {
+      // Neutral events say nothing of the sender; storing them would only grow the table.
+      if (REPUTATION_EVENTS[event].evidence === 'neutral') continue;
+      reputation.record(eventSubjects(event, subjects), event);
+    }
   }
 
   /**

@@ -29,6 +29,8 @@ export interface TransactionState {
   vouched?: string;
   /** Hold the message at end of message (quarantine), with this reason. */
   quarantine?: string;
+  /** The SPF policy ran for this transaction (not skipped by a vouching registry). */
+  spfPolicy?: boolean;
   /** What the stage saw that counts for the sender's reputation; the engine records it. */
   observed?: ReputationEvent[];
   /** Lines for the administrator, logged once by the engine after the stage (`registry-alert`). */
@@ -46,6 +48,8 @@ export interface PolicySession {
    * each request): only an objection is logged again.
    */
   replaying?: boolean;
+  /** The transaction ends at RCPT, as far as this door sees it (the policy server). */
+  endsAtRcpt?: boolean;
 }
 
 /**

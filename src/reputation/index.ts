@@ -56,6 +56,7 @@ export {
 export {
   DOMAIN_PREFIX,
   domainSubject,
+  eventSubjects,
   NETWORK_PREFIX,
   networkSubject,
   reputationSubjects,

@@ -5,6 +5,7 @@
  */
 import { domainToASCII } from 'node:url';
 import { formatIp, networkOf, parseIp, unmapIpv4 } from '../dns/address.js';
+import { REPUTATION_EVENTS, type ReputationEvent } from './events.js';
 
 /** The prefix of a domain subject. */
 export const DOMAIN_PREFIX = 'domain:';
@@ -105,4 +106,21 @@ export function reputationSubjects(facts: SubjectFacts): string[] {
  */
 export function subjectOf(text: string): string | null {
   return networkSubject(text) ?? domainSubject(text);
+}
+
+/**
+ * The subjects an event counts for. Bad evidence counts for the sender domain and the client
+ * network alike. Good evidence builds a network's standing only when it shows the client itself
+ * behaving as a real MTA (a greylisted triplet that came back): an SPF pass for a domain of the
+ * client's own, or a call-back that found a forged but real address, would let anyone on the
+ * network earn good standing for every other sender there.
+ *
+ * @example
+ * eventSubjects('spf:pass', ['domain:example.org', 'net:192.0.2.0/24'])  // ['domain:example.org']
+ * eventSubjects('spf:fail', ['domain:example.org', 'net:192.0.2.0/24'])  // both
+ */
+export function eventSubjects(event: ReputationEvent, subjects: readonly string[]): string[] {
+  const meaning = REPUTATION_EVENTS[event];
+  if (meaning.evidence !== 'good' || event === 'greylist:pass') return [...subjects];
+  return subjects.filter((s) => !s.startsWith(NETWORK_PREFIX));
 }

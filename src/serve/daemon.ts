@@ -6,6 +6,7 @@
 import type { Logger as PinoLogger } from 'pino';
 import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
 import { createResolver, type StubResolver } from '../dns/index.js';
+import { startExpiry } from '../greylist/index.js';
 import type { BoundAddress as ListenAddress } from '../listen/index.js';
 import { createLogger, setLogLevel } from '../observe/index.js';
 import { AccessMapFile, PolicyEngine } from '../policy/index.js';
@@ -16,7 +17,7 @@ import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import type { HeldEngine } from './milter-door.js';
 import { buildReputation, type DaemonReputation } from './reputation.js';
-import { policySettings, resolverOptions, storeSettings } from './settings.js';
+import { greylistSettings, policySettings, resolverOptions, storeSettings } from './settings.js';
 import { buildVerifier } from './verifier.js';
 
 /** Where a door listens. */
@@ -37,6 +38,8 @@ export interface World {
   greylisting: Greylisting | null;
   accessMap: AccessMapFile | null;
   reputation: DaemonReputation | null;
+  /** Stops the store's expiry when greylisting (which runs it otherwise) is off. */
+  stopExpiry: (() => void) | null;
   engine: PolicyEngine;
   /** Milter connections holding this world. */
   holders: number;
@@ -318,6 +321,11 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
       verifier,
       reputation: reputation?.service ?? null,
     });
+    // Call-back results and reputation counters age out of the store with greylisting off too.
+    const stopExpiry =
+      greylisting === null && (reputation !== null || config.cbv.enabled)
+        ? startExpiry(store, greylistSettings(config, VERSION), { logger })
+        : null;
     return {
       config,
       resolver,
@@ -325,6 +333,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
       greylisting,
       accessMap,
       reputation,
+      stopExpiry,
       engine,
       holders: 0,
       retired: false,
@@ -341,6 +350,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
 /** Stops and closes what `old` has that `next` (the world replacing it, if any) does not share. */
 async function retireWorld(old: World, logger: PinoLogger, next?: World): Promise<void> {
   old.greylisting?.stop();
+  old.stopExpiry?.();
   // What it counted goes to the store before the store may close.
   await old.reputation?.close();
   if (next?.resolver !== old.resolver) old.resolver.close();

@@ -126,9 +126,11 @@ async function runStages(
         decision = await engine.mail(session, request.sender ?? '');
         break;
       case 'rcpt':
+        session.endsAtRcpt = true;
         decision = await engine.rcpt(session, request.recipient ?? '', {
           greylist,
           verifyNow: true,
+          ...(request.instance !== undefined ? { instance: request.instance } : {}),
           ...(clientName !== undefined ? { clientName } : {}),
         });
         break;

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { MilterClient } from '../../src/milter/index.js';
 import { Daemon } from '../../src/serve/index.js';
 import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
@@ -26,6 +27,7 @@ let dir: string;
 let daemon: Daemon;
 let lines: Array<Record<string, unknown>>;
 let play: (s: MilterSession) => ReturnType<typeof playMilterSession>;
+let spec: string;
 
 before(async () => {
   dns = await startDnsServer(ZONE);
@@ -51,7 +53,7 @@ cbv_skip = true
   const captured = captureLogger('info');
   lines = captured.lines;
   daemon = await Daemon.start({ configPath: path, logger: captured.logger });
-  const spec = `inet:${doorPort(daemon, 'milter')}@127.0.0.1`;
+  spec = `inet:${doorPort(daemon, 'milter')}@127.0.0.1`;
   play = (s) => playMilterSession(spec, s);
 });
 
@@ -81,16 +83,30 @@ const seed = (subject: string) =>
   );
 
 describe('reputation in the milter', () => {
-  test("a session counts the sender's SPF result for its domain and the client's network", async () => {
-    const { answers } = await play({
+  test("a delivered message counts its SPF pass for the sender's domain, not the network", async () => {
+    // MAIL FROM then RSET, again and again, earns nothing: a pass counts once the message is in.
+    const client = await MilterClient.connect(spec, { timeoutMs: 5000 });
+    try {
+      await client.negotiate();
+      await client.connect('[192.0.2.10]', 'inet', 40000, '192.0.2.10');
+      await client.helo('mail.pass.test');
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await client.mail('<jo@pass.test>'))?.verdict, 'continue');
+        await client.abort();
+      }
+    } finally {
+      await client.close();
+    }
+    const { eom } = await play({
       ip: '192.0.2.10',
       helo: 'mail.pass.test',
       sender: 'jo@pass.test',
       recipient: 'postmaster@ours.test',
     });
-    assert.equal(answers['mail']?.verdict, 'continue');
+    assert.equal(eom?.verdict.verdict, 'continue');
     assert.deepEqual(await counts('domain:pass.test', 'spf:pass'), { 'spf:pass': 1 });
-    assert.deepEqual(await counts('net:192.0.2.0/24', 'spf:pass'), { 'spf:pass': 1 });
+    // A pass for a domain of the client's own choosing says nothing of the client's network.
+    assert.deepEqual(await daemon.store.getReputation(['net:192.0.2.0/24']), []);
   });
 
   test('a new triplet greylisted counts a refusal for the sender and the network', async () => {

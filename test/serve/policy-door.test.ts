@@ -169,3 +169,35 @@ weight = 15`,
     await daemon.close();
   }
 });
+
+test("the policy server counts a message's SPF once, at its first recipient", async () => {
+  const { daemon, client } = await start('reputation', '[reputation]\nflush_interval = "10ms"');
+  try {
+    const ask = (instance: string, recipient: string) =>
+      client.ask(
+        rcptRequest({ client_address: '192.0.2.10', sender: 'jo@pass.test', instance, recipient }),
+      );
+    for (const recipient of ['a@example.net', 'b@example.net', 'c@example.net']) {
+      assert.equal(await ask('1a2b.1.1.0', recipient), 'DUNNO');
+    }
+    const passes = async (want: number) => {
+      for (let i = 0; i < 100; i++) {
+        const rows = await daemon.store.getReputation(['domain:pass.test']);
+        const amount = rows.find((r) => r.event === 'spf:pass')?.amount ?? 0;
+        if (Math.round(amount) === want) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.fail(`spf:pass never reached ${want}`);
+    };
+    await passes(1);
+    assert.equal(await ask('1a2b.2.2.0', 'a@example.net'), 'DUNNO');
+    await passes(2);
+    // Another round of the first message's recipients counts nothing more.
+    await ask('1a2b.1.1.0', 'd@example.net');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await passes(2);
+  } finally {
+    client.close();
+    await daemon.close();
+  }
+});

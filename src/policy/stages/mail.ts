@@ -85,6 +85,7 @@ export async function mailStage(
 async function senderPolicy(session: PolicySession, settings: PolicySettings): Promise<Decision> {
   const { facts } = session;
   const spf = await facts.spf();
+  session.transaction.spfPolicy = true;
   observe(session, spfEvent(spf.result));
   const header = {
     name: 'Received-SPF',

@@ -17,6 +17,10 @@ export interface RcptOptions {
   verifyNow: boolean;
   /** The MTA's verified client name, when it gave one (Postfix's client_name). */
   clientName?: string;
+  /** Count the sender's SPF result for reputation here (the policy server, first recipient). */
+  countSender?: boolean;
+  /** Postfix's `instance`: one per message, so that a sender is counted once per message. */
+  instance?: string;
 }
 
 /**
@@ -32,8 +36,8 @@ export async function rcptStage(
   const { facts } = session;
   facts.recipients.push(recipient);
   // The policy server decides each RCPT afresh, its MAIL FROM stage replayed and not counted
-  // there: the sender's SPF result is counted here, once per recipient.
-  if (options.verifyNow && session.transaction.headers.some((h) => h.name === 'Received-SPF')) {
+  // there: the sender's SPF result is counted here, at a message's first recipient.
+  if (options.countSender && session.transaction.spfPolicy) {
     observe(session, spfEvent((await facts.spf()).result));
   }
   if (options.verifyNow && session.transaction.verification) {
