@@ -427,9 +427,12 @@ export const reputationSchema = z.strictObject({
   observations_for_confidence: z.number().positive().max(1_000_000).default(10),
   /** Events gather in memory this long before they are written to the store in one go. */
   flush_interval: duration('1s', { min: 10, max: 60_000 }).prefault('1s'),
-  /** Greylisting lets clients and sender domains of good standing through unchecked. */
+  /**
+   * Greylisting lets through a client whose network is in good standing, or a sender whose SPF
+   * passes for a domain in good standing.
+   */
   greylist_skip: z.boolean().default(false),
-  /** The milter skips call-backs for sender domains of good standing. */
+  /** No call-back for a client whose network is in good standing (both doors). */
   cbv_skip: z.boolean().default(false),
 });
 
@@ -509,6 +512,14 @@ export function configWarnings(config: Config): ConfigWarning[] {
       problem:
         `not shorter than policyd.request_timeout (${formatDuration(config.policyd.request_timeout)}): ` +
         'a slow lookup times the whole request out (error_action) instead of counting as a failed lookup',
+    });
+  }
+  if (config.registry.enabled && Object.keys(config.registry.services).length === 0) {
+    warnings.push({
+      key: 'registry.services',
+      problem:
+        'no rating service is trusted: every ID with a record is FILTER ("no trusted ratings")' +
+        (config.registry.filter === 'quarantine' ? ', and filter = "quarantine" holds it' : ''),
     });
   }
   return warnings;

@@ -195,6 +195,27 @@ whitelist_clients = "/etc/mailgate/whitelist_clients"
     }
   });
 
+  it('warns about a registry check that trusts no rating service', () => {
+    const bare = configWarnings(
+      parseConfigText(
+        '[registry]\nenabled = true\nzone = "registry.example"\nfilter = "quarantine"\n',
+        'x',
+      ),
+    );
+    assert.deepEqual(
+      bare.map((w) => w.key),
+      ['registry.services'],
+    );
+    assert.match(bare[0]?.problem ?? '', /every ID with a record is FILTER.*holds it/);
+    const trusted = configWarnings(
+      parseConfigText(
+        '[registry]\nenabled = true\nzone = "registry.example"\n[registry.services.S1]\ngrades = { A = 9 }\nweight = 5\n',
+        'x',
+      ),
+    );
+    assert.deepEqual(trusted, []);
+  });
+
   it('warns about a DNS budget the request timeout would cut short', () => {
     assert.deepEqual(configWarnings(parseConfig({})), []);
     for (const text of [

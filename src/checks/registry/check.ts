@@ -64,6 +64,7 @@ export async function checkId(
       550,
       '5.7.1',
       `'${shown}' is not a valid sender's name.`,
+      help,
     );
   }
   const id = claimed.id;
@@ -87,7 +88,8 @@ export async function checkId(
       'no-record',
       550,
       '5.7.1',
-      `Declared ID '${id}' has no Registry record.${help}`,
+      `Declared ID '${id}' has no Registry record.`,
+      help,
     );
   }
   if (looked.kind === 'timeout') {
@@ -113,7 +115,7 @@ export async function checkId(
   }
   const record = looked.record;
   if (record.stop) {
-    return finish(r, 'REJECT', 'stop', 550, '5.7.1', `No mail allowed from '${id}'.${help}`);
+    return finish(r, 'REJECT', 'stop', 550, '5.7.1', `No mail allowed from '${id}'.`, help);
   }
 
   const { weighed, methods } = judged(record, settings);
@@ -139,7 +141,8 @@ export async function checkId(
       'bad-ratings',
       550,
       '5.7.1',
-      `Sorry, we accept mail only from reputable domains. Your domain '${id}' has ratings ${weighed.ratings}.${help}`,
+      `Sorry, we accept mail only from reputable domains. Your domain '${id}' has ratings ${weighed.ratings}.`,
+      help,
     );
   }
 
@@ -193,7 +196,7 @@ export async function checkId(
       );
     }
     const { code, xcode, text } = outcome.reply;
-    return finish(r, outcome.action, reasonOf(outcome.action), code, xcode, text);
+    return finish(r, outcome.action, reasonOf(outcome.action), code, xcode, text, help);
   }
   r.headers.push(authent(`${ipText} ${id} UNVERIFIED`));
   return finish(
@@ -342,9 +345,13 @@ function finish(
   code: number,
   xcode: string,
   text: string,
+  help = '',
 ): RegistryResult {
   r.action = action;
   r.reason = reason;
-  r.reply = { code, xcode, text: truncate(printableAscii(text), MAX_REPLY) };
+  // Every refusal says where to read why; the help comes last, so a long text cuts the text.
+  const pointer = action === 'REJECT' ? help : '';
+  const body = truncate(printableAscii(text), MAX_REPLY - pointer.length);
+  r.reply = { code, xcode, text: `${body}${pointer}` };
   return r;
 }

@@ -67,6 +67,10 @@ export function runMethod(name: RegistryMethodName, ctx: MethodContext): Promise
 
 function qr1(ctx: MethodContext): MethodOutcome {
   const blocks = ctx.ip.family === 4 ? ctx.record.ip4 : ctx.record.ip6;
+  // Netblocks of the other family only say nothing about this client: the next method decides.
+  if (blocks.length === 0) {
+    return outcome('CONTINUE', 'NONE', 'none', 250, '2.7.0', `no IPv${ctx.ip.family} netblocks`);
+  }
   if (inNetworks(ctx.ip, blocks)) {
     return outcome('ACCEPT', 'PASS', 'pass', 250, '2.7.0', 'Sender OK');
   }
@@ -108,16 +112,8 @@ async function csv(ctx: MethodContext): Promise<MethodOutcome> {
     case 'fail':
       return outcome('REJECT', r.result, 'fail', r.reply.code, r.reply.xcode, r.reply.text, [], q);
     case 'tempfail':
-      return outcome(
-        'TEMPFAIL',
-        r.result,
-        'temperror',
-        451,
-        '4.4.3',
-        `${r.reply.text}. Try again later.`,
-        [],
-        q,
-      );
+      // CSA's own reply already says to try again later.
+      return outcome('TEMPFAIL', r.result, 'temperror', 451, '4.4.3', r.reply.text, [], q);
   }
 }
 

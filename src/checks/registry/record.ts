@@ -70,6 +70,8 @@ export function parseRegistryRecord(text: string): RecordParse {
   const known = PARSED.get(text);
   if (known) return known;
   const parsed = parse(text);
+  // Text too long to parse is not kept either: a key is as large as its text.
+  if (text.length > MAX_RECORD_LENGTH) return parsed;
   // A memo of a pure function: the same few thousand records are read again and again.
   if (PARSED.size >= MAX_PARSED) PARSED.delete(PARSED.keys().next().value!);
   PARSED.set(text, parsed);

@@ -46,6 +46,11 @@ const zone = {
   'both.tld': [{ TXT: 'v=spf1 ip4:203.0.113.0/24 -all' }],
   [reg('six.tld')]: [{ TXT: `ip6=2001:db8:6::/48 ip4=192.0.2.0/24 ${GOOD}` }],
   [reg('csv.tld')]: [{ TXT: `meth=CSV:4 ${GOOD}` }],
+  [reg('csv1.tld')]: [{ TXT: `meth=CSV:1 ${GOOD}` }],
+  '_client._smtp.pass.csv1.tld': [{ SRV: [1, 2, 0, 'host.csv.tld'] }],
+  [reg('v4spf.tld')]: [{ TXT: `ip4=192.0.2.0/24 meth=SPF:10 ${GOOD}` }],
+  'v6.spf.tld': [{ TXT: 'v=spf1 ip6:2001:db8:9::/48 -all' }],
+  [reg('v4only.tld')]: [{ TXT: `ip4=192.0.2.0/24 ${GOOD}` }],
   '_client._smtp.pass.csv.tld': [{ SRV: [1, 2, 0, 'host.csv.tld'] }],
   '_client._smtp.fail.csv.tld': [{ SRV: [1, 1, 0, 'host.csv.tld'] }],
   '_client._smtp.neutral.csv.tld': [{ SRV: [1, 3, 0, 'host.csv.tld'] }],
@@ -416,13 +421,56 @@ describe('methods', () => {
     });
   }
 
-  test('CSV within the receiver query bound: a bound of 1 leaves no room for the target', async () => {
-    const r = await check(
+  test('CSV over the receiver query bound is not run; within it, its DNS work is bounded', async () => {
+    const skipped = await check(
       { ip: '192.0.2.25', helo: 'pass.csv.tld' },
       { methods: [{ name: 'CSV', maxQueries: 1 }] },
     );
     // The record declares CSV:4, over a bound of 1: not run.
-    assert.equal(r.action, 'CONTINUE');
+    assert.equal(skipped.action, 'CONTINUE');
+    assert.equal(skipped.method, undefined);
+    // csv1.tld declares CSV:1: run with one query, which the SRV lookup spends, so the target's
+    // address cannot be asked for and CSA tempfails.
+    const bounded = await check(
+      { ip: '192.0.2.25', helo: 'pass.csv1.tld' },
+      { methods: [{ name: 'CSV', maxQueries: 1 }] },
+    );
+    assert.equal(bounded.method, 'CSV');
+    assert.equal(bounded.action, 'TEMPFAIL');
+    // The record, the SRV, and the address query the bound refused (counted, never sent).
+    assert.equal(bounded.queries, 3);
+  });
+
+  test('QR1 with netblocks of the other family only gives way to the next method', async () => {
+    const r = await check({ ip: '2001:db8:9::1', helo: 'mx.v4spf.tld', sender: 'jo@v6.spf.tld' });
+    assert.equal(r.method, 'SPF');
+    assert.equal(r.action, 'ACCEPT');
+    const none = await check({ ip: '2001:db8:9::1', helo: 'mx.v4only.tld' });
+    assert.equal(none.action, 'CONTINUE');
+    assert.equal(none.reason, 'no-final-result');
+  });
+
+  test("every refusal ends with the help pointer, the methods' too", async () => {
+    const help = { help: 'https://registry.example/rejects' };
+    const qr1 = await check({ ip: '208.20.133.32', helo: 'mailout32.heaven.net' }, help);
+    assert.match(
+      qr1.reply.text,
+      /not authorized by 'heaven\.net' See https:\/\/registry\.example\/rejects$/,
+    );
+    const spf = await check(
+      { ip: '192.0.2.25', helo: 'mx.spf.tld', sender: 'jo@fail.spf.tld' },
+      help,
+    );
+    assert.match(spf.reply.text, / See https:\/\/registry\.example\/rejects$/);
+    const invalid = await check({ ip: '192.0.2.1', helo: 'JUPITER' }, help);
+    assert.match(invalid.reply.text, / See https:\/\/registry\.example\/rejects$/);
+    const accepted = await check({ ip: '208.20.133.17', helo: 'mailout17.heaven.net' }, help);
+    assert.equal(accepted.reply.text, 'Sender OK');
+    const long = await check(
+      { ip: '192.0.2.1', helo: `${'x'.repeat(60)}.${'y'.repeat(60)}` },
+      help,
+    );
+    assert.ok(long.reply.text.length <= 400);
   });
 
   const spf: Array<[string, string, string, number]> = [
