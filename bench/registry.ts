@@ -162,6 +162,7 @@ async function main(): Promise<void> {
   const zoneFile = join(dir, 'zone.json');
   writeFileSync(zoneFile, JSON.stringify(world.zone));
   const dns = await DnsFixture.start({ zoneFile });
+  let plainMicros: number | undefined;
   try {
     const resolver = createResolver({ servers: [dns.address], timeout: 2000, attempts: 2 });
     const all = sides(resolver, world);
@@ -193,6 +194,7 @@ async function main(): Promise<void> {
     const sent = (await dns.queries()) - before;
     const perSecond = (name: SideName) => median(results.get(name) ?? []);
     const plain = perSecond('plain SPF');
+    plainMicros = 1e6 / plain;
     console.log('');
     console.log(
       table([
@@ -223,7 +225,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log('');
-  await reputationCost();
+  await reputationCost(plainMicros);
 }
 
 main().catch((err: unknown) => {
