@@ -242,3 +242,36 @@ export function isLoopback(ip: IpAddress): boolean {
   for (let i = 0; i < 15; i++) if (address.bytes[i] !== 0) return false;
   return address.bytes[15] === 1;
 }
+
+/**
+ * Parse a client address as an MTA may give it (any IPv6 spelling, `::ffff:` mapped IPv4,
+ * `[192.0.2.1]` or `[IPv6:2001:db8::1]` as in address literals) into its canonical form:
+ * IPv4-mapped addresses become IPv4. Null when it is no address.
+ *
+ * @example
+ * parseClientIp('::FFFF:192.0.2.1')   // { family: 4, bytes: [192, 0, 2, 1] }
+ * parseClientIp('[IPv6:2001:DB8::1]')  // { family: 6, ... }
+ */
+export function parseClientIp(raw: string): IpAddress | null {
+  let text = raw.trim();
+  if (text.length > 64) return null;
+  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
+  if (/^ipv6:/i.test(text)) text = text.slice(5);
+  const ip = parseIp(text);
+  return ip ? unmapIpv4(ip) : null;
+}
+
+/**
+ * A client's network rather than its address, as greylisting keys and reputation subjects
+ * count it: IPv4 /24, IPv6 /64 (senders send from several hosts of one farm, and IPv6 hands a
+ * single site a whole /64), IPv4-mapped IPv6 as IPv4.
+ *
+ * @example
+ * clientNetwork(parseIp('192.0.2.77')!)            // '192.0.2.0/24'
+ * clientNetwork(parseIp('2001:db8:1:2:3:4:5:6')!)  // '2001:db8:1:2::/64'
+ */
+export function clientNetwork(ip: IpAddress): string {
+  const address = unmapIpv4(ip);
+  const prefix = address.family === 4 ? 24 : 64;
+  return `${formatIp(networkOf(address, prefix))}/${prefix}`;
+}

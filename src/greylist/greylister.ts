@@ -28,7 +28,7 @@ import type {
 import { logValue } from '../text/index.js';
 import { SpfMemo, VerdictCache } from './cache.js';
 import { greylistHeader, safeHostname } from './header.js';
-import { clientKey, localPart, normaliseAddress, parseClientIp } from './normalise.js';
+import { clientKey, domainPart, localPart, normaliseAddress, parseClientIp } from './normalise.js';
 import {
   exactly,
   judge,
@@ -575,10 +575,8 @@ export class Greylister {
 
   /** The reputation subjects of the request: its sender domain (if any) and client network. */
   private subjects(ctx: Context): [string | null, string | null] {
-    const sender = ctx.key.sender;
-    const at = sender.lastIndexOf('@');
-    const domain = at >= 0 ? domainSubject(sender.slice(at + 1)) : null;
-    return [domain, networkSubject(ctx.ipText)];
+    const domain = domainPart(ctx.key.sender);
+    return [domain ? domainSubject(domain) : null, networkSubject(ctx.ipText)];
   }
 
   /** Counts a wait that came back, and each new triplet greylisted, for reputation. */

@@ -3,7 +3,17 @@
  * a retry of the same mail finds its triplet whatever the spelling, and nothing an SMTP client
  * sends (CR, LF, NUL, megabytes) reaches a key, a header or a log line.
  */
-import { formatIp, type IpAddress, networkOf, parseIp, unmapIpv4 } from '../dns/address.js';
+import {
+  clientNetwork,
+  formatIp,
+  type IpAddress,
+  parseClientIp,
+  unmapIpv4,
+} from '../dns/address.js';
+
+// Where greylisting's users have always found it.
+export { parseClientIp };
+
 import { escapeForLog } from '../text/index.js';
 
 /** Longest normalised address, in characters (RFC 5321's path limit, 256, less the brackets). */
@@ -79,24 +89,6 @@ export function domainPart(address: string): string {
 }
 
 /**
- * Parse a client address as an MTA may give it (any IPv6 spelling, `::ffff:` mapped IPv4,
- * `[192.0.2.1]` or `[IPv6:2001:db8::1]` as in address literals) into its canonical form:
- * IPv4-mapped addresses become IPv4. Null when it is no address.
- *
- * @example
- * parseClientIp('::FFFF:192.0.2.1')   // { family: 4, bytes: [192, 0, 2, 1] }
- * parseClientIp('[IPv6:2001:DB8::1]')  // { family: 6, ... }
- */
-export function parseClientIp(raw: string): IpAddress | null {
-  let text = raw.trim();
-  if (text.length > 64) return null;
-  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
-  if (/^ipv6:/i.test(text)) text = text.slice(5);
-  const ip = parseIp(text);
-  return ip ? unmapIpv4(ip) : null;
-}
-
-/**
  * The canonical text of a client address: IPv4 dotted quad, IPv6 compressed lower case, mapped
  * IPv4 as IPv4. Null when it is no address.
  *
@@ -119,8 +111,5 @@ export function canonicalIp(raw: string): string | null {
  * clientKey(parseClientIp('192.0.2.77')!, false)           // '192.0.2.77'
  */
 export function clientKey(ip: IpAddress, byNetwork: boolean): string {
-  const address = unmapIpv4(ip);
-  if (!byNetwork) return formatIp(address);
-  const prefix = address.family === 4 ? 24 : 64;
-  return `${formatIp(networkOf(address, prefix))}/${prefix}`;
+  return byNetwork ? clientNetwork(ip) : formatIp(unmapIpv4(ip));
 }

@@ -107,7 +107,26 @@ export class PolicyEngine {
       countSender: verifyNow && this.#firstOfMessage(options.instance),
       ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
     };
-    return this.#run(session, 'rcpt', () => rcptStage(session, this.services, recipient, wanted));
+    // Without an end of message (the policy server), the transaction is through at RCPT.
+    return this.#run(
+      session,
+      'rcpt',
+      () => rcptStage(session, this.services, recipient, wanted),
+      verifyNow,
+    );
+  }
+
+  /**
+   * The answer for a door that never sees the message (the policy server), once the stages it
+   * runs have passed: what end of message would hold is held now (quarantine, Postfix HOLD).
+   *
+   * @example
+   * return postfixAction(engine.withoutMessage(session, decision));
+   */
+  withoutMessage(session: PolicySession, decision: Decision): Decision {
+    const hold = session.transaction.quarantine;
+    if (hold === undefined || decision.verdict !== 'continue') return decision;
+    return { ...decision, verdict: 'quarantine', reply: { code: 250, xcode: '2.7.0', text: hold } };
   }
 
   /** Whether a Postfix `instance` (one per message) is new; an unknown one always is. */
@@ -173,10 +192,12 @@ export class PolicyEngine {
     resetTransaction(session);
   }
 
+  /** Runs a stage; `final` says the transaction is through (end of message, or its stand-in). */
   async #run(
     session: PolicySession,
     stage: Stage,
     decide: () => Promise<Decision>,
+    final = stage === 'eom',
   ): Promise<Decision> {
     let decision: Decision;
     try {
@@ -196,10 +217,7 @@ export class PolicyEngine {
     }
     if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
     this.#logAlerts(session, stage);
-    this.#recordObserved(
-      session,
-      stage === 'eom' || (stage === 'rcpt' && session.endsAtRcpt === true),
-    );
+    this.#recordObserved(session, final);
     this.#log(session, stage, decision);
     return decision;
   }
@@ -228,7 +246,9 @@ export class PolicyEngine {
       return;
     }
     const now = final ? observed : observed.filter((e) => REPUTATION_EVENTS[e].evidence !== 'good');
-    session.transaction.observed = final ? [] : observed.filter((e) => !now.includes(e));
+    session.transaction.observed = final
+      ? []
+      : observed.filter((e) => REPUTATION_EVENTS[e].evidence === 'good');
     const { facts } = session;
     const subjects = reputationSubjects({ ip: facts.client.ip, senderDomain: facts.senderDomain });
     for (const event of now) {

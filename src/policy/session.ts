@@ -48,8 +48,6 @@ export interface PolicySession {
    * each request): only an objection is logged again.
    */
   replaying?: boolean;
-  /** The transaction ends at RCPT, as far as this door sees it (the policy server). */
-  endsAtRcpt?: boolean;
 }
 
 /**

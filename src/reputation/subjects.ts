@@ -4,20 +4,13 @@
  * the SMTP client wrote, so that every MX host counts against the same key.
  */
 import { domainToASCII } from 'node:url';
-import { formatIp, networkOf, parseIp, unmapIpv4 } from '../dns/address.js';
+import { clientNetwork, parseClientIp } from '../dns/address.js';
 import { REPUTATION_EVENTS, type ReputationEvent } from './events.js';
 
 /** The prefix of a domain subject. */
 export const DOMAIN_PREFIX = 'domain:';
 /** The prefix of a network subject. */
 export const NETWORK_PREFIX = 'net:';
-
-/**
- * A client's network, not its address: senders send from several hosts of one farm, and IPv6
- * hands a single site a whole /64.
- */
-const IPV4_PREFIX = 24;
-const IPV6_PREFIX = 64;
 
 /** One label of a host name: letters, digits, hyphens inside, `_` for service-like names. */
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/u;
@@ -32,15 +25,8 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/u;
  * networkSubject('::ffff:192.0.2.1')       // 'net:192.0.2.0/24'
  */
 export function networkSubject(raw: string): string | null {
-  let text = raw.trim();
-  if (text.length > 64) return null;
-  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
-  if (/^ipv6:/iu.test(text)) text = text.slice(5);
-  const parsed = parseIp(text);
-  if (!parsed) return null;
-  const ip = unmapIpv4(parsed);
-  const prefix = ip.family === 4 ? IPV4_PREFIX : IPV6_PREFIX;
-  return `${NETWORK_PREFIX}${formatIp(networkOf(ip, prefix))}/${prefix}`;
+  const ip = parseClientIp(raw);
+  return ip ? `${NETWORK_PREFIX}${clientNetwork(ip)}` : null;
 }
 
 /**

@@ -126,7 +126,6 @@ async function runStages(
         decision = await engine.mail(session, request.sender ?? '');
         break;
       case 'rcpt':
-        session.endsAtRcpt = true;
         decision = await engine.rcpt(session, request.recipient ?? '', {
           greylist,
           verifyNow: true,
@@ -139,13 +138,9 @@ async function runStages(
     }
     if (decision && decision.verdict !== 'continue') return decision;
   }
-  // A policy reply carries one action and no header survives to a message: what the milter
-  // would hold at end of message is held here (HOLD), the rest goes on.
-  const hold = session.transaction.quarantine;
-  if (hold !== undefined && decision) {
-    return { ...decision, verdict: 'quarantine', reply: { code: 250, xcode: '2.7.0', text: hold } };
-  }
-  return decision ?? { verdict: 'continue', headers: [], reason: 'ok', tags: [] };
+  return decision
+    ? engine.withoutMessage(session, decision)
+    : { verdict: 'continue', headers: [], reason: 'ok', tags: [] };
 }
 
 async function greylistOnly(

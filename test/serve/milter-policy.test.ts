@@ -10,11 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MilterClient } from '../../src/milter/index.js';
-import { createLogger } from '../../src/observe/index.js';
-import { Daemon } from '../../src/serve/index.js';
-import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
+import { type MilterDaemon, startMilterDaemon, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
-import { type MilterSession, playMilterSession, replyOf } from '../support/milter-play.js';
+import { type MilterSession, replyOf } from '../support/milter-play.js';
 
 const ZONE = {
   'pass.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }],
@@ -53,11 +51,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Rig {
-  daemon: Daemon;
-  spec: string;
-  lines: Array<Record<string, unknown>>;
-}
+type Rig = MilterDaemon;
 
 async function startRig(name: string, extra = '', spfExtra = ''): Promise<Rig> {
   const path = await writeDaemonConfig(dir, name, {
@@ -80,13 +74,11 @@ enabled = false
 enabled = false
 `,
   });
-  const { logger, lines } = captureLogger();
-  const daemon = await Daemon.start({ configPath: path, logger });
-  return { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
+  return startMilterDaemon(path);
 }
 
 /** Plays a session as far as it goes; returns each step's answer. */
-const play = (rig: Rig, s: MilterSession) => playMilterSession(rig.spec, s);
+const play = (rig: Rig, s: MilterSession) => rig.play(s);
 
 describe('milter policy', () => {
   let rig: Rig;
@@ -297,13 +289,13 @@ reject_noptr = true
 enabled = false
 `,
     });
-    const logger = createLogger({ level: 'silent' });
-    const daemon = await Daemon.start({ configPath: path, logger });
+    const { daemon, play } = await startMilterDaemon(path, 'warn');
     try {
-      const { answers } = await play(
-        { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines: [] },
-        { ip: '198.51.100.7', helo: 'nowhere.none.test', sender: 'jo@none.test' },
-      );
+      const { answers } = await play({
+        ip: '198.51.100.7',
+        helo: 'nowhere.none.test',
+        sender: 'jo@none.test',
+      });
       assert.equal(answers['mail']?.verdict, 'reject');
       assert.match(replyOf(answers['mail']) ?? '', /^550 5\.7\.1 no PTR, HELO or SPF/);
     } finally {
@@ -415,10 +407,9 @@ enabled = false
 period = "1s"
 `,
   });
-  const { logger, lines } = captureLogger('info');
-  const daemon = await Daemon.start({ configPath: path, logger });
+  const rig = await startMilterDaemon(path, 'info');
+  const { daemon } = rig;
   try {
-    const rig = { daemon, spec: `inet:${doorPort(daemon, 'milter')}@127.0.0.1`, lines };
     const session = { ip: '198.51.100.7', helo: 'nowhere.test', sender: 'jo@softok.test' };
     const first = await play(rig, session);
     assert.equal(first.answers['rcpt']?.verdict, 'tempfail');

@@ -9,10 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Daemon } from '../../src/serve/index.js';
-import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
+import { startMilterDaemon, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
-import { type MilterSession, playMilterSession, replyOf } from '../support/milter-play.js';
+import { replyOf } from '../support/milter-play.js';
 
 const GOOD = 'svc=S1:A,M2:A,H1:B';
 const ZONE = {
@@ -68,10 +67,7 @@ grades = { A = 9, B = 7, C = 5, D = 0 }
 weight = 5
 `,
   });
-  const { logger, lines } = captureLogger('info');
-  const daemon = await Daemon.start({ configPath: path, logger });
-  const spec = `inet:${doorPort(daemon, 'milter')}@127.0.0.1`;
-  return { daemon, lines, play: (s: MilterSession) => playMilterSession(spec, s) };
+  return startMilterDaemon(path, 'info');
 }
 
 type Rig = Awaited<ReturnType<typeof startRig>>;

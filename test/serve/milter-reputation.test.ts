@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MilterClient } from '../../src/milter/index.js';
-import { Daemon } from '../../src/serve/index.js';
-import { captureLogger, doorPort, writeDaemonConfig } from '../support/daemon-rig.js';
+import type { Daemon } from '../../src/serve/index.js';
+import { type MilterDaemon, startMilterDaemon, writeDaemonConfig } from '../support/daemon-rig.js';
 import { type FixtureDnsServer, startDnsServer } from '../support/dns-server.js';
-import { type MilterSession, playMilterSession, replyOf } from '../support/milter-play.js';
+import { replyOf } from '../support/milter-play.js';
 
 const HALF_LIFE = 30 * 86_400_000;
 const ZONE = {
@@ -26,7 +26,7 @@ let dns: FixtureDnsServer;
 let dir: string;
 let daemon: Daemon;
 let lines: Array<Record<string, unknown>>;
-let play: (s: MilterSession) => ReturnType<typeof playMilterSession>;
+let play: MilterDaemon['play'];
 let spec: string;
 
 before(async () => {
@@ -50,11 +50,7 @@ greylist_skip = true
 cbv_skip = true
 `,
   });
-  const captured = captureLogger('info');
-  lines = captured.lines;
-  daemon = await Daemon.start({ configPath: path, logger: captured.logger });
-  spec = `inet:${doorPort(daemon, 'milter')}@127.0.0.1`;
-  play = (s) => playMilterSession(spec, s);
+  ({ daemon, lines, spec, play } = await startMilterDaemon(path, 'info'));
 });
 
 after(async () => {

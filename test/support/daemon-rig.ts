@@ -1,13 +1,14 @@
 /**
  * Helpers for tests that start the daemon: its configuration file, a logger whose JSON lines the
- * test can read, and the port a door was bound to.
+ * test can read, the port a door was bound to, and a milter daemon ready to play sessions.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observe/index.js';
-import type { Daemon } from '../../src/serve/index.js';
+import { Daemon } from '../../src/serve/index.js';
+import { type MilterSession, playMilterSession } from './milter-play.js';
 
 /** A pino logger writing into `lines`, one parsed object per JSON line. */
 export function captureLogger(level: 'debug' | 'info' | 'warn' = 'debug') {
@@ -77,4 +78,32 @@ export async function writeDaemonConfig(
     ].join('\n'),
   );
   return path;
+}
+
+/** A daemon started for a milter test, with what the test plays against it. */
+export interface MilterDaemon {
+  daemon: Daemon;
+  /** The log lines, parsed. */
+  lines: Array<Record<string, unknown>>;
+  /** The milter door's listen spec, `inet:PORT@127.0.0.1`. */
+  spec: string;
+  /** Plays one SMTP session through the milter door. */
+  play(session: MilterSession): ReturnType<typeof playMilterSession>;
+}
+
+/**
+ * Starts the daemon of a configuration file whose milter listens on TCP, logging into `lines`.
+ *
+ * @example
+ * const rig = await startMilterDaemon(await writeDaemonConfig(dir, 'x', options), 'info');
+ * const { answers } = await rig.play({ ip: '192.0.2.10', helo: 'mx.example.com', sender: 'jo@example.com' });
+ */
+export async function startMilterDaemon(
+  configPath: string,
+  level: 'debug' | 'info' | 'warn' = 'debug',
+): Promise<MilterDaemon> {
+  const { logger, lines } = captureLogger(level);
+  const daemon = await Daemon.start({ configPath, logger });
+  const spec = `inet:${doorPort(daemon, 'milter')}@127.0.0.1`;
+  return { daemon, lines, spec, play: (session) => playMilterSession(spec, session) };
 }

@@ -5,8 +5,8 @@
  */
 import { type IpAddress, inNetworks } from '../../dns/address.js';
 import type { Clock, Resolver } from '../../dns/types.js';
-import { checkCsa } from '../csa/index.js';
-import { checkSpf, receivedSpf } from '../spf/index.js';
+import { type CsaResultWord, checkCsa } from '../csa/index.js';
+import { checkSpf, receivedSpf, type SpfResultWord } from '../spf/index.js';
 import type { RegistryRecord } from './record.js';
 import type { RegistryAction, RegistryHeader, RegistryMethodName, RegistryReply } from './types.js';
 
@@ -93,28 +93,32 @@ async function csv(ctx: MethodContext): Promise<MethodOutcome> {
       limits: { queries: ctx.maxQueries, timeBudgetMs: Math.max(1, ctx.timeLeft) },
     },
   );
-  const q = r.queries;
-  switch (r.result) {
-    case 'pass':
-      return outcome('ACCEPT', r.result, 'pass', 250, '2.7.0', 'Sender CSV OK', [], q);
-    case 'none':
-    case 'neutral':
-      return outcome(
-        'FILTER',
-        r.result,
-        r.result,
-        250,
-        '2.7.0',
-        `CSA ${r.result} for '${ctx.id}': delivery uncertain`,
-        [],
-        q,
-      );
-    case 'fail':
-      return outcome('REJECT', r.result, 'fail', r.reply.code, r.reply.xcode, r.reply.text, [], q);
-    case 'tempfail':
-      // CSA's own reply already says to try again later.
-      return outcome('TEMPFAIL', r.result, 'temperror', 451, '4.4.3', r.reply.text, [], q);
-  }
+  const reply = (): RegistryReply => {
+    switch (r.result) {
+      case 'pass':
+        return { code: 250, xcode: '2.7.0', text: 'Sender CSV OK' };
+      case 'none':
+      case 'neutral':
+        return {
+          code: 250,
+          xcode: '2.7.0',
+          text: `CSA ${r.result} for '${ctx.id}': delivery uncertain`,
+        };
+      case 'fail':
+        return r.reply;
+      case 'tempfail':
+        // CSA's own reply already says to try again later.
+        return { code: 451, xcode: '4.4.3', text: r.reply.text };
+    }
+  };
+  return {
+    action: CSV_ACTION[r.result],
+    result: r.result,
+    authResult: r.result === 'tempfail' ? 'temperror' : r.result,
+    reply: reply(),
+    headers: [],
+    queries: r.queries,
+  };
 }
 
 async function spf(ctx: MethodContext): Promise<MethodOutcome> {
@@ -127,59 +131,55 @@ async function spf(ctx: MethodContext): Promise<MethodOutcome> {
       receiver: ctx.receiver,
     },
   );
-  const headers = [{ name: 'Received-SPF', value: receivedSpf(r, { receiver: ctx.receiver }) }];
-  const q = r.queries;
-  switch (r.result) {
-    case 'pass':
-      return outcome('ACCEPT', r.result, 'pass', 250, '2.7.0', 'sender SPF verified', headers, q);
-    case 'softfail':
-      return outcome(
-        'FILTER',
-        r.result,
-        r.result,
-        250,
-        '2.7.0',
-        'domain in transition',
-        headers,
-        q,
-      );
-    case 'neutral':
-    case 'none':
-      return outcome(
-        'FILTER',
-        r.result,
-        r.result,
-        250,
-        '2.7.0',
-        `SPF ${r.result} for ${r.domain}: delivery uncertain`,
-        headers,
-        q,
-      );
-    case 'fail':
-    case 'permerror':
-      return outcome(
-        'REJECT',
-        r.result,
-        r.result,
-        r.reply.code,
-        r.reply.xcode,
-        r.reply.text,
-        headers,
-        q,
-      );
-    case 'temperror':
-      return outcome(
-        'TEMPFAIL',
-        r.result,
-        r.result,
-        451,
-        '4.7.24',
-        `${r.reply.text}. Try again later.`,
-        headers,
-        q,
-      );
-  }
+  const reply = (): RegistryReply => {
+    switch (r.result) {
+      case 'pass':
+        return { code: 250, xcode: '2.7.0', text: 'sender SPF verified' };
+      case 'softfail':
+        return { code: 250, xcode: '2.7.0', text: 'domain in transition' };
+      case 'neutral':
+      case 'none':
+        return {
+          code: 250,
+          xcode: '2.7.0',
+          text: `SPF ${r.result} for ${r.domain}: delivery uncertain`,
+        };
+      case 'fail':
+      case 'permerror':
+        return r.reply;
+      case 'temperror':
+        return { code: 451, xcode: '4.7.24', text: `${r.reply.text}. Try again later.` };
+    }
+  };
+  return {
+    action: SPF_ACTION[r.result],
+    result: r.result,
+    authResult: r.result,
+    reply: reply(),
+    headers: [{ name: 'Received-SPF', value: receivedSpf(r, { receiver: ctx.receiver }) }],
+    queries: r.queries,
+  };
 }
+
+/** What each CSA result means for the registry (checkHelo.py's `_csv`). */
+const CSV_ACTION: Record<CsaResultWord, RegistryAction> = {
+  pass: 'ACCEPT',
+  none: 'FILTER',
+  neutral: 'FILTER',
+  fail: 'REJECT',
+  tempfail: 'TEMPFAIL',
+};
+
+/** What each SPF result means for the registry (checkHelo.py's `_spf`). */
+const SPF_ACTION: Record<SpfResultWord, RegistryAction> = {
+  pass: 'ACCEPT',
+  softfail: 'FILTER',
+  neutral: 'FILTER',
+  none: 'FILTER',
+  fail: 'REJECT',
+  permerror: 'REJECT',
+  temperror: 'TEMPFAIL',
+};
 
 function outcome(
   action: RegistryAction,
@@ -188,8 +188,7 @@ function outcome(
   code: number,
   xcode: string,
   text: string,
-  headers: RegistryHeader[] = [],
-  queries = 0,
 ): MethodOutcome {
-  return { action, result, authResult, reply: { code, xcode, text }, headers, queries };
+  // QR1's: it asks no DNS and adds no header of its own.
+  return { action, result, authResult, reply: { code, xcode, text }, headers: [], queries: 0 };
 }
