@@ -5,6 +5,7 @@
  */
 import { Command, Family } from './constants.js';
 import {
+  cbytes,
   cstring,
   describeCode,
   encodeFrame,
@@ -25,7 +26,11 @@ export type MilterCommand =
   | { type: 'mail'; args: string[] }
   | { type: 'rcpt'; args: string[] }
   | { type: 'data' }
-  | { type: 'header'; name: string; value: string }
+  /**
+   * `name` and `value` decoded as UTF-8; `raw` holds the bytes as sent (always set by
+   * parseCommand; when given to encodeCommand it is what goes on the wire).
+   */
+  | { type: 'header'; name: string; value: string; raw?: { name: Buffer; value: Buffer } }
   | { type: 'eoh' }
   | { type: 'body'; chunk: Buffer }
   /** End of message. Sendmail may send a last body chunk with it; Postfix never does. */
@@ -142,9 +147,14 @@ export function parseCommand(code: number, payload: Buffer): MilterCommand {
       return { type: code === Command.MAIL ? 'mail' : 'rcpt', args };
     }
     case Command.HEADER: {
-      const name = reader.string('header name');
-      const value = reader.string('header value');
-      return empty({ type: 'header', name, value });
+      const rawName = reader.bytes('header name');
+      const rawValue = reader.bytes('header value');
+      return empty({
+        type: 'header',
+        name: rawName.toString('utf8'),
+        value: rawValue.toString('utf8'),
+        raw: { name: rawName, value: rawValue },
+      });
     }
     case Command.BODY:
       return { type: 'body', chunk: reader.rest() };
@@ -239,6 +249,13 @@ export function encodeCommand(command: MilterCommand): Buffer {
         ...command.args.map((arg) => cstring(arg, 'argument')),
       );
     case 'header':
+      if (command.raw) {
+        return encodeFrame(
+          Command.HEADER,
+          cbytes(command.raw.name, 'header name'),
+          cbytes(command.raw.value, 'header value'),
+        );
+      }
       return encodeFrame(
         Command.HEADER,
         cstring(command.name, 'header name'),

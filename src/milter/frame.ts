@@ -229,11 +229,16 @@ export class PayloadReader {
 
   /** A NUL-terminated string, decoded as UTF-8 (invalid bytes become U+FFFD). */
   string(field: string): string {
+    return this.bytes(field).toString('utf8');
+  }
+
+  /** A NUL-terminated string as the bytes sent, without the NUL (a view into the payload). */
+  bytes(field: string): Buffer {
     const end = this.payload.indexOf(0, this.at);
     if (end < 0) this.fail(`truncated: ${field} has no terminating NUL`);
-    const text = this.payload.toString('utf8', this.at, end);
+    const view = this.payload.subarray(this.at, end);
     this.at = end + 1;
-    return text;
+    return view;
   }
 
   /** NUL-terminated strings up to the end of the payload; the last one must be terminated. */
@@ -269,6 +274,19 @@ export function cstring(text: string, field: string): Buffer {
   bytes[n] = 0;
   return bytes;
 }
+
+/**
+ * Bytes as a NUL-terminated field, refusing an embedded NUL.
+ *
+ * @example
+ * cbytes(Buffer.from([0xe9]), 'header value')  // <e9 00>
+ */
+export function cbytes(bytes: Buffer, field: string): Buffer {
+  if (bytes.includes(0)) throw new TypeError(`${field} must not contain a NUL byte`);
+  return Buffer.concat([bytes, NUL]);
+}
+
+const NUL = Buffer.from([0]);
 
 /**
  * A u32 in network order.

@@ -49,6 +49,7 @@ import type {
   MilterDefinition,
   MilterHandler,
   MilterLogger,
+  RawHeaderField,
   Step,
   StepResult,
   Verdict,
@@ -362,7 +363,7 @@ export class MilterSession {
       case 'data':
         return this.onData();
       case 'header':
-        return this.onHeader(command.name, command.value);
+        return this.onHeader(command.name, command.value, command.raw);
       case 'eoh':
         return this.onEoh();
       case 'body':
@@ -482,13 +483,18 @@ export class MilterSession {
     return this.step('data', 'message', handler.data ? () => handler.data!(context) : undefined);
   }
 
-  private onHeader(name: string, value: string): Later {
+  private onHeader(name: string, value: string, bytes?: { name: Buffer; value: Buffer }): Later {
     const [handler, context] = this.openConnection();
     this.beginMessage();
+    const raw: RawHeaderField = {
+      name: bytes?.name ?? Buffer.from(name),
+      value: bytes?.value ?? Buffer.from(value),
+      leadingSpace: (this.negotiated!.protocol & Protocol.HDR_LEADSPC) !== 0,
+    };
     return this.step(
       'header',
       'message',
-      handler.header ? () => handler.header!(context, name, value) : undefined,
+      handler.header ? () => handler.header!(context, name, value, raw) : undefined,
     );
   }
 

@@ -48,6 +48,21 @@ export type ModificationAction =
 /** Macro stages, for the symbol lists a milter asks for. */
 export type MacroStageName = 'connect' | 'helo' | 'envfrom' | 'envrcpt' | 'data' | 'eoh' | 'eom';
 
+/** A header field as the MTA sent it. */
+export interface RawHeaderField {
+  name: Buffer;
+  /**
+   * The value's bytes. Folded lines are separated as the MTA sends them (Postfix and Sendmail
+   * send a bare LF).
+   */
+  value: Buffer;
+  /**
+   * True when SMFIP_HDR_LEADSPC was agreed: the value holds all that followed the colon,
+   * leading whitespace included. Otherwise the MTA removed the whitespace after the colon.
+   */
+  leadingSpace: boolean;
+}
+
 /** What SMFIC_CONNECT says about the client. */
 export interface ConnectInfo {
   /** The client's host name as the MTA resolved it, or `[address]` when unknown. */
@@ -105,7 +120,16 @@ export interface MilterHandler {
   envfrom?(ctx: MilterContext, sender: string, esmtpParams: string[]): MaybePromise<StepResult>;
   envrcpt?(ctx: MilterContext, recipient: string, esmtpParams: string[]): MaybePromise<StepResult>;
   data?(ctx: MilterContext): MaybePromise<StepResult>;
-  header?(ctx: MilterContext, name: string, value: string): MaybePromise<StepResult>;
+  /**
+   * One header field. `name` and `value` are UTF-8 text (invalid bytes become U+FFFD); `raw`
+   * has the bytes as the MTA sent them, for checks that must see them exactly (DKIM).
+   */
+  header?(
+    ctx: MilterContext,
+    name: string,
+    value: string,
+    raw: RawHeaderField,
+  ): MaybePromise<StepResult>;
   eoh?(ctx: MilterContext): MaybePromise<StepResult>;
   body?(ctx: MilterContext, chunk: Buffer): MaybePromise<StepResult>;
   eom?(ctx: MilterContext): MaybePromise<StepResult>;

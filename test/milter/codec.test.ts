@@ -182,7 +182,16 @@ describe('commands (MTA to milter)', () => {
       type: 'header',
       name: 'Subject',
       value: ' hi',
+      raw: { name: Buffer.from('Subject'), value: Buffer.from(' hi') },
     });
+    const eightBit = parse(pkt('L', cs('X'), Buffer.from([0x20, 0xe9, 0xff, 0])));
+    assert.ok(eightBit.type === 'header');
+    assert.equal(eightBit.value, ' \ufffd\ufffd');
+    assert.deepEqual(eightBit.raw?.value, Buffer.from([0x20, 0xe9, 0xff]));
+    assert.deepEqual(
+      encodeCommand(eightBit),
+      pkt('L', cs('X'), Buffer.from([0x20, 0xe9, 0xff, 0])),
+    );
     assert.deepEqual(parse(pkt('U', cs('XFOO bar'))), { type: 'unknown', line: 'XFOO bar' });
     protocolError(() => parse(pkt('M')), /SMFIC_MAIL: no address/);
     protocolError(() => parse(pkt('R', '<b@example.org>')), /SMFIC_RCPT: truncated/);
@@ -216,7 +225,12 @@ describe('commands (MTA to milter)', () => {
       { type: 'mail', args: ['<a@b>', 'SIZE=1'] },
       { type: 'rcpt', args: ['<c@d>'] },
       { type: 'data' },
-      { type: 'header', name: 'From', value: 'x' },
+      {
+        type: 'header',
+        name: 'From',
+        value: 'x',
+        raw: { name: Buffer.from('From'), value: Buffer.from('x') },
+      },
       { type: 'eoh' },
       { type: 'body', chunk: Buffer.from([0, 1, 2]) },
       { type: 'eob', chunk: Buffer.alloc(0) },

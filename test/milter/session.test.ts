@@ -246,6 +246,33 @@ describe('option negotiation', () => {
     assert.deepEqual(values, [' hi there']);
   });
 
+  test('a header reaches the handler also as the bytes sent, 8-bit and folds included', async () => {
+    const seen: Array<{ value: string; raw: Buffer; name: Buffer; leadingSpace: boolean }> = [];
+    const make = (headerLeadingSpace: boolean) =>
+      new Harness({
+        name: 'x',
+        headerLeadingSpace,
+        handler: () => ({
+          header: (_ctx, _name, value, raw) => {
+            seen.push({ value, raw: raw.value, name: raw.name, leadingSpace: raw.leadingSpace });
+            return 'continue';
+          },
+        }),
+      });
+    const bytes = Buffer.from(' caf\xe9\n\tsecond line', 'latin1');
+    const kept = make(true);
+    await kept.send(optnegPkt());
+    await kept.send(pkt('L', cs('X-Test'), Buffer.concat([bytes, Buffer.from([0])])));
+    assert.equal(seen[0]!.value, ' caf\ufffd\n\tsecond line', 'the text has U+FFFD');
+    assert.deepEqual(seen[0]!.raw, bytes, 'the bytes are as sent');
+    assert.equal(seen[0]!.name.toString(), 'X-Test');
+    assert.equal(seen[0]!.leadingSpace, true);
+    const stripped = make(false);
+    await stripped.send(optnegPkt());
+    await stripped.send(pkt('L', cs('X-Test'), cs('plain')));
+    assert.equal(seen[1]!.leadingSpace, false);
+  });
+
   test('versions below 2 are refused as a protocol error; commands before OPTNEG too', async () => {
     const old = new Harness({ name: 'x', handler: () => ({}) });
     await old.send(optnegPkt(1));

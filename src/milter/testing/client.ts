@@ -80,12 +80,22 @@ export interface ClientOptions {
   log?: boolean;
 }
 
+/** The header command for text or bytes. */
+function headerCommand(name: string | Buffer, value: string | Buffer): MilterCommand {
+  if (typeof name === 'string' && typeof value === 'string') return { type: 'header', name, value };
+  const raw = {
+    name: typeof name === 'string' ? Buffer.from(name) : name,
+    value: typeof value === 'string' ? Buffer.from(value) : value,
+  };
+  return { type: 'header', name: raw.name.toString(), value: raw.value.toString(), raw };
+}
+
 /** A message for `transaction`: one MAIL, its recipients, the header and body. */
 export interface Transaction {
   sender: string;
   senderArgs?: string[];
   recipients: Array<string | { address: string; args?: string[] }>;
-  headers?: Array<[name: string, value: string]>;
+  headers?: Array<[name: string | Buffer, value: string | Buffer]>;
   body?: Buffer | string;
   /** Macros sent (as SMFIC_MACRO) before the command of that stage. */
   macros?: Partial<Record<'envfrom' | 'envrcpt' | 'data' | 'eoh' | 'eom', Record<string, string>>>;
@@ -356,8 +366,9 @@ export class MilterClient {
     return this.step({ type: 'data' });
   }
 
-  header(name: string, value: string): Promise<MilterResponse | undefined> {
-    return this.step({ type: 'header', name, value });
+  /** A header field; Buffers go on the wire as they are (8-bit, as an MTA may pass them). */
+  header(name: string | Buffer, value: string | Buffer): Promise<MilterResponse | undefined> {
+    return this.step(headerCommand(name, value));
   }
 
   eoh(): Promise<MilterResponse | undefined> {
@@ -452,7 +463,7 @@ export class MilterClient {
     }
     macros('data', Command.DATA);
     add({ type: 'data' });
-    for (const [name, value] of message.headers ?? []) add({ type: 'header', name, value });
+    for (const [name, value] of message.headers ?? []) add(headerCommand(name, value));
     macros('eoh', Command.EOH);
     add({ type: 'eoh' });
     const body =
