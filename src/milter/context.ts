@@ -13,6 +13,8 @@ export interface ContextHost {
   readonly connection: ConnectInfo | undefined;
   readonly helo: string | undefined;
   getSymbol(name: string): string | undefined;
+  /** Whether SMFIP_HDR_LEADSPC was agreed. */
+  readonly headerLeadingSpace: boolean;
   /** Negotiated SMFIF_* flags, what the MTA offered, and what the definition listed. */
   readonly actions: { agreed: number; offered: number; listed: number };
   /** Whether this context's eom callback is running now. */
@@ -103,6 +105,10 @@ export class HandlerContext implements MilterContext {
 
   getSymbol(name: string): string | undefined {
     return this.host.getSymbol(name);
+  }
+
+  get headerLeadingSpace(): boolean {
+    return this.host.headerLeadingSpace;
   }
 
   /** The rules every end-of-message action shares: in eom, and negotiated. */

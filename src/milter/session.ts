@@ -489,7 +489,7 @@ export class MilterSession {
     const raw: RawHeaderField = {
       name: bytes?.name ?? Buffer.from(name),
       value: bytes?.value ?? Buffer.from(value),
-      leadingSpace: (this.negotiated!.protocol & Protocol.HDR_LEADSPC) !== 0,
+      leadingSpace: this.contextHost.headerLeadingSpace,
     };
     return this.step(
       'header',
@@ -829,6 +829,9 @@ export class MilterSession {
       return this.session.heloName;
     },
     getSymbol: (name: string) => this.macros.get(name),
+    get headerLeadingSpace(): boolean {
+      return ((this.session.negotiated?.protocol ?? 0) & Protocol.HDR_LEADSPC) !== 0;
+    },
     get actions() {
       const negotiated = this.session.negotiated;
       return {

@@ -95,6 +95,11 @@ export interface MilterContext {
   readonly state: Map<string, unknown>;
   /** A macro's value; `x` and `{x}` are the same name. */
   getSymbol(name: string): string | undefined;
+  /**
+   * Whether SMFIP_HDR_LEADSPC was agreed: header values received keep the whitespace after the
+   * colon, and values given to addHeader, insertHeader and changeHeader must bring their own.
+   */
+  readonly headerLeadingSpace: boolean;
   addHeader(name: string, value: string): void;
   /** Insert a header at `index` (0 = first). */
   insertHeader(index: number, name: string, value: string): void;
