@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs from Debian what the interoperability tests need: Postfix, swaks, miltertest,
-# PostgreSQL and an unpacked Exim. It runs before `npm test`. As root it installs whatever is missing (one
-# `apt-get update`, then `apt-get install -y`); otherwise it says loudly what is missing, and the
-# tests that need it skip themselves, naming it again.
+# PostgreSQL, an unpacked Exim, and the DKIM/ARC/DMARC peers (dkimpy, OpenDKIM, OpenDMARC). It
+# runs before `npm test`. As root it installs whatever is missing (one `apt-get update`, then
+# `apt-get install -y`); otherwise it says loudly what is missing, and the tests that need it
+# skip themselves, naming it again.
 set -u
 
 missing=()
@@ -22,9 +23,20 @@ EXIM="$EXIM_ROOT/usr/sbin/exim4"
 exim_libs_ok() { [ -x "$EXIM" ] && ! ldd "$EXIM" 2>/dev/null | grep -q 'not found'; }
 have_exim() { exim_libs_ok && getent passwd Debian-exim >/dev/null; }
 have_exim || missing+=(exim4-daemon-light)
+# The DKIM and ARC peers (test/support/dkim-peers.ts): dkimpy's module and scripts, which Debian
+# installs for its own /usr/bin/python3 (not whatever python3 comes first on PATH), and authres,
+# which dkimpy's ARC sealing imports but the package only suggests; OpenDKIM's signer/verifier and
+# opendkim-tools (opendkim-testmsg, opendkim-genkey); OpenDMARC for the DMARC benchmark.
+have_python_module() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+{ have_python_module dkim && have arcverify; } || missing+=(python3-dkim)
+have_python_module authres || missing+=(python3-authres)
+have /usr/sbin/opendkim || missing+=(opendkim)
+have opendkim-testmsg || missing+=(opendkim-tools)
+have /usr/sbin/opendmarc || missing+=(opendmarc)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "pretest: postfix, swaks, miltertest, postgresql and exim (unpacked) are installed"
+  echo "pretest: postfix, swaks, miltertest, postgresql, exim (unpacked), python3-dkim," \
+    "python3-authres, opendkim, opendkim-tools and opendmarc are installed"
   exit 0
 fi
 
@@ -46,16 +58,29 @@ if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
   mkdir -p /etc/postgresql-common
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
 fi
+# OpenDMARC's database schema is optional (its reports); without this it pulls in dbconfig-mysql.
+echo "opendmarc opendmarc/dbconfig-install boolean false" | debconf-set-selections
 packages=()
 want_exim=no
 for m in "${missing[@]}"; do
   if [ "$m" = exim4-daemon-light ]; then
     want_exim=yes
     packages+=(libidn12)
+  elif [ "$m" = opendmarc ]; then
+    packages+=(opendmarc dbconfig-no-thanks)
   else
     packages+=("$m")
   fi
 done
+# OpenDKIM's and OpenDMARC's postinst start their daemons (milters on sockets of their own), which
+# the tests never use. invoke-rc.d and deb-systemd-invoke ask policy-rc.d first; exit 101 means
+# "do not start". A policy-rc.d already there (containers have one) is left as it is.
+policy_rc=/usr/sbin/policy-rc.d
+if [ ! -e "$policy_rc" ]; then
+  printf '#!/bin/sh\n# mailgate pretest: no daemon starts while packages install\nexit 101\n' >"$policy_rc"
+  chmod 755 "$policy_rc"
+  trap 'rm -f "$policy_rc"' EXIT
+fi
 if ! apt-get update -q >/tmp/mailgate-apt-update.log 2>&1; then
   echo "pretest: apt-get update failed (see /tmp/mailgate-apt-update.log); interop tests may skip" >&2
   exit 0
@@ -67,6 +92,12 @@ if ! apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-co
   exit 0
 fi
 echo "pretest: installed ${packages[*]}"
+for daemon in opendkim opendmarc; do
+  pidfile="/run/$daemon/$daemon.pid"
+  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "pretest: WARNING: $daemon is running (pid $(cat "$pidfile")); the tests do not need it" >&2
+  fi
+done
 
 if [ "$want_exim" = yes ]; then
   if [ ! -x "$EXIM" ]; then
