@@ -11,6 +11,9 @@
 
 export * from './csa/index.js';
 export * from './dnsxl/index.js';
+export * from './dmarc/index.js';
+export * from './dkim/index.js';
+export * from './arc/index.js';
 export * from './helo/index.js';
 export * from './ptr/index.js';
 export * from './registry/index.js';

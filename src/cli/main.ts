@@ -4,9 +4,12 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { registerArcCommand } from './arc.js';
 import { registerCheckCommand } from './check.js';
 import { registerCheckIdCommand } from './checkid.js';
 import { registerCsaCommand } from './csa.js';
+import { registerDkimCommand } from './dkim.js';
+import { registerDmarcCommand } from './dmarc.js';
 import { registerReputationCommand } from './reputation.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerServeCommand } from './serve.js';
@@ -44,6 +47,9 @@ export async function main(argv: string[]): Promise<number> {
   registerCheckCommand(program);
   registerCsaCommand(program);
   registerCheckIdCommand(program);
+  registerDkimCommand(program);
+  registerDmarcCommand(program);
+  registerArcCommand(program);
   registerReputationCommand(program);
   registerSampleMilterCommand(program);
   registerServeCommand(program);

@@ -436,6 +436,109 @@ export const reputationSchema = z.strictObject({
   cbv_skip: z.boolean().default(false),
 });
 
+/** A DKIM selector: one or more DNS labels. */
+const selector = z
+  .string()
+  .max(253)
+  .regex(
+    /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/u,
+    'a selector (DNS labels: letters, digits, hyphens, underscores, dots)',
+  )
+  .transform((text) => text.toLowerCase());
+
+/** A header field name (RFC 5322 ftext), compared without case. */
+const fieldName = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[\x21-\x39\x3b-\x7e]+$/u, 'a header field name (printable ASCII, no colon)')
+  .transform((text) => text.toLowerCase());
+
+/** A signing key: the domain and selector it signs as, and its private key in a PEM file. */
+const signingKeySchema = z.strictObject({
+  domain,
+  selector,
+  /** PEM file with the private key: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8). */
+  key_file: z.string().min(1),
+});
+
+export const dkimSchema = z
+  .strictObject({
+    /** Verify DKIM signatures of incoming mail (milter, end of message). */
+    verify: z.boolean().default(true),
+    /** Sign mail from internal (milter.internal_connect) or authenticated clients. */
+    sign: z.boolean().default(false),
+    /** Keys to sign with; the one whose domain is the From domain (or its parent) signs. */
+    keys: z.array(signingKeySchema).default([]),
+    /** Header fields to sign when present; default: the usual list (docs/dkim.md). */
+    headers: z.array(fieldName).max(100).optional(),
+    /** Fields signed once more than they occur, so that none can be added: From by default. */
+    oversign: z.array(fieldName).max(100).default(['from']),
+    /** RSA keys shorter than this give `policy` (RFC 8301: never below 1024). */
+    min_rsa_bits: z.number().int().min(1024).max(16384).default(1024),
+    /** Accept rsa-sha1 signatures (RFC 8301 says not to). */
+    accept_rsa_sha1: z.boolean().default(false),
+    /** Signatures verified per message; the rest are reported `policy`, not verified. */
+    max_signatures: z.number().int().min(1).max(50).default(10),
+    /** All DNS work of one message's DKIM verification. */
+    time_budget: duration('10s', { min: 100, max: 300_000 }).prefault('10s'),
+  })
+  .superRefine((dkim, ctx) => {
+    if (dkim.sign && dkim.keys.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['keys'], message: 'required when dkim.sign' });
+    }
+    const seen = new Set<string>();
+    dkim.keys.forEach((key, index) => {
+      const id = `${key.selector}._domainkey.${key.domain}`;
+      if (seen.has(key.domain)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['keys', index, 'domain'],
+          message: `a second key for ${key.domain}: one key signs per domain (${id})`,
+        });
+      }
+      seen.add(key.domain);
+    });
+  });
+
+export const dmarcSchema = z.strictObject({
+  /** Evaluate DMARC at end of message (milter). */
+  enabled: z.boolean().default(true),
+  /** Refuse (550 5.7.1) a message that fails DMARC under p=reject. */
+  reject: z.boolean().default(true),
+  /** A failure under p=quarantine: mark it (`header`) or hold it (`quarantine`). */
+  quarantine: z.enum(['header', 'quarantine']).default('header'),
+  /** Sealers whose ARC pass overrides a DMARC failure of forwarded mail (their d= domains). */
+  trusted_arc_sealers: z.array(domain).default([]),
+  /** Policy discovery: RFC 9989's DNS tree walk, or RFC 7489's public suffix list. */
+  discovery: z.enum(['tree-walk', 'psl']).default('tree-walk'),
+  /** With discovery = "psl": apply pct= sampling as RFC 7489 says. */
+  honor_pct: z.boolean().default(true),
+  /** Keep each evaluation in the store for aggregate reports (RFC 9990). */
+  record: z.boolean().default(true),
+  /** How long evaluations are kept (reports cover a day; a week lets one be built late). */
+  keep: duration('7d', { min: 86_400_000, max: 3650 * 86_400_000 }).prefault('7d'),
+  /** All DNS work of one message's DMARC evaluation. */
+  time_budget: duration('5s', { min: 100, max: 300_000 }).prefault('5s'),
+});
+
+export const arcSchema = z
+  .strictObject({
+    /** Validate the ARC chain of incoming mail (milter, end of message). */
+    verify: z.boolean().default(true),
+    /** Seal incoming mail with a new ARC set (for a forwarder or list host). */
+    seal: z.boolean().default(false),
+    /** The key to seal with. */
+    seal_key: signingKeySchema.optional(),
+    /** All DNS work of one message's ARC validation. */
+    time_budget: duration('10s', { min: 100, max: 300_000 }).prefault('10s'),
+  })
+  .superRefine((arc, ctx) => {
+    if (arc.seal && !arc.seal_key) {
+      ctx.addIssue({ code: 'custom', path: ['seal_key'], message: 'required when arc.seal' });
+    }
+  });
+
 /** The whole file. Every table may be left out; every key has a default. */
 export const configSchema = z.strictObject({
   /** This host's name, in X-Greylist and the decision log; default the system's host name. */
@@ -450,6 +553,9 @@ export const configSchema = z.strictObject({
   greylist: greylistSchema.prefault({}),
   reputation: reputationSchema.prefault({}),
   registry: registrySchema.prefault({}),
+  dkim: dkimSchema.prefault({}),
+  dmarc: dmarcSchema.prefault({}),
+  arc: arcSchema.prefault({}),
 });
 
 /** A validated configuration: durations in milliseconds, defaults filled in. */

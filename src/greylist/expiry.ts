@@ -34,6 +34,8 @@ type ExpirySettings = Pick<
    * src/reputation); when absent they are kept.
    */
   reputationTtlMs?: number;
+  /** DMARC evaluations kept for aggregate reports expire after this; when absent they are kept. */
+  dmarcTtlMs?: number;
 };
 
 /** Rate-limit windows are at most a day long: a row unused for two days counts nothing. */
@@ -60,6 +62,7 @@ export function expiryCutoffs(settings: ExpirySettings, now: number): ExpiryCuto
     ...(settings.reputationTtlMs !== undefined
       ? { reputationBefore: now - settings.reputationTtlMs }
       : {}),
+    ...(settings.dmarcTtlMs !== undefined ? { dmarcBefore: now - settings.dmarcTtlMs } : {}),
   };
 }
 

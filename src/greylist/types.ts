@@ -55,6 +55,8 @@ export interface GreylistSettings {
   callbackTtlMs?: number;
   /** Reputation counters in the same store not updated for this long expire. */
   reputationTtlMs?: number;
+  /** DMARC evaluations in the same store older than this expire. */
+  dmarcTtlMs?: number;
   /** The host name in X-Greylist and in the decision log. */
   hostname: string;
   /** The version in X-Greylist (`mailgate-VERSION`). */

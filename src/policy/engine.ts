@@ -3,6 +3,8 @@
  * and a stage that throws turned into a tempfail (logged with its stack) instead of a crash or
  * a silent accept. Doors call it; it knows no protocol.
  */
+import { authorDomains } from '../checks/dmarc/from.js';
+import { fieldFromParts, type HeaderField } from '../checks/message/index.js';
 import { systemClock } from '../dns/clock.js';
 import { REPUTATION_EVENTS } from '../reputation/events.js';
 import { eventSubjects, reputationSubjects } from '../reputation/subjects.js';
@@ -10,6 +12,7 @@ import type { Decision as LoggedDecision, Store } from '../store/types.js';
 import { logValue } from '../text/index.js';
 import { type Decision, deferral } from './decision.js';
 import { type ClientFacts, type FactServices, SessionFacts } from './facts.js';
+import { MessageChecks } from './message-checks.js';
 import type { PolicyLogger, PolicyServices } from './services.js';
 import { newSession, type PolicySession, resetTransaction } from './session.js';
 import type { PolicySettings } from './settings.js';
@@ -20,6 +23,20 @@ import { mailStage } from './stages/mail.js';
 import { type RcptOptions, rcptStage } from './stages/rcpt.js';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'eom';
+
+/** A header field's bytes as a door received them (the milter's raw header). */
+export interface RawField {
+  name: Buffer;
+  value: Buffer;
+  /** The value holds the whitespace after the colon (SMFIP_HDR_LEADSPC). */
+  leadingSpace: boolean;
+}
+
+/** The From domain our mail is signed for: only a From with one author domain. */
+function singleAuthorDomain(fields: readonly HeaderField[]): string | undefined {
+  const authors = authorDomains(fields.filter((f) => f.key === 'from'));
+  return authors.kind === 'one' ? authors.domain : undefined;
+}
 
 export interface EngineServices extends PolicyServices, FactServices {
   logger: PolicyLogger;
@@ -141,12 +158,62 @@ export class PolicyEngine {
     return true;
   }
 
-  /** A header field of the message: kept when a later stage reads it. */
-  header(session: PolicySession, name: string, value: string): void {
+  /**
+   * A header field of the message: kept as text when a later stage reads it, and as the bytes
+   * sent (`raw`, from a door that has them) for the checks that read the message, within the
+   * header bound.
+   *
+   * @example
+   * engine.header(session, 'From', ' jo@example.com', { name, value, leadingSpace: true });
+   */
+  header(session: PolicySession, name: string, value: string, raw?: RawField): void {
     const headers = session.facts.headers;
     if (headers.length < MAX_KEPT_HEADERS && KEPT_HEADERS.has(name.toLowerCase())) {
-      headers.push({ name, value: value.slice(0, 4096) });
+      headers.push({ name, value: (raw?.leadingSpace ? value.trimStart() : value).slice(0, 4096) });
     }
+    const auth = this.settings.auth;
+    if (!raw || !auth) return;
+    session.transaction.fields ??= { list: [], bytes: 0, dropped: 0 };
+    const fields = session.transaction.fields;
+    const size = raw.name.length + raw.value.length + 4;
+    if (fields.dropped > 0 || fields.bytes + size > auth.maxHeaderBytes) {
+      fields.dropped++;
+      return;
+    }
+    fields.bytes += size;
+    fields.list.push(fieldFromParts(raw.name, raw.value, raw.leadingSpace));
+  }
+
+  /**
+   * End of the headers: the message checks start (key lookups go out while the body comes).
+   * Incoming mail is verified; mail from our own and authenticated clients is signed; a
+   * trusted relay's is neither.
+   */
+  eoh(session: PolicySession): void {
+    const auth = this.settings.auth;
+    const { facts, transaction } = session;
+    if (!auth || facts.sender === undefined || transaction.message) return;
+    const cls = facts.addressClass().class;
+    if (cls === 'TRUSTED') return;
+    const role = cls === 'INTERNAL' ? 'outgoing' : 'incoming';
+    if (role === 'outgoing' && !auth.dkimSign) return;
+    if (role === 'incoming' && !auth.dkimVerify && !auth.arcVerify && !auth.dmarc) return;
+    const fields = transaction.fields ?? { list: [], bytes: 0, dropped: 0 };
+    transaction.message = new MessageChecks(
+      role,
+      fields,
+      auth,
+      {
+        resolver: this.services.resolver,
+        ...(this.services.clock ? { clock: this.services.clock } : {}),
+      },
+      role === 'outgoing' ? singleAuthorDomain(fields.list) : undefined,
+    );
+  }
+
+  /** A chunk of the body, as the MTA sent it: hashed by the message checks as it comes. */
+  body(session: PolicySession, chunk: Buffer): void {
+    session.transaction.message?.update(chunk);
   }
 
   eom(session: PolicySession): Promise<Decision> {

@@ -17,6 +17,7 @@ export * from './decision.js';
 export { type EngineServices, PolicyEngine, type Stage } from './engine.js';
 export * from './facts.js';
 export * from './greylist.js';
+export * from './message-checks.js';
 export * from './services.js';
 export * from './session.js';
 export * from './settings.js';

@@ -4,6 +4,7 @@
 import type { Clock } from '../dns/types.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
 import type { ReputationEvent } from '../reputation/events.js';
+import type { DmarcResultRow } from '../store/types.js';
 import type { GreylistActions } from './greylist.js';
 import type { DsnTemplateName } from './spf-policy.js';
 
@@ -70,8 +71,14 @@ export interface ReputationService {
   cbvSkip: boolean;
 }
 
+/** Keeps DMARC evaluations for reports; never waits, never throws. */
+export interface DmarcReportRecorder {
+  record(row: DmarcResultRow): void;
+}
+
 export interface PolicyServices {
   clock?: Clock;
+  dmarcReports?: DmarcReportRecorder | null;
   greylist?: GreylistService | null;
   verifier?: SenderVerifier | null;
   reputation?: ReputationService | null;

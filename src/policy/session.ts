@@ -2,9 +2,11 @@
  * What the engine carries from one stage to the next within a session: the facts, and the
  * transaction's own decisions so far (a verification owed at end of message, headers to add).
  */
+import type { HeaderField } from '../checks/message/index.js';
 import type { ReputationEvent } from '../reputation/events.js';
 import type { DecisionHeader } from './decision.js';
 import type { SessionFacts } from './facts.js';
+import type { MessageChecks } from './message-checks.js';
 import type { DsnTemplateName } from './spf-policy.js';
 
 /** A call-back or DSN the SPF policy asked for, run once the message is known. */
@@ -35,6 +37,18 @@ export interface TransactionState {
   observed?: ReputationEvent[];
   /** Lines for the administrator, logged once by the engine after the stage (`registry-alert`). */
   alerts?: Array<{ message: string; text: string }>;
+  /** The message's header fields as sent, for the checks that read the message (bounded). */
+  fields?: MessageFields;
+  /** DKIM, ARC and signing of this message, started at end of headers. */
+  message?: MessageChecks;
+}
+
+/** The header fields gathered for the message checks, and what was left out. */
+export interface MessageFields {
+  list: HeaderField[];
+  bytes: number;
+  /** Fields past the bound, not kept: the message is then not verified. */
+  dropped: number;
 }
 
 /** The engine's view of one SMTP session. */

@@ -2,6 +2,10 @@
  * The engine's settings: plain data, made from the configuration by the daemon (src/serve) or by
  * `mailgate check`, never read from a file here.
  */
+import type { ArcSealKey, ArcSettings } from '../checks/arc/types.js';
+import type { DkimSigningKey, DkimSigningOptions } from '../checks/dkim/sign.js';
+import type { DkimVerifySettings } from '../checks/dkim/types.js';
+import type { DmarcSettings } from '../checks/dmarc/types.js';
 import type { RegistrySettings } from '../checks/registry/types.js';
 import type { SpfResultWord } from '../checks/spf/types.js';
 import { parseIp } from '../dns/address.js';
@@ -59,6 +63,38 @@ export interface RegistryPolicySettings {
   timeBudgetMs: number;
 }
 
+/** DMARC at end of message. */
+export interface DmarcPolicySettings {
+  check: Partial<DmarcSettings>;
+  /** Refuse a failure under p=reject (otherwise it is only recorded). */
+  reject: boolean;
+  /** A failure under p=quarantine: a header for the spam filter, or hold the message. */
+  quarantine: 'header' | 'quarantine';
+  /** ARC sealers (d= domains) whose passing chain overrides a DMARC failure. */
+  trustedArcSealers: readonly string[];
+  /** Keep each evaluation for aggregate reports. */
+  record: boolean;
+}
+
+/**
+ * The checks that read the message itself (milter only): DKIM and ARC verification of incoming
+ * mail, DMARC over them, DKIM signing of our own mail, ARC sealing of mail we pass on. A part
+ * that is off is null.
+ */
+export interface MessageAuthSettings {
+  dkimVerify: Partial<DkimVerifySettings> | null;
+  dkimSign: {
+    /** The keys; the one for the From domain (or the nearest parent domain) signs. */
+    keys: readonly DkimSigningKey[];
+    options: Pick<DkimSigningOptions, 'headers' | 'oversign'>;
+  } | null;
+  dmarc: DmarcPolicySettings | null;
+  arcVerify: Partial<ArcSettings> | null;
+  arcSeal: ArcSealKey | null;
+  /** Header bytes kept per message for these checks; a larger header is not verified. */
+  maxHeaderBytes: number;
+}
+
 export interface PolicySettings {
   /** Our host name (receiver in headers, the decision log's host). */
   hostname: string;
@@ -80,6 +116,8 @@ export interface PolicySettings {
   registry: RegistryPolicySettings | null;
   /** DNS time for each check. */
   checkBudgetMs: number;
+  /** DKIM, DMARC and ARC; absent when the door sees no message (or all are off). */
+  auth?: MessageAuthSettings;
 }
 
 /**

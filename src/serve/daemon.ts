@@ -15,7 +15,9 @@ import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
+import { loadSigningKeys } from './keys.js';
 import type { HeldEngine } from './milter-door.js';
+import { DmarcReportWriter } from './dmarc-reports.js';
 import { buildReputation, type DaemonReputation } from './reputation.js';
 import { greylistSettings, policySettings, resolverOptions, storeSettings } from './settings.js';
 import { buildVerifier } from './verifier.js';
@@ -38,6 +40,8 @@ export interface World {
   greylisting: Greylisting | null;
   accessMap: AccessMapFile | null;
   reputation: DaemonReputation | null;
+  /** DMARC evaluations on their way to the store, when they are kept. */
+  dmarcReports: DmarcReportWriter | null;
   /** Stops the store's expiry when greylisting (which runs it otherwise) is off. */
   stopExpiry: (() => void) | null;
   engine: PolicyEngine;
@@ -289,6 +293,8 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
   }
   let greylisting: Greylisting | null = null;
   const reputation = buildReputation(config, store, logger);
+  const dmarcReports =
+    config.dmarc.enabled && config.dmarc.record ? new DmarcReportWriter(store, logger) : null;
   try {
     greylisting = config.greylist.enabled
       ? await buildGreylisting(config, {
@@ -304,7 +310,8 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
     const accessMap = config.spf.access_file
       ? await AccessMapFile.load(config.spf.access_file, { logger })
       : null;
-    const settings = policySettings(config, accessMap ?? undefined);
+    const keys = await loadSigningKeys(config);
+    const settings = policySettings(config, accessMap ?? undefined, keys);
     const verifier = config.cbv.enabled
       ? await buildVerifier(config, settings, { resolver, store, logger })
       : null;
@@ -320,10 +327,12 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
         : null,
       verifier,
       reputation: reputation?.service ?? null,
+      dmarcReports,
     });
     // Call-back results and reputation counters age out of the store with greylisting off too.
     const stopExpiry =
-      greylisting === null && (reputation !== null || config.cbv.enabled)
+      greylisting === null &&
+      (reputation !== null || config.cbv.enabled || (config.dmarc.enabled && config.dmarc.record))
         ? startExpiry(store, greylistSettings(config, VERSION), { logger })
         : null;
     return {
@@ -333,6 +342,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
       greylisting,
       accessMap,
       reputation,
+      dmarcReports,
       stopExpiry,
       engine,
       holders: 0,
@@ -341,6 +351,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
   } catch (err) {
     greylisting?.stop();
     await reputation?.close();
+    await dmarcReports?.close();
     if (!sameStore) await store.close();
     if (!sameDns) resolver.close();
     throw err;
@@ -353,6 +364,7 @@ async function retireWorld(old: World, logger: PinoLogger, next?: World): Promis
   old.stopExpiry?.();
   // What it counted goes to the store before the store may close.
   await old.reputation?.close();
+  await old.dmarcReports?.close();
   if (next?.resolver !== old.resolver) old.resolver.close();
   if (next?.store !== old.store) {
     try {

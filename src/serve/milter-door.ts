@@ -12,6 +12,7 @@ import {
   type MilterContext,
   type MilterDefinition,
   type MilterHandler,
+  type RawHeaderField,
   reply,
   type StepResult,
 } from '../milter/index.js';
@@ -41,8 +42,10 @@ export function policyMilter(hold: () => HeldEngine): MilterDefinition {
     name: 'mailgate',
     handler: () => new PolicyMilterHandler(hold()),
     actions: ['addHeader', 'changeHeader', 'quarantine'],
-    // Header fields are only read: the MTA need not wait for an answer to each.
-    noReply: ['header'],
+    // Header fields and body chunks are only read: the MTA need not wait for an answer to each.
+    noReply: ['header', 'body'],
+    // DKIM's simple canonicalization needs the whitespace after each colon as sent.
+    headerLeadingSpace: true,
     macros: {
       connect: ['j', '{daemon_name}'],
       envfrom: ['i', '{auth_authen}'],
@@ -117,8 +120,18 @@ class PolicyMilterHandler implements MilterHandler {
     return milterResult(decision);
   }
 
-  header(_ctx: MilterContext, name: string, value: string): StepResult {
-    if (this.#session) this.#engine.header(this.#session, name, value);
+  header(_ctx: MilterContext, name: string, value: string, raw: RawHeaderField): StepResult {
+    if (this.#session) this.#engine.header(this.#session, name, value, raw);
+    return 'continue';
+  }
+
+  eoh(): StepResult {
+    if (this.#session) this.#engine.eoh(this.#session);
+    return 'continue';
+  }
+
+  body(_ctx: MilterContext, chunk: Buffer): StepResult {
+    if (this.#session) this.#engine.body(this.#session, chunk);
     return 'continue';
   }
 
@@ -147,11 +160,14 @@ class PolicyMilterHandler implements MilterHandler {
       for (const { name, index } of [...(decision.removeHeaders ?? [])].reverse()) {
         attempt('changeHeader', () => ctx.changeHeader(name, index, null));
       }
+      // The library's convention: LF folds, and with HDR_LEADSPC our own leading space.
+      const lead = ctx.headerLeadingSpace ? ' ' : '';
+      const wire = (value: string) => lead + value.replace(/\r\n/gu, '\n');
       for (const header of decision.headers.filter((h) => h.position === 'top').reverse()) {
-        attempt('insertHeader', () => ctx.insertHeader(0, header.name, header.value));
+        attempt('insertHeader', () => ctx.insertHeader(0, header.name, wire(header.value)));
       }
       for (const header of decision.headers.filter((h) => h.position !== 'top')) {
-        attempt('addHeader', () => ctx.addHeader(header.name, header.value));
+        attempt('addHeader', () => ctx.addHeader(header.name, wire(header.value)));
       }
       const hold = decision.verdict === 'quarantine' ? decision.reply?.text : undefined;
       if (hold) attempt('quarantine', () => ctx.quarantine(hold));

@@ -9,6 +9,7 @@ import { DEFAULT_GREYLIST_SETTINGS } from '../greylist/index.js';
 import type { GreylistSettings } from '../greylist/types.js';
 import {
   classifyNetworks,
+  type MessageAuthSettings,
   type PolicySettings,
   type RegistryPolicySettings,
   type SpfAccessLookup,
@@ -20,6 +21,7 @@ import {
   reputationTtlMs,
 } from '../reputation/index.js';
 import type { OpenStoreOptions } from '../store/index.js';
+import type { SigningKeys } from './keys.js';
 
 /**
  * The greylister's settings for a configuration.
@@ -51,6 +53,7 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     ...(config.reputation.enabled
       ? { reputationTtlMs: reputationTtlMs(config.reputation.half_life) }
       : {}),
+    ...(config.dmarc.enabled && config.dmarc.record ? { dmarcTtlMs: config.dmarc.keep } : {}),
     hostname: daemonHostname(config),
     version,
     header: g.header,
@@ -124,7 +127,11 @@ export function storeSettings(config: Config): StoreSettings {
  * const settings = policySettings(config, accessMap);
  * new PolicyEngine(settings, services);
  */
-export function policySettings(config: Config, accessMap?: SpfAccessLookup): PolicySettings {
+export function policySettings(
+  config: Config,
+  accessMap?: SpfAccessLookup,
+  keys: SigningKeys = { dkim: [], arcSeal: null },
+): PolicySettings {
   const m = config.milter;
   const host = daemonHostname(config);
   const { ourNames, ourAddresses } = splitOurNames(m.hello_blacklist ?? [host]);
@@ -168,6 +175,61 @@ export function policySettings(config: Config, accessMap?: SpfAccessLookup): Pol
     },
     registry: config.registry.enabled ? registryPolicySettings(config) : null,
     checkBudgetMs: config.greylist.dns_budget,
+    auth: messageAuthSettings(config, keys),
+  };
+}
+
+/** Header bytes kept per message for DKIM, DMARC and ARC: the DKIM check's own bound. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+/**
+ * The message checks' settings (`[dkim]`, `[dmarc]`, `[arc]`), with the keys already read.
+ *
+ * @example
+ * messageAuthSettings(parseConfig({}), { dkim: [], arcSeal: null }).dkimVerify?.minRsaBits  // 1024
+ */
+export function messageAuthSettings(config: Config, keys: SigningKeys): MessageAuthSettings {
+  const { dkim, dmarc, arc } = config;
+  return {
+    dkimVerify: dkim.verify
+      ? {
+          acceptRsaSha1: dkim.accept_rsa_sha1,
+          minRsaBits: dkim.min_rsa_bits,
+          limits: { signatures: dkim.max_signatures, timeBudgetMs: dkim.time_budget },
+        }
+      : null,
+    dkimSign:
+      dkim.sign && keys.dkim.length > 0
+        ? {
+            keys: keys.dkim,
+            options: {
+              ...(dkim.headers ? { headers: dkim.headers } : {}),
+              oversign: dkim.oversign,
+            },
+          }
+        : null,
+    dmarc: dmarc.enabled
+      ? {
+          check: {
+            discovery: dmarc.discovery,
+            honorPct: dmarc.honor_pct,
+            timeBudgetMs: dmarc.time_budget,
+          },
+          reject: dmarc.reject,
+          quarantine: dmarc.quarantine,
+          trustedArcSealers: dmarc.trusted_arc_sealers,
+          record: dmarc.record,
+        }
+      : null,
+    arcVerify: arc.verify
+      ? {
+          acceptRsaSha1: dkim.accept_rsa_sha1,
+          minRsaBits: dkim.min_rsa_bits,
+          timeBudgetMs: arc.time_budget,
+        }
+      : null,
+    arcSeal: arc.seal ? keys.arcSeal : null,
+    maxHeaderBytes: MAX_HEADER_BYTES,
   };
 }
 

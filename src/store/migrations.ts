@@ -177,6 +177,68 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX reputation_updated ON reputation (updated)',
     ],
   },
+  // One row per message DMARC evaluated, for aggregate reports (RFC 9990): reports are built
+  // per policy domain and period, hence the (policy_domain, time) index; expiry goes by time.
+  // The published policy's columns are NULL when no record applied. Flags are 0/1 integers and
+  // the DKIM and SPF results JSON text, so that both dialects store the same values.
+  {
+    version: 4,
+    description: 'DMARC results for aggregate reports',
+    sqlite: [
+      `CREATE TABLE dmarc_results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL,
+        source_ip TEXT NOT NULL,
+        header_from TEXT NOT NULL,
+        envelope_from TEXT,
+        policy_domain TEXT,
+        p TEXT CHECK (p IN ('none', 'quarantine', 'reject')),
+        sp TEXT CHECK (sp IN ('none', 'quarantine', 'reject')),
+        np TEXT CHECK (np IN ('none', 'quarantine', 'reject')),
+        adkim TEXT CHECK (adkim IN ('r', 's')),
+        aspf TEXT CHECK (aspf IN ('r', 's')),
+        testing INTEGER CHECK (testing IN (0, 1)),
+        psd TEXT CHECK (psd IN ('y', 'n', 'u')),
+        disposition TEXT NOT NULL CHECK (disposition IN ('none', 'quarantine', 'reject')),
+        override TEXT,
+        result TEXT NOT NULL
+          CHECK (result IN ('pass', 'fail', 'none', 'temperror', 'permerror')),
+        spf_aligned INTEGER NOT NULL CHECK (spf_aligned IN (0, 1)),
+        dkim_aligned INTEGER NOT NULL CHECK (dkim_aligned IN (0, 1)),
+        dkim TEXT NOT NULL,
+        spf TEXT
+      )`,
+      'CREATE INDEX dmarc_results_policy_domain_time ON dmarc_results (policy_domain, time)',
+      'CREATE INDEX dmarc_results_time ON dmarc_results (time)',
+    ],
+    postgres: [
+      `CREATE TABLE dmarc_results (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        time BIGINT NOT NULL,
+        source_ip TEXT NOT NULL,
+        header_from TEXT NOT NULL,
+        envelope_from TEXT,
+        policy_domain TEXT,
+        p TEXT CHECK (p IN ('none', 'quarantine', 'reject')),
+        sp TEXT CHECK (sp IN ('none', 'quarantine', 'reject')),
+        np TEXT CHECK (np IN ('none', 'quarantine', 'reject')),
+        adkim TEXT CHECK (adkim IN ('r', 's')),
+        aspf TEXT CHECK (aspf IN ('r', 's')),
+        testing SMALLINT CHECK (testing IN (0, 1)),
+        psd TEXT CHECK (psd IN ('y', 'n', 'u')),
+        disposition TEXT NOT NULL CHECK (disposition IN ('none', 'quarantine', 'reject')),
+        override TEXT,
+        result TEXT NOT NULL
+          CHECK (result IN ('pass', 'fail', 'none', 'temperror', 'permerror')),
+        spf_aligned SMALLINT NOT NULL CHECK (spf_aligned IN (0, 1)),
+        dkim_aligned SMALLINT NOT NULL CHECK (dkim_aligned IN (0, 1)),
+        dkim TEXT NOT NULL,
+        spf TEXT
+      )`,
+      'CREATE INDEX dmarc_results_policy_domain_time ON dmarc_results (policy_domain, time)',
+      'CREATE INDEX dmarc_results_time ON dmarc_results (time)',
+    ],
+  },
 ];
 
 /** The schema version this code writes and understands. */
@@ -210,8 +272,8 @@ export const CURRENT_VERSION_SQL =
  * newer than this code.
  *
  * @example
- * pendingMigrations(0).map((m) => m.version)  // [1, 2, 3]
- * pendingMigrations(1).map((m) => m.version)  // [2, 3]
+ * pendingMigrations(0).map((m) => m.version)  // [1, 2, 3, 4]
+ * pendingMigrations(1).map((m) => m.version)  // [2, 3, 4]
  */
 export function pendingMigrations(current: number, where = 'the database'): Migration[] {
   if (current > SCHEMA_VERSION) {

@@ -39,24 +39,30 @@ import {
   storeError,
 } from './common.js';
 import { CURRENT_VERSION_SQL, migratePostgres } from './migrations.js';
-import type {
-  CallbackRecord,
-  ClientCounter,
-  Decision,
-  ExpiryCounts,
-  ExpiryCutoffs,
-  FirstAttempt,
-  RateTaken,
-  ReputationDelta,
-  ReputationRow,
-  Store,
-  StoredDecision,
-  Triplet,
-  TripletKey,
-  TripletLookup,
-  TripletState,
+import {
+  type CallbackRecord,
+  type ClientCounter,
+  type Decision,
+  DMARC_RESULT_COLUMNS,
+  type DmarcResultRow,
+  dmarcQueryParams,
+  dmarcResultFromColumns,
+  dmarcResultParams,
+  type ExpiryCounts,
+  type ExpiryCutoffs,
+  type FirstAttempt,
+  type RateTaken,
+  type ReputationDelta,
+  type ReputationRow,
+  type Store,
+  type StoredDecision,
+  type StoredDmarcResultRow,
+  StoreError,
+  type Triplet,
+  type TripletKey,
+  type TripletLookup,
+  type TripletState,
 } from './types.js';
-import { StoreError } from './types.js';
 
 /** Where a PostgreSQL store lives. */
 export interface PostgresTarget {
@@ -69,6 +75,29 @@ export interface PostgresTarget {
 }
 
 const KEY = 'client = $1 AND sender = $2 AND recipient = $3';
+
+/** The PostgreSQL type of each `dmarc_results` column, for the arrays that insert them. */
+const DMARC_COLUMN_TYPES: Record<(typeof DMARC_RESULT_COLUMNS)[number], string> = {
+  time: 'bigint',
+  source_ip: 'text',
+  header_from: 'text',
+  envelope_from: 'text',
+  policy_domain: 'text',
+  p: 'text',
+  sp: 'text',
+  np: 'text',
+  adkim: 'text',
+  aspf: 'text',
+  testing: 'smallint',
+  psd: 'text',
+  disposition: 'text',
+  override: 'text',
+  result: 'text',
+  spf_aligned: 'smallint',
+  dkim_aligned: 'smallint',
+  dkim: 'text',
+  spf: 'text',
+};
 
 const SQL = {
   getTriplet: `SELECT * FROM triplets WHERE ${KEY}`,
@@ -141,7 +170,27 @@ const SQL = {
   getReputation: `SELECT subject, event, amount, updated FROM reputation
     WHERE subject = ANY($1::text[])`,
   expireReputation: 'DELETE FROM reputation WHERE updated < $1',
+  // A batch as one array per column: one statement text whatever the batch size; WITH
+  // ORDINALITY keeps the rows (and so their ids) in the order given.
+  addDmarcResults: `INSERT INTO dmarc_results (${DMARC_RESULT_COLUMNS.join(', ')})
+    SELECT ${DMARC_RESULT_COLUMNS.map((c) => `d.${c}`).join(', ')}
+    FROM unnest(${DMARC_RESULT_COLUMNS.map((c, i) => `$${i + 1}::${DMARC_COLUMN_TYPES[c]}[]`).join(', ')})
+      WITH ORDINALITY AS d (${DMARC_RESULT_COLUMNS.join(', ')}, n)
+    ORDER BY d.n`,
+  dmarcResultsOf: `SELECT * FROM dmarc_results
+    WHERE policy_domain = $1 AND time >= $2 AND time < $3 ORDER BY time, id LIMIT $4`,
+  dmarcResultsAll: `SELECT * FROM dmarc_results
+    WHERE time >= $1 AND time < $2 ORDER BY time, id LIMIT $3`,
+  expireDmarc: 'DELETE FROM dmarc_results WHERE time < $1',
 } as const;
+
+/** Rows of `addDmarcResults` per statement; a larger batch is several, in one transaction. */
+const DMARC_ROWS_PER_STATEMENT = 1000;
+
+/** Each column's parameters as arrays, for SQL.addDmarcResults. */
+function dmarcColumnArrays(rows: readonly (string | number | null)[][]): unknown[] {
+  return DMARC_RESULT_COLUMNS.map((_, column) => rows.map((row) => row[column] ?? null));
+}
 
 /** A round of deltas (see reputationRounds) as the parameters of SQL.addReputation. */
 function reputationParams(round: readonly ReputationDelta[], halfLife: number): unknown[] {
@@ -370,9 +419,47 @@ class PostgresStore implements Store {
     return sortReputationRows(rows.map((row) => rowToReputation(row as Row)));
   }
 
+  async addDmarcResults(rows: readonly DmarcResultRow[]): Promise<void> {
+    if (this.closing) throw closedError('addDmarcResults', this.description);
+    if (!Array.isArray(rows)) throw new StoreError('store addDmarcResults: rows must be an array');
+    // Every row is checked before any is written: a bad one refuses the batch.
+    const params = rows.map(dmarcResultParams);
+    if (params.length === 0) return;
+    if (params.length <= DMARC_ROWS_PER_STATEMENT) {
+      await this.query('addDmarcResults', SQL.addDmarcResults, dmarcColumnArrays(params));
+      return;
+    }
+    await this.transaction('addDmarcResults', async (client) => {
+      for (let at = 0; at < params.length; at += DMARC_ROWS_PER_STATEMENT) {
+        const chunk = params.slice(at, at + DMARC_ROWS_PER_STATEMENT);
+        await client.query(SQL.addDmarcResults, dmarcColumnArrays(chunk));
+      }
+    });
+  }
+
+  async dmarcResults(
+    policyDomain: string | null,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<StoredDmarcResultRow[]> {
+    const q = dmarcQueryParams(policyDomain, from, to, limit);
+    const { rows } =
+      q.policyDomain === null
+        ? await this.query('dmarcResults', SQL.dmarcResultsAll, [q.from, q.to, q.limit])
+        : await this.query('dmarcResults', SQL.dmarcResultsOf, [
+            q.policyDomain,
+            q.from,
+            q.to,
+            q.limit,
+          ]);
+    return rows.map((row) => dmarcResultFromColumns(row as Row));
+  }
+
   async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     checkCutoffs(cutoffs);
-    const { callbacksBefore, ratesBefore, reputationBefore } = cutoffs;
+    if (cutoffs.dmarcBefore !== undefined) checkTime('expire', 'dmarcBefore', cutoffs.dmarcBefore);
+    const { callbacksBefore, ratesBefore, reputationBefore, dmarcBefore } = cutoffs;
     return this.transaction('expire', async (client) => ({
       passed: (await client.query(SQL.expirePassed, [cutoffs.passedBefore])).rowCount ?? 0,
       greylisted:
@@ -391,6 +478,9 @@ class PostgresStore implements Store {
         reputationBefore === undefined
           ? 0
           : ((await client.query(SQL.expireReputation, [reputationBefore])).rowCount ?? 0),
+      ...(dmarcBefore === undefined
+        ? {}
+        : { dmarc: (await client.query(SQL.expireDmarc, [dmarcBefore])).rowCount ?? 0 }),
     }));
   }
 

@@ -41,24 +41,30 @@ import {
 } from './common.js';
 import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
 import { Checkpointer, DEFAULT_CHECKPOINT_EVERY_MS } from './sqlite-checkpointer.js';
-import type {
-  CallbackRecord,
-  ClientCounter,
-  Decision,
-  ExpiryCounts,
-  ExpiryCutoffs,
-  FirstAttempt,
-  RateTaken,
-  ReputationDelta,
-  ReputationRow,
-  Store,
-  StoredDecision,
-  Triplet,
-  TripletKey,
-  TripletLookup,
-  TripletState,
+import {
+  type CallbackRecord,
+  type ClientCounter,
+  type Decision,
+  DMARC_RESULT_COLUMNS,
+  type DmarcResultRow,
+  dmarcQueryParams,
+  dmarcResultFromColumns,
+  dmarcResultParams,
+  type ExpiryCounts,
+  type ExpiryCutoffs,
+  type FirstAttempt,
+  type RateTaken,
+  type ReputationDelta,
+  type ReputationRow,
+  type Store,
+  type StoredDecision,
+  type StoredDmarcResultRow,
+  StoreError,
+  type Triplet,
+  type TripletKey,
+  type TripletLookup,
+  type TripletState,
 } from './types.js';
-import { StoreError } from './types.js';
 
 /** Where an SQLite store lives: a file path, or `:memory:`. */
 export interface SqliteTarget {
@@ -162,6 +168,18 @@ function prepareAll(db: Database.Database) {
        WHERE subject IN (SELECT value FROM json_each(?))`,
     ),
     expireReputation: db.prepare('DELETE FROM reputation WHERE updated < ?'),
+    addDmarcResult: db.prepare(
+      `INSERT INTO dmarc_results (${DMARC_RESULT_COLUMNS.join(', ')})
+       VALUES (${DMARC_RESULT_COLUMNS.map(() => '?').join(', ')})`,
+    ),
+    dmarcResultsOf: db.prepare(
+      `SELECT * FROM dmarc_results WHERE policy_domain = ? AND time >= ? AND time < ?
+       ORDER BY time, id LIMIT ?`,
+    ),
+    dmarcResultsAll: db.prepare(
+      'SELECT * FROM dmarc_results WHERE time >= ? AND time < ? ORDER BY time, id LIMIT ?',
+    ),
+    expireDmarc: db.prepare('DELETE FROM dmarc_results WHERE time < ?'),
     schemaVersion: db.prepare(CURRENT_VERSION_SQL),
     ping: db.prepare('SELECT 1 AS one'),
   };
@@ -206,6 +224,7 @@ class SqliteStore implements Store {
   private readonly expireTx: (cutoffs: ExpiryCutoffs) => ExpiryCounts;
   private readonly insertDecisionsTx: (rows: readonly DecisionRow[]) => void;
   private readonly addReputationTx: (deltas: readonly ReputationDelta[], halfLife: number) => void;
+  private readonly addDmarcResultsTx: (rows: readonly (string | number | null)[][]) => void;
   /** Decision-log lines waiting for the next group commit, with their callers' promises. */
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
@@ -258,6 +277,7 @@ class SqliteStore implements Store {
         rates: c.ratesBefore === undefined ? 0 : s.expireRates.run(c.ratesBefore).changes,
         reputation:
           c.reputationBefore === undefined ? 0 : s.expireReputation.run(c.reputationBefore).changes,
+        ...(c.dmarcBefore === undefined ? {} : { dmarc: s.expireDmarc.run(c.dmarcBefore).changes }),
       }),
     );
     this.expireTx = (cutoffs) => expire.immediate(cutoffs);
@@ -281,6 +301,10 @@ class SqliteStore implements Store {
       }
     });
     this.addReputationTx = (deltas, halfLife) => addReputation.immediate(deltas, halfLife);
+    const addDmarcResults = db.transaction((rows: readonly (string | number | null)[][]) => {
+      for (const row of rows) s.addDmarcResult.run(row);
+    });
+    this.addDmarcResultsTx = (rows) => addDmarcResults.immediate(rows);
   }
 
   /** Commits the waiting decision-log lines in one transaction, settling their promises. */
@@ -575,9 +599,38 @@ class SqliteStore implements Store {
     });
   }
 
+  addDmarcResults(rows: readonly DmarcResultRow[]): Promise<void> {
+    return this.runWrite('addDmarcResults', () => {
+      if (!Array.isArray(rows))
+        throw new StoreError('store addDmarcResults: rows must be an array');
+      // Every row is checked before any is written: a bad one refuses the batch.
+      const params = rows.map(dmarcResultParams);
+      if (params.length > 0) this.addDmarcResultsTx(params);
+    });
+  }
+
+  dmarcResults(
+    policyDomain: string | null,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<StoredDmarcResultRow[]> {
+    return this.run('dmarcResults', () => {
+      const q = dmarcQueryParams(policyDomain, from, to, limit);
+      const rows = (
+        q.policyDomain === null
+          ? this.statements.dmarcResultsAll.all(q.from, q.to, q.limit)
+          : this.statements.dmarcResultsOf.all(q.policyDomain, q.from, q.to, q.limit)
+      ) as Row[];
+      return rows.map(dmarcResultFromColumns);
+    });
+  }
+
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     return this.runWrite('expire', () => {
       checkCutoffs(cutoffs);
+      if (cutoffs.dmarcBefore !== undefined)
+        checkTime('expire', 'dmarcBefore', cutoffs.dmarcBefore);
       this.flushDecisions();
       return this.expireTx(cutoffs);
     });

@@ -1,7 +1,8 @@
 /**
  * The store's public vocabulary: what mailgate keeps between requests (greylist triplets,
  * auto-whitelisted clients, the decision log, call-back verification results, rate-limit
- * windows, reputation counters) and the one interface every backend implements.
+ * windows, reputation counters, DMARC results for aggregate reports) and the one interface
+ * every backend implements.
  * Times are milliseconds since the Unix epoch, always passed in by the caller (the store never
  * reads a clock), so that tests and several MX hosts agree on what "now" was.
  */
@@ -212,6 +213,81 @@ export interface ReputationRow {
   updated: number;
 }
 
+/** A DMARC policy word (`p=`, `sp=`, `np=`, and the disposition applied). */
+export type DmarcPolicyWord = 'none' | 'quarantine' | 'reject';
+
+/** The DMARC result words (RFC 9989 section 9.2). */
+export type DmarcResultWord = 'pass' | 'fail' | 'none' | 'temperror' | 'permerror';
+
+/** The record a DMARC result was evaluated under, as RFC 9990's policy_published reports it. */
+export interface DmarcPublishedPolicy {
+  p: DmarcPolicyWord;
+  sp?: DmarcPolicyWord;
+  np?: DmarcPolicyWord;
+  adkim: 'r' | 's';
+  aspf: 'r' | 's';
+  /** `t=y`. */
+  testing: boolean;
+  psd?: 'y' | 'n' | 'u';
+}
+
+/** One DKIM signature's result, as an aggregate report lists it. */
+export interface DmarcDkimResult {
+  /** The signature's `d=`. */
+  domain: string;
+  /** The signature's `s=`, when known. */
+  selector?: string;
+  result: string;
+}
+
+/** The SPF result, as an aggregate report lists it. */
+export interface DmarcSpfResult {
+  domain: string;
+  scope: 'mfrom' | 'helo';
+  result: string;
+}
+
+/**
+ * One message's DMARC evaluation, for aggregate reports (RFC 9990): one row per message, which
+ * the report builder groups by source IP and outcome. Strings are kept as given (bounded, see
+ * `addDmarcResults`); the words are checked.
+ */
+export interface DmarcResultRow {
+  /** When the message was evaluated (ms since epoch). */
+  time: number;
+  /** The SMTP client's address. */
+  sourceIp: string;
+  /** The RFC5322.From domain. */
+  headerFrom: string;
+  /** The RFC5321.MailFrom domain (the HELO name for a null MAIL FROM), when known. */
+  envelopeFrom?: string;
+  /** Where the record was found; absent when none was. */
+  policyDomain?: string;
+  /** The record's policy; absent when no record applied. */
+  published?: DmarcPublishedPolicy;
+  /** What was applied to the message. */
+  disposition: DmarcPolicyWord;
+  /** Why the applied disposition is not the policy's (RFC 9990's PolicyOverrideType), if so. */
+  override?: string;
+  result: DmarcResultWord;
+  spfAligned: boolean;
+  dkimAligned: boolean;
+  /** Every DKIM signature's result (at most MAX_DMARC_DKIM_RESULTS kept). */
+  dkim: readonly DmarcDkimResult[];
+  spf?: DmarcSpfResult;
+}
+
+/** A DMARC result as read back, with its row id. */
+export interface StoredDmarcResultRow extends DmarcResultRow {
+  id: number;
+  dkim: DmarcDkimResult[];
+}
+
+/** Code points of each string of a DMARC result row kept at most. */
+export const MAX_DMARC_TEXT = 1024;
+/** DKIM results kept per row at most. */
+export const MAX_DMARC_DKIM_RESULTS = 32;
+
 /** Cut-off times for `expire`: rows last seen before these go. */
 export interface ExpiryCutoffs {
   /** Passed triplets last seen before this. */
@@ -228,6 +304,8 @@ export interface ExpiryCutoffs {
   ratesBefore?: number;
   /** Reputation counters last updated before this; when absent none go. */
   reputationBefore?: number;
+  /** DMARC results evaluated before this; when absent none go. */
+  dmarcBefore?: number;
 }
 
 /** Rows removed by `expire`. */
@@ -242,6 +320,11 @@ export interface ExpiryCounts {
   rates: number;
   /** 0 when `reputationBefore` was not given. */
   reputation: number;
+  /**
+   * DMARC results removed; present only when `dmarcBefore` was given, so that callers written
+   * before schema version 4 see the counts they knew.
+   */
+  dmarc?: number;
 }
 
 /**
@@ -370,9 +453,39 @@ export interface Store {
   getReputation(subjects: readonly string[]): Promise<ReputationRow[]>;
 
   /**
+   * Appends DMARC results, all in one transaction (the whole batch or nothing). The words (policy,
+   * result, disposition, alignment modes, psd, scope) are checked and a bad one refuses the
+   * batch; strings are stored as given, except that NUL and lone surrogates (which not every
+   * backend can store) become U+FFFD and each is cut to MAX_DMARC_TEXT code points; at most
+   * MAX_DMARC_DKIM_RESULTS DKIM results are kept per row.
+   *
+   * @example
+   * await store.addDmarcResults([{ time: Date.now(), sourceIp: '192.0.2.1',
+   *   headerFrom: 'example.com', policyDomain: 'example.com',
+   *   published: { p: 'reject', adkim: 'r', aspf: 'r', testing: false },
+   *   disposition: 'none', result: 'pass', spfAligned: true, dkimAligned: false,
+   *   dkim: [], spf: { domain: 'example.com', scope: 'mfrom', result: 'pass' } }]);
+   */
+  addDmarcResults(rows: readonly DmarcResultRow[]): Promise<void>;
+  /**
+   * The DMARC results evaluated from `from` (inclusive) to `to` (exclusive) for one policy
+   * domain (compared as stored; null for every row, with a policy domain or without), oldest
+   * first, at most `limit`: what an aggregate report for the period is built from.
+   *
+   * @example
+   * const rows = await store.dmarcResults('example.com', dayStart, dayStart + 86_400_000, 10_000);
+   */
+  dmarcResults(
+    policyDomain: string | null,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<StoredDmarcResultRow[]>;
+
+  /**
    * Removes what is older than the cut-offs, in one transaction, and returns how many rows of
-   * each went. Call-backs, rate windows and reputation counters go only when their cut-off is
-   * given.
+   * each went. Call-backs, rate windows, reputation counters and DMARC results go only when
+   * their cut-off is given.
    */
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts>;
   /** The schema version the database is at (after migrations ran at open). */
@@ -393,4 +506,269 @@ export class StoreError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * What a DMARC result's plain strings must not hold: NUL, which PostgreSQL text cannot, and lone
+ * surrogates, which no UTF-8 database stores as given. (Inside the JSON columns both survive as
+ * JSON escapes.)
+ */
+const DMARC_UNSTORABLE =
+  /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** `value` cut to MAX_DMARC_TEXT code points. */
+function dmarcBounded(value: string): string {
+  // Cheap test first: more code points than UTF-16 units is impossible.
+  if (value.length <= MAX_DMARC_TEXT) return value;
+  const points = Array.from(value);
+  return points.length > MAX_DMARC_TEXT ? points.slice(0, MAX_DMARC_TEXT).join('') : value;
+}
+
+/**
+ * A plain string of a DMARC result as stored (and as `dmarcResults` compares its policy domain):
+ * NUL and lone surrogates as U+FFFD, cut to MAX_DMARC_TEXT code points; anything else as given.
+ *
+ * @example
+ * storedDmarcText('example.com\u0000')  // 'example.com\uFFFD'
+ */
+export function storedDmarcText(value: string): string {
+  return dmarcBounded(value.replace(DMARC_UNSTORABLE, '\uFFFD'));
+}
+
+/** The columns of `dmarc_results` that `addDmarcResults` writes, in `dmarcResultParams` order. */
+export const DMARC_RESULT_COLUMNS = [
+  'time',
+  'source_ip',
+  'header_from',
+  'envelope_from',
+  'policy_domain',
+  'p',
+  'sp',
+  'np',
+  'adkim',
+  'aspf',
+  'testing',
+  'psd',
+  'disposition',
+  'override',
+  'result',
+  'spf_aligned',
+  'dkim_aligned',
+  'dkim',
+  'spf',
+] as const;
+
+const POLICY_WORDS: readonly string[] = ['none', 'quarantine', 'reject'];
+const RESULT_WORDS: readonly string[] = ['pass', 'fail', 'none', 'temperror', 'permerror'];
+
+function refuse(problem: string): never {
+  throw new StoreError(`store addDmarcResults: ${problem}`);
+}
+
+function text(field: string, value: unknown): string {
+  if (typeof value !== 'string') refuse(`${field} is not a string`);
+  return storedDmarcText(value);
+}
+
+function optionalText(field: string, value: unknown): string | null {
+  return value === undefined || value === null ? null : text(field, value);
+}
+
+function word(field: string, value: unknown, words: readonly string[]): string {
+  if (typeof value !== 'string' || !words.includes(value)) {
+    refuse(`${field} must be one of ${words.join(', ')}, got ${JSON.stringify(String(value))}`);
+  }
+  return value;
+}
+
+function optionalWord(field: string, value: unknown, words: readonly string[]): string | null {
+  return value === undefined || value === null ? null : word(field, value, words);
+}
+
+function flag(field: string, value: unknown): number {
+  if (typeof value !== 'boolean') refuse(`${field} must be true or false`);
+  return value ? 1 : 0;
+}
+
+/** A JSON string value: kept exactly (JSON escapes what a column could not hold), bounded. */
+function jsonText(field: string, value: unknown): string {
+  if (typeof value !== 'string') refuse(`${field} is not a string`);
+  return dmarcBounded(value);
+}
+
+/**
+ * A DMARC result row checked and turned into the parameters of an INSERT, in
+ * DMARC_RESULT_COLUMNS order (both backends write exactly these). Throws a StoreError naming
+ * what is wrong.
+ *
+ * @example
+ * dmarcResultParams(row)  // [1767225600000, '192.0.2.1', 'example.com', null, ...]
+ */
+export function dmarcResultParams(row: DmarcResultRow): (string | number | null)[] {
+  if (row === null || typeof row !== 'object') refuse('a row is not an object');
+  if (typeof row.time !== 'number' || !Number.isSafeInteger(row.time)) {
+    refuse(`time must be integral milliseconds, got ${String(row.time)}`);
+  }
+  const published = row.published;
+  if (published !== undefined && (published === null || typeof published !== 'object')) {
+    refuse('published is not an object');
+  }
+  if (!Array.isArray(row.dkim)) refuse('dkim must be an array');
+  const dkim = row.dkim.slice(0, MAX_DMARC_DKIM_RESULTS).map((d: unknown) => {
+    if (d === null || typeof d !== 'object') refuse('a DKIM result is not an object');
+    const entry = d as Partial<DmarcDkimResult>;
+    const kept: DmarcDkimResult = {
+      domain: jsonText('dkim domain', entry.domain),
+      result: jsonText('dkim result', entry.result),
+    };
+    if (entry.selector !== undefined) kept.selector = jsonText('dkim selector', entry.selector);
+    return kept;
+  });
+  let spf: string | null = null;
+  if (row.spf !== undefined && row.spf !== null) {
+    if (typeof row.spf !== 'object') refuse('spf is not an object');
+    spf = JSON.stringify({
+      domain: jsonText('spf domain', row.spf.domain),
+      scope: word('spf scope', row.spf.scope, ['mfrom', 'helo']),
+      result: jsonText('spf result', row.spf.result),
+    });
+  }
+  return [
+    row.time,
+    text('sourceIp', row.sourceIp),
+    text('headerFrom', row.headerFrom),
+    optionalText('envelopeFrom', row.envelopeFrom),
+    optionalText('policyDomain', row.policyDomain),
+    published ? word('p', published.p, POLICY_WORDS) : null,
+    published ? optionalWord('sp', published.sp, POLICY_WORDS) : null,
+    published ? optionalWord('np', published.np, POLICY_WORDS) : null,
+    published ? word('adkim', published.adkim, ['r', 's']) : null,
+    published ? word('aspf', published.aspf, ['r', 's']) : null,
+    published ? flag('testing', published.testing) : null,
+    published ? optionalWord('psd', published.psd, ['y', 'n', 'u']) : null,
+    word('disposition', row.disposition, POLICY_WORDS),
+    optionalText('override', row.override),
+    word('result', row.result, RESULT_WORDS),
+    flag('spfAligned', row.spfAligned),
+    flag('dkimAligned', row.dkimAligned),
+    JSON.stringify(dkim),
+    spf,
+  ];
+}
+
+/** A JSON column as stored; anything that is not what was written (a hand-edited row) is null. */
+function parseJson(value: unknown): unknown {
+  if (typeof value !== 'string') return null;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return null;
+  }
+}
+
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * A `dmarc_results` row (either backend's) as a StoredDmarcResultRow: NULL columns become absent
+ * properties; 0/1 become booleans.
+ *
+ * @example
+ * dmarcResultFromColumns({ id: 1, time: '1000', source_ip: '192.0.2.1', ... }).time  // 1000
+ */
+export function dmarcResultFromColumns(row: Record<string, unknown>): StoredDmarcResultRow {
+  const stored: StoredDmarcResultRow = {
+    id: Number(row['id']),
+    time: Number(row['time']),
+    sourceIp: String(row['source_ip']),
+    headerFrom: String(row['header_from']),
+    disposition: String(row['disposition']) as DmarcPolicyWord,
+    result: String(row['result']) as DmarcResultWord,
+    spfAligned: Number(row['spf_aligned']) === 1,
+    dkimAligned: Number(row['dkim_aligned']) === 1,
+    dkim: [],
+  };
+  const envelopeFrom = str(row['envelope_from']);
+  if (envelopeFrom !== undefined) stored.envelopeFrom = envelopeFrom;
+  const policyDomain = str(row['policy_domain']);
+  if (policyDomain !== undefined) stored.policyDomain = policyDomain;
+  const p = str(row['p']);
+  if (p !== undefined) {
+    const published: DmarcPublishedPolicy = {
+      p: p as DmarcPolicyWord,
+      adkim: str(row['adkim']) === 's' ? 's' : 'r',
+      aspf: str(row['aspf']) === 's' ? 's' : 'r',
+      testing: Number(row['testing']) === 1,
+    };
+    const sp = str(row['sp']);
+    const np = str(row['np']);
+    const psd = str(row['psd']);
+    if (sp !== undefined) published.sp = sp as DmarcPolicyWord;
+    if (np !== undefined) published.np = np as DmarcPolicyWord;
+    if (psd !== undefined) published.psd = psd as 'y' | 'n' | 'u';
+    stored.published = published;
+  }
+  const override = str(row['override']);
+  if (override !== undefined) stored.override = override;
+  const dkim = parseJson(row['dkim']);
+  if (Array.isArray(dkim)) {
+    for (const entry of dkim) {
+      if (entry === null || typeof entry !== 'object') continue;
+      const domain = str(entry.domain);
+      const result = str(entry.result);
+      if (domain === undefined || result === undefined) continue;
+      const selector = str(entry.selector);
+      stored.dkim.push(selector === undefined ? { domain, result } : { domain, selector, result });
+    }
+  }
+  const spf = parseJson(row['spf']) as Partial<DmarcSpfResult> | null;
+  if (spf && typeof spf === 'object') {
+    const domain = str(spf.domain);
+    const result = str(spf.result);
+    if (
+      domain !== undefined &&
+      result !== undefined &&
+      (spf.scope === 'mfrom' || spf.scope === 'helo')
+    ) {
+      stored.spf = { domain, scope: spf.scope, result };
+    }
+  }
+  return stored;
+}
+
+/**
+ * `dmarcResults`'s arguments, checked: the policy domain as stored (or null), times as integral
+ * milliseconds, the limit a whole number of at least 0.
+ *
+ * @example
+ * dmarcQueryParams('example.com', 0, 1000, 10)  // { policyDomain: 'example.com', from: 0, to: 1000, limit: 10 }
+ */
+export function dmarcQueryParams(
+  policyDomain: string | null,
+  from: number,
+  to: number,
+  limit: number,
+): { policyDomain: string | null; from: number; to: number; limit: number } {
+  const fail = (problem: string): never => {
+    throw new StoreError(`store dmarcResults: ${problem}`);
+  };
+  if (policyDomain !== null && typeof policyDomain !== 'string') {
+    fail('policyDomain must be a string or null');
+  }
+  for (const [name, value] of [
+    ['from', from],
+    ['to', to],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+      fail(`${name} must be integral milliseconds, got ${String(value)}`);
+    }
+  }
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    fail(`limit must be a whole number >= 0, got ${String(limit)}`);
+  }
+  return {
+    policyDomain: policyDomain === null ? null : storedDmarcText(policyDomain),
+    from,
+    to,
+    limit,
+  };
 }

@@ -72,12 +72,15 @@ weight = 5
 
 type Rig = Awaited<ReturnType<typeof startRig>>;
 
+// HDR_LEADSPC was agreed: each value brings its own space after the colon, left out here.
 const added = (mods: readonly { action: string }[], name: string) =>
-  mods.filter(
-    (m): m is { action: 'insertHeader' | 'addHeader'; name: string; value: string } =>
-      (m.action === 'insertHeader' || m.action === 'addHeader') &&
-      (m as { name?: string }).name === name,
-  );
+  mods
+    .filter(
+      (m): m is { action: 'insertHeader' | 'addHeader'; name: string; value: string } =>
+        (m.action === 'insertHeader' || m.action === 'addHeader') &&
+        (m as { name?: string }).name === name,
+    )
+    .map((m) => ({ ...m, value: m.value.replace(/^ /u, '') }));
 
 describe('registry in the milter, FILTER as a header', () => {
   let rig: Rig;

@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import {
   type CallbackRecord,
   type Decision,
+  type DmarcResultRow,
+  MAX_DMARC_DKIM_RESULTS,
+  MAX_DMARC_TEXT,
   MIGRATIONS,
   type OpenStoreOptions,
   type ReputationDelta,
@@ -46,6 +49,58 @@ const CALLBACK: CallbackRecord = {
   time: 1_000,
   host: 'mx1.example.net',
 };
+
+/** A DMARC result with every field given. */
+const DMARC_FULL: DmarcResultRow = {
+  time: 5_000,
+  sourceIp: '192.0.2.25',
+  headerFrom: 'news.example.org',
+  envelopeFrom: 'bounce.example.org',
+  policyDomain: 'example.org',
+  published: {
+    p: 'reject',
+    sp: 'quarantine',
+    np: 'reject',
+    adkim: 's',
+    aspf: 'r',
+    testing: true,
+    psd: 'n',
+  },
+  disposition: 'quarantine',
+  override: 'local_policy',
+  result: 'fail',
+  spfAligned: false,
+  dkimAligned: true,
+  dkim: [
+    { domain: 'example.org', selector: 's2026', result: 'pass' },
+    { domain: 'esp.example', result: 'fail' },
+  ],
+  spf: { domain: 'bounce.example.org', scope: 'mfrom', result: 'softfail' },
+};
+
+/** A DMARC result with only what every row has. */
+const DMARC_BARE: DmarcResultRow = {
+  time: 6_000,
+  sourceIp: '2001:db8::25',
+  headerFrom: 'nowhere.example',
+  disposition: 'none',
+  result: 'none',
+  spfAligned: false,
+  dkimAligned: false,
+  dkim: [],
+};
+
+/** A DMARC result for a policy domain (or none) at a time. */
+function dmarcAt(policyDomain: string | undefined, time: number): DmarcResultRow {
+  const { policyDomain: _full, ...rest } = DMARC_FULL;
+  const row: DmarcResultRow = { ...rest, time, headerFrom: `t${time}.example` };
+  if (policyDomain !== undefined) row.policyDomain = policyDomain;
+  return row;
+}
+
+/** Rows as read back, without their ids. */
+const withoutIds = <T extends { id: number }>(rows: T[]) =>
+  rows.map(({ id: _id, ...rest }) => rest);
 
 /** A reputation delta. */
 const REP = (subject: string, event: string, amount: number, time: number): ReputationDelta => ({
@@ -108,6 +163,7 @@ export function storeSuite(backend: () => SuiteBackend): void {
         'callback_cache',
         'rate_limits',
         'reputation',
+        'dmarc_results',
       ]) {
         assert.equal(await count(db, table), 0, table);
       }
@@ -1381,6 +1437,228 @@ export function storeSuite(backend: () => SuiteBackend): void {
       );
     }));
 
+  test('a version-3 database gains the DMARC results table and keeps its rows', () =>
+    withDatabase(async (db, open) => {
+      const kind = backend().kind;
+      await db.query(kind === 'sqlite' ? SCHEMA_TABLE_SQLITE : SCHEMA_TABLE_POSTGRES);
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 3)) {
+        for (const sql of migration[kind]) await db.query(sql);
+        await db.query(
+          `INSERT INTO mailgate_schema (version, description)
+           VALUES (${migration.version}, '${migration.description}')`,
+        );
+      }
+      await db.query(`INSERT INTO reputation VALUES ('domain:example.org', 'spf:pass', 2, 1000)`);
+      const store = await open();
+      assert.equal(await store.schemaVersion(), SCHEMA_VERSION);
+      assert.ok(SCHEMA_VERSION >= 4);
+      assert.deepEqual(await store.getReputation(['domain:example.org']), [
+        { subject: 'domain:example.org', event: 'spf:pass', amount: 2, updated: 1_000 },
+      ]);
+      assert.equal(await count(db, 'dmarc_results'), 0);
+      await store.addDmarcResults([DMARC_FULL]);
+      assert.equal(await count(db, 'dmarc_results'), 1);
+    }));
+
+  test('DMARC results round-trip every field, and what is absent stays absent', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await store.addDmarcResults([DMARC_FULL, DMARC_BARE]);
+      await store.addDmarcResults([]);
+      const rows = await store.dmarcResults(null, 0, 10_000, 10);
+      assert.deepEqual(withoutIds(rows), [DMARC_FULL, DMARC_BARE]);
+      const [first, second] = rows;
+      assert.ok(first && second && typeof first.id === 'number' && second.id > first.id);
+      // A record without sp=, np= or psd=, not in testing mode; SPF of the HELO identity.
+      const plain: DmarcResultRow = {
+        ...DMARC_BARE,
+        time: 7_000,
+        policyDomain: 'plain.example',
+        published: { p: 'none', adkim: 'r', aspf: 'r', testing: false },
+        spf: { domain: 'mx.plain.example', scope: 'helo', result: 'pass' },
+        spfAligned: true,
+        result: 'pass',
+      };
+      await store.addDmarcResults([plain]);
+      assert.deepEqual(withoutIds(await store.dmarcResults('plain.example', 0, 10_000, 10)), [
+        plain,
+      ]);
+    }));
+
+  test('the report query: one policy domain, a half-open time range, oldest first, a limit', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await store.addDmarcResults([
+        dmarcAt('example.org', 3_000),
+        dmarcAt('example.org', 1_000),
+        dmarcAt('other.example', 1_500),
+        dmarcAt('example.org', 2_000),
+        dmarcAt(undefined, 2_500),
+        dmarcAt('example.org', 4_000),
+        dmarcAt('Example.org', 2_000),
+      ]);
+      const times = async (domain: string | null, from: number, to: number, limit = 100) =>
+        (await store.dmarcResults(domain, from, to, limit)).map((r) => r.time);
+      assert.deepEqual(await times('example.org', 0, 10_000), [1_000, 2_000, 3_000, 4_000]);
+      assert.deepEqual(
+        await times('example.org', 1_000, 4_000),
+        [1_000, 2_000, 3_000],
+        'from included, to excluded',
+      );
+      assert.deepEqual(await times('example.org', 1_001, 4_001), [2_000, 3_000, 4_000]);
+      assert.deepEqual(await times('example.org', 0, 10_000, 2), [1_000, 2_000]);
+      assert.deepEqual(await times('example.org', 0, 10_000, 0), []);
+      assert.deepEqual(await times('Example.org', 0, 10_000), [2_000], 'compared as stored');
+      assert.deepEqual(await times('nobody.example', 0, 10_000), []);
+      assert.deepEqual(
+        await times(null, 0, 10_000),
+        [1_000, 1_500, 2_000, 2_000, 2_500, 3_000, 4_000],
+        'null: every row, with a policy domain or without',
+      );
+      // Rows of one time come back in the order they were added.
+      assert.deepEqual(
+        (await store.dmarcResults(null, 2_000, 2_001, 10)).map((r) => r.policyDomain),
+        ['example.org', 'Example.org'],
+      );
+      await rejectsStore(store.dmarcResults('example.org', 0, 1.5, 1), /dmarcResults: to/);
+      await rejectsStore(store.dmarcResults('example.org', 0, 1, -1), /dmarcResults: limit/);
+    }));
+
+  test('a DMARC result with a bad word refuses the whole batch', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const published = DMARC_FULL.published!;
+      const spf = DMARC_FULL.spf!;
+      const bad: [string, DmarcResultRow, RegExp][] = [
+        ['disposition', { ...DMARC_FULL, disposition: 'drop' as 'none' }, /disposition must be/],
+        ['result', { ...DMARC_FULL, result: 'PASS' as 'pass' }, /result must be/],
+        ['p', { ...DMARC_FULL, published: { ...published, p: 'x' as 'none' } }, /p must be/],
+        [
+          'adkim',
+          { ...DMARC_FULL, published: { ...published, adkim: 'x' as 'r' } },
+          /adkim must be/,
+        ],
+        ['psd', { ...DMARC_FULL, published: { ...published, psd: 'x' as 'u' } }, /psd must be/],
+        ['scope', { ...DMARC_FULL, spf: { ...spf, scope: 'pra' as 'mfrom' } }, /spf scope must be/],
+        ['time', { ...DMARC_FULL, time: 1.5 }, /time must be integral/],
+        ['flag', { ...DMARC_FULL, spfAligned: 1 as unknown as boolean }, /spfAligned must be/],
+        [
+          'string',
+          { ...DMARC_FULL, sourceIp: 42 as unknown as string },
+          /sourceIp is not a string/,
+        ],
+        [
+          'dkim',
+          { ...DMARC_FULL, dkim: [{ domain: 'x' } as never] },
+          /dkim result is not a string/,
+        ],
+      ];
+      for (const [name, row, message] of bad) {
+        await rejectsStore(store.addDmarcResults([DMARC_BARE, row]), message);
+        assert.equal(await count(db, 'dmarc_results'), 0, name);
+      }
+    }));
+
+  test('hostile strings in DMARC results are stored as they are, bounded', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const hostile = [
+        "x'); DROP TABLE dmarc_results; --",
+        'a\r\nX-Injected: yes',
+        '{"braces", "and", commas}\\ "quotes" \\\\ back\\slash NULL',
+        'Ünïcödé 😀 \u2028 \u200b \u00ff',
+        'tab\there',
+      ];
+      const rows: DmarcResultRow[] = hostile.map((text, i) => ({
+        ...DMARC_FULL,
+        time: 10_000 + i,
+        sourceIp: text,
+        headerFrom: text,
+        envelopeFrom: text,
+        policyDomain: text,
+        override: text,
+        dkim: [{ domain: text, selector: `${text}\u0000\ud800`, result: text }],
+        spf: { domain: text, scope: 'mfrom', result: text },
+      }));
+      await store.addDmarcResults(rows);
+      for (const [i, text] of hostile.entries()) {
+        const found = await store.dmarcResults(text, 0, 20_000, 10);
+        assert.deepEqual(withoutIds(found), [rows[i]], JSON.stringify(text));
+      }
+      // NUL and lone surrogates in plain columns become U+FFFD (the JSON columns keep them).
+      await store.addDmarcResults([
+        { ...DMARC_BARE, time: 30_000, sourceIp: '192.0.2.1\u0000', headerFrom: 'a\ud800b' },
+      ]);
+      const [odd] = await store.dmarcResults(null, 30_000, 30_001, 1);
+      assert.equal(odd?.sourceIp, '192.0.2.1\uFFFD');
+      assert.equal(odd?.headerFrom, 'a\uFFFDb');
+      // Long strings and long DKIM lists are cut.
+      await store.addDmarcResults([
+        {
+          ...DMARC_BARE,
+          time: 40_000,
+          headerFrom: 'd'.repeat(MAX_DMARC_TEXT + 500),
+          dkim: Array.from({ length: MAX_DMARC_DKIM_RESULTS + 8 }, (_, i) => ({
+            domain: `d${i}.example`,
+            result: 'pass',
+          })),
+        },
+      ]);
+      const [cut] = await store.dmarcResults(null, 40_000, 40_001, 1);
+      assert.equal(cut?.headerFrom.length, MAX_DMARC_TEXT);
+      assert.equal(cut?.dkim.length, MAX_DMARC_DKIM_RESULTS);
+      assert.equal(cut?.dkim.at(-1)?.domain, `d${MAX_DMARC_DKIM_RESULTS - 1}.example`);
+    }));
+
+  test('a large batch of DMARC results goes in whole and in order', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      const rows = Array.from({ length: 2_500 }, (_, i) => ({
+        ...DMARC_BARE,
+        time: 100_000 + (i % 7),
+        headerFrom: `n${i}.example`,
+      }));
+      await store.addDmarcResults(rows);
+      assert.equal(await count(db, 'dmarc_results'), 2_500);
+      const back = await store.dmarcResults(null, 0, 200_000, 10_000);
+      const order = [...rows.keys()].sort((a, b) => rows[a]!.time - rows[b]!.time || a - b);
+      assert.deepEqual(
+        back.map((r) => r.headerFrom),
+        order.map((i) => `n${i}.example`),
+      );
+    }));
+
+  test('expire removes DMARC results evaluated before the cut-off, only when asked', () =>
+    withDatabase(async (db, open) => {
+      const store = await open();
+      await store.addDmarcResults([
+        dmarcAt('example.org', 100),
+        dmarcAt('example.org', 500),
+        dmarcAt(undefined, 200),
+        dmarcAt('example.org', 900),
+      ]);
+      const v1 = { passedBefore: 0, greylistedBefore: 0, clientsBefore: 0, decisionsBefore: 0 };
+      const none = {
+        passed: 0,
+        greylisted: 0,
+        clients: 0,
+        decisions: 0,
+        callbacks: 0,
+        rates: 0,
+        reputation: 0,
+      };
+      assert.deepEqual(await store.expire(v1), none, 'not asked: no dmarc count');
+      assert.equal(await count(db, 'dmarc_results'), 4);
+      assert.deepEqual(await store.expire({ ...v1, dmarcBefore: 500 }), { ...none, dmarc: 2 });
+      assert.deepEqual(
+        (await store.dmarcResults(null, 0, 1_000, 10)).map((r) => r.time),
+        [500, 900],
+        'at the cut-off stays',
+      );
+      await rejectsStore(store.expire({ ...v1, dmarcBefore: Number.NaN }), /expire: dmarcBefore/);
+      assert.equal(await count(db, 'dmarc_results'), 2);
+    }));
+
   test('a closed store rejects every call; close is idempotent', () =>
     withDatabase(async (_db, open) => {
       const store = await open();
@@ -1426,6 +1704,9 @@ export function storeSuite(backend: () => SuiteBackend): void {
         ['addReputation', () => store.addReputation([REP('domain:a.example', 'e', 1, 1)], 1)],
         ['addReputation', () => store.addReputation([], 1)],
         ['getReputation', () => store.getReputation(['domain:a.example'])],
+        ['addDmarcResults', () => store.addDmarcResults([DMARC_FULL])],
+        ['addDmarcResults', () => store.addDmarcResults([])],
+        ['dmarcResults', () => store.dmarcResults(null, 0, 1, 1)],
         ['ping', () => store.ping()],
       ];
       for (const [name, call] of calls) {

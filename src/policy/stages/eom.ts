@@ -1,5 +1,6 @@
 /**
- * End of message: the call-back or DSN owed since MAIL FROM, then the headers — Received-SPF at
+ * End of message: the message checks (DKIM, DMARC, ARC; our signature), the call-back or DSN
+ * owed since MAIL FROM, then the headers — Received-SPF at
  * the top, one Authentication-Results with our authserv-id (SPF for MAIL FROM and for the HELO,
  * and the clauses earlier stages decided, such as the registry's),
  * X-Guessed-SPF and X-Greylist as decided earlier, a Sender when asked — and the removal of
@@ -12,6 +13,7 @@ import { stripBrackets } from '../facts.js';
 import type { PolicyServices } from '../services.js';
 import type { PolicySession } from '../session.js';
 import type { PolicySettings } from '../settings.js';
+import { authenticate, decisionHeader } from './authenticate.js';
 import { verify } from './verify.js';
 
 /**
@@ -25,6 +27,8 @@ export async function eomStage(
   services: PolicyServices,
 ): Promise<Decision> {
   const { facts, transaction } = session;
+  const auth = await authenticate(session, settings, services);
+  if (auth.decision) return auth.decision;
   const verifiedTags: string[] = [];
   if (transaction.verification) {
     const verified = await verify(session, services, transaction.verification);
@@ -33,7 +37,8 @@ export async function eomStage(
   }
   const headers: DecisionHeader[] = [...transaction.headers];
   const spfChecked = headers.some((h) => h.name === 'Received-SPF');
-  const decided = transaction.authResults ?? [];
+  const decided = [...(transaction.authResults ?? []), ...auth.clauses];
+  let ourAuthResults: string | undefined;
   if (spfChecked || decided.length > 0) {
     const clauses: string[] = [];
     if (spfChecked) {
@@ -42,11 +47,17 @@ export async function eomStage(
       if (spf.identity !== 'helo') clauses.push(authResultsClause(heloSpf));
     }
     clauses.push(...decided);
-    headers.push({
-      name: 'Authentication-Results',
-      value: authenticationResults(settings.authservId, clauses),
-    });
+    ourAuthResults = authenticationResults(settings.authservId, clauses);
+    headers.push({ name: 'Authentication-Results', value: ourAuthResults });
   }
+  headers.push(...auth.headers);
+  const sealed = transaction.message?.seal(
+    settings.authservId,
+    ourAuthResults ?? authenticationResults(settings.authservId, []),
+    auth.arc?.cv ?? 'none',
+  );
+  // ARC-Seal first: the set goes on top, in the order RFC 8617 shows it.
+  for (const field of sealed ?? []) headers.push(decisionHeader(field, 'top'));
   if (settings.spf.supplySender && facts.sender) {
     const sender = supplySender(facts.headers, facts.sender);
     if (sender) headers.push(sender);
@@ -62,6 +73,8 @@ export async function eomStage(
   }
   const tags = [
     'eom',
+    ...auth.tags,
+    ...(sealed?.length ? ['ARC sealed'] : []),
     ...verifiedTags,
     ...(removeHeaders.length
       ? [`removed ${removeHeaders.length} forged Authentication-Results`]
