@@ -9,11 +9,11 @@
  * May import src/dns and src/text; never policy, serve, or a protocol library.
  */
 
-export * from './csa/index.js';
-export * from './dnsxl/index.js';
-export * from './dmarc/index.js';
-export * from './dkim/index.js';
 export * from './arc/index.js';
+export * from './csa/index.js';
+export * from './dkim/index.js';
+export * from './dmarc/index.js';
+export * from './dnsxl/index.js';
 export * from './helo/index.js';
 export * from './ptr/index.js';
 export * from './registry/index.js';

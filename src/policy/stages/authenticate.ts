@@ -168,7 +168,8 @@ function applyDmarc(
 ): AppliedDmarc {
   const domain = dmarc.domain ?? '';
   // No record is the common case: the header says dmarc=none, the log nothing.
-  const tags = dmarc.result === 'none' ? [] : [`DMARC ${dmarc.result}${domain ? ` ${domain}` : ''}`];
+  const tags =
+    dmarc.result === 'none' ? [] : [`DMARC ${dmarc.result}${domain ? ` ${domain}` : ''}`];
   if (dmarc.result === 'temperror') {
     // The policy could not be learnt, or a lookup it rests on failed. A domain known to ask
     // for rejection gets a tempfail; otherwise nothing is refused on a guess.
