@@ -10,6 +10,7 @@
  */
 
 export * from './arc/index.js';
+export type * from './auth-results.js';
 export * from './csa/index.js';
 export * from './dkim/index.js';
 export * from './dmarc/index.js';

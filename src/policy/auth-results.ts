@@ -8,10 +8,12 @@
  * RFC 8601 allows bare, or a quoted-string with `\` and `"` escaped; comments escape their
  * parentheses; CR, LF, NUL and 8-bit characters become `?`; everything is bounded.
  */
+import type { AuthResultsClause } from '../checks/auth-results.js';
 import type { PtrResult, PtrResultWord } from '../checks/ptr/types.js';
 import { authResultsClause } from '../checks/spf/header.js';
 import { headerComment, isDotAtom, mimeValue } from '../text/index.js';
 
+export type { AuthResultsClause, AuthResultsProperty } from '../checks/auth-results.js';
 export { authenticationResults } from '../checks/spf/header.js';
 
 /** Bound of one property value or reason after escaping, as the spf clause uses. */
@@ -32,32 +34,6 @@ export type SpfClauseFacts = Parameters<typeof authResultsClause>[0];
  */
 export function spfClause(result: SpfClauseFacts): string {
   return authResultsClause(result);
-}
-
-/** A `ptype.property=value` of a clause, with an optional comment after the value. */
-export interface AuthResultsProperty {
-  /** `smtp`, `header`, `body` or `policy` (RFC 8601 section 2.3). */
-  ptype: string;
-  /** e.g. `mailfrom`, `d`, `iprev`. */
-  property: string;
-  /** The value as found; rendered as RFC 8601 allows, quoted when it must be. */
-  value: string;
-  comment?: string;
-}
-
-/** One method's result, for any method: DKIM, DMARC and ARC clauses are written with this. */
-export interface AuthResultsClause {
-  /** The method keyword: `dkim`, `dmarc`, `arc`, `iprev`, ... */
-  method: string;
-  /** The method's version (`dkim/1`), written only when given. */
-  version?: number;
-  /** The result keyword: `pass`, `fail`, `none`, `temperror`, ... */
-  result: string;
-  /** A comment after the result, e.g. `(good signature)`. */
-  comment?: string;
-  /** The `reason=` text. */
-  reason?: string;
-  properties?: readonly AuthResultsProperty[];
 }
 
 // RFC 8601 keyword (RFC 5321 Ldh-str): letters, digits and inner hyphens.

@@ -80,7 +80,10 @@ export class MessageChecks {
       : { resolver: services.resolver };
     if (role === 'incoming') {
       if (settings.dkimVerify) {
-        this.#dkim = new DkimVerification(fields, settings.dkimVerify, world);
+        this.#dkim = new DkimVerification(fields, settings.dkimVerify, {
+          ...world,
+          bodyHashes: this.#hashes,
+        });
       }
       if (settings.arcVerify) {
         this.#arc = new ArcVerification(fields, settings.arcVerify, {
@@ -106,8 +109,8 @@ export class MessageChecks {
 
   /** A body chunk, as the MTA sent it (CRLF line ends). */
   update(chunk: Buffer): void {
+    // DKIM and ARC verification share these hashers: each distinct body hash runs once.
     this.#hashes.update(chunk);
-    this.#dkim?.update(chunk);
     this.#signing?.update(chunk);
   }
 

@@ -38,16 +38,18 @@ import {
   stderrStoreLogger,
   storeError,
 } from './common.js';
+import {
+  DMARC_RESULT_COLUMNS,
+  dmarcQueryParams,
+  dmarcResultFromColumns,
+  dmarcResultParams,
+} from './dmarc-rows.js';
 import { CURRENT_VERSION_SQL, migratePostgres } from './migrations.js';
 import {
   type CallbackRecord,
   type ClientCounter,
   type Decision,
-  DMARC_RESULT_COLUMNS,
   type DmarcResultRow,
-  dmarcQueryParams,
-  dmarcResultFromColumns,
-  dmarcResultParams,
   type ExpiryCounts,
   type ExpiryCutoffs,
   type FirstAttempt,

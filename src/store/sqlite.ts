@@ -39,17 +39,19 @@ import {
   stderrStoreLogger,
   storeError,
 } from './common.js';
+import {
+  DMARC_RESULT_COLUMNS,
+  dmarcQueryParams,
+  dmarcResultFromColumns,
+  dmarcResultParams,
+} from './dmarc-rows.js';
 import { CURRENT_VERSION_SQL, migrateSqlite } from './migrations.js';
 import { Checkpointer, DEFAULT_CHECKPOINT_EVERY_MS } from './sqlite-checkpointer.js';
 import {
   type CallbackRecord,
   type ClientCounter,
   type Decision,
-  DMARC_RESULT_COLUMNS,
   type DmarcResultRow,
-  dmarcQueryParams,
-  dmarcResultFromColumns,
-  dmarcResultParams,
   type ExpiryCounts,
   type ExpiryCutoffs,
   type FirstAttempt,

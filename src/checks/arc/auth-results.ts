@@ -5,21 +5,9 @@
  * the text an ARC-Authentication-Results carries.
  */
 import { printableAscii, truncate } from '../../text/index.js';
+import type { AuthResultsClause } from '../auth-results.js';
 import { fieldValue, type HeaderField } from '../message/index.js';
 import type { ArcResult } from './types.js';
-
-/**
- * One clause of Authentication-Results, the shape the policy's header writer takes (it quotes
- * and escapes every value, so what is here is plain text).
- */
-export interface AuthResultsClause {
-  method: string;
-  version?: number;
-  result: string;
-  comment?: string;
-  reason?: string;
-  properties?: ReadonlyArray<{ ptype: string; property: string; value: string; comment?: string }>;
-}
 
 /** What the SMTP conversation tells that the validation cannot know. */
 export interface ArcClauseFacts {

@@ -21,27 +21,15 @@ export function tagListField(
   name: string,
   tags: ReadonlyArray<readonly [string, string]>,
 ): HeaderField {
-  let text = `${name}:`;
-  let line = text.length;
-  tags.forEach(([tag, value], index) => {
-    const last = index === tags.length - 1;
-    const word = `${tag}=${value}${last ? '' : ';'}`;
-    if (tag === 'b' && value.length > 0) {
+  return foldedField(
+    name,
+    tags.map(([tag, value], index) => ({
+      word: `${tag}=${value}${index === tags.length - 1 ? '' : ';'}`,
       // The signature goes on a line of its own, whole: a fold inside it would be a space in the
       // relaxed form the next seal signs, and common sealers sign it unbroken.
-      text += `${FOLD}${word}`;
-      line = 1 + word.length;
-      return;
-    }
-    if (line + 1 + word.length > WIDTH && line > name.length + 1) {
-      text += `${FOLD}${word}`;
-      line = 1 + word.length;
-    } else {
-      text += ` ${word}`;
-      line += 1 + word.length;
-    }
-  });
-  return fieldFromText(text);
+      ownLine: tag === 'b' && value.length > 0,
+    })),
+  );
 }
 
 /**
@@ -52,11 +40,24 @@ export function tagListField(
  * // 'ARC-Authentication-Results: i=1; mx.example.org; spf=pass'
  */
 export function wordsField(name: string, value: string): HeaderField {
+  return foldedField(
+    name,
+    value
+      .split(' ')
+      .filter((word) => word !== '')
+      .map((word) => ({ word })),
+  );
+}
+
+/** `Name:` and the words, a space between, folded before a word that would pass WIDTH. */
+function foldedField(
+  name: string,
+  words: ReadonlyArray<{ word: string; ownLine?: boolean }>,
+): HeaderField {
   let text = `${name}:`;
   let line = text.length;
-  for (const word of value.split(' ')) {
-    if (word === '') continue;
-    if (line + 1 + word.length > WIDTH && line > name.length + 1) {
+  for (const { word, ownLine } of words) {
+    if (ownLine || (line + 1 + word.length > WIDTH && line > name.length + 1)) {
       text += `${FOLD}${word}`;
       line = 1 + word.length;
     } else {

@@ -8,7 +8,6 @@
  */
 export {
   type ArcClauseFacts,
-  type AuthResultsClause,
   arcAuthResults,
   gatherAuthResults,
 } from './auth-results.js';

@@ -3,6 +3,7 @@
  * engine renders: this module only chooses the words and properties, the renderer quotes and
  * bounds them.
  */
+import type { AuthResultsClause } from '../auth-results.js';
 import type { DkimSignatureResult } from './types.js';
 
 /** One `header.X=value` property of a dkim clause. */
@@ -12,8 +13,8 @@ export interface DkimAuthResultsProperty {
   value: string;
 }
 
-/** One dkim clause: the same shape as the engine's AuthResultsClause. */
-export interface DkimAuthResultsClause {
+/** One dkim clause: an AuthResultsClause with DKIM's words. */
+export interface DkimAuthResultsClause extends AuthResultsClause {
   method: 'dkim';
   result: 'none' | DkimSignatureResult['result'];
   reason?: string;

@@ -3,6 +3,7 @@
  * signature.
  */
 import type { Clock, Resolver } from '../../dns/types.js';
+import type { BodyHashes } from './body-hash.js';
 
 /** The result words of RFC 8601 section 2.7.1 for a signature. */
 export type DkimResultWord = 'pass' | 'fail' | 'neutral' | 'policy' | 'temperror' | 'permerror';
@@ -51,6 +52,11 @@ export const DEFAULT_DKIM_VERIFY_SETTINGS: Readonly<DkimVerifySettings> = Object
 export interface DkimServices {
   resolver: Resolver;
   clock?: Clock;
+  /**
+   * Body hashers shared with other checks of the same message (ARC): the verification
+   * registers what it needs on them and leaves feeding the body to their owner.
+   */
+  bodyHashes?: BodyHashes;
 }
 
 /** The verdict on one DKIM-Signature field. */

@@ -70,7 +70,9 @@ interface Candidate {
 export class DkimVerification {
   private readonly results: DkimSignatureResult[] = [];
   private readonly candidates: Candidate[] = [];
-  private readonly hashes = new BodyHashes();
+  private readonly hashes: BodyHashes;
+  /** The hashers are ours to feed (none were shared with us). */
+  private readonly ownsHashes: boolean;
   private finished: Promise<DkimSignatureResult[]> | undefined;
   private readonly minRsaBits: number;
 
@@ -83,6 +85,8 @@ export class DkimVerification {
     settings: Partial<DkimVerifySettings> = {},
     services?: DkimServices,
   ) {
+    this.hashes = services?.bodyHashes ?? new BodyHashes();
+    this.ownsHashes = services?.bodyHashes === undefined;
     const chosen = { ...DEFAULT_DKIM_VERIFY_SETTINGS, ...definedOnly(settings) };
     const limits = resolveLimits('DKIM', DEFAULT_DKIM_LIMITS, chosen.limits);
     this.minRsaBits = chosen.minRsaBits;
@@ -145,7 +149,7 @@ export class DkimVerification {
 
   /** A chunk of the body as it comes (CRLF line ends); split anywhere. */
   update(chunk: Buffer): void {
-    if (this.finished) return;
+    if (this.finished || !this.ownsHashes) return;
     this.hashes.update(chunk);
   }
 

@@ -4,6 +4,7 @@
  * after testing mode and sampling). The clause is data; the policy engine writes it with every
  * other clause, escaping as RFC 8601 needs.
  */
+import type { AuthResultsClause } from '../auth-results.js';
 import type { DmarcPolicy, DmarcResult, DmarcResultWord } from './types.js';
 
 /** One property of the clause (the shape of the policy engine's AuthResultsProperty). */
@@ -13,8 +14,8 @@ export interface DmarcAuthResultsProperty {
   value: string;
 }
 
-/** The clause (the shape of the policy engine's AuthResultsClause). */
-export interface DmarcAuthResultsClause {
+/** The clause: an AuthResultsClause with DMARC's words. */
+export interface DmarcAuthResultsClause extends AuthResultsClause {
   method: 'dmarc';
   result: DmarcResultWord;
   /** Why, for the results that are no verdict: none, temperror, permerror. */
