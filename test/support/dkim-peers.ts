@@ -194,6 +194,12 @@ const LIMITS: readonly {
     why: 'dkimpy seals ARC with rsa-sha256 only (dkim.arc_sign ignores signature_algorithm; ARC.sign reads RSA keys only)',
   },
   {
+    peer: 'dkimpy',
+    job: 'arc-verify',
+    algorithm: 'ed25519-sha256',
+    why: "dkimpy's ARC verifier knows rsa-sha256 only (1.1.4: unknown signature algorithm ed25519-sha256)",
+  },
+  {
     peer: 'opendkim',
     job: 'arc-seal',
     why: 'OpenDKIM has no ARC (that is OpenARC, which Debian 12 does not ship)',
