@@ -539,6 +539,51 @@ export const arcSchema = z
     }
   });
 
+/** Whether a listen spec stays on this host: loopback addresses and unix sockets. */
+function staysOnHost(text: string): boolean {
+  try {
+    const spec = parseListenSpec(text);
+    if (spec.kind === 'unix') return true;
+    const host = spec.host.toLowerCase();
+    return host === 'localhost' || host === '::1' || /^127\./u.test(host);
+  } catch {
+    return true; // listenSpec reports it
+  }
+}
+
+export const httpSchema = z
+  .strictObject({
+    /** Where /metrics, /healthz and the status page listen; nothing when empty (the default). */
+    listen: z.array(listenSpec).max(8).default([]),
+    /**
+     * Asked for by every page but /healthz, as `Authorization: Bearer TOKEN` or `?token=TOKEN`;
+     * required to listen beyond loopback.
+     */
+    token: z
+      .string()
+      .min(16, 'at least 16 characters')
+      .max(200)
+      .regex(/^[\x21-\x7e]+$/u, 'printable ASCII without blanks')
+      .optional(),
+    /** Collect metrics (counted at every decision) and serve them at /metrics. */
+    metrics: z.boolean().default(true),
+    /** Hours of decisions the status page charts. */
+    chart_hours: z.number().int().min(1).max(48).default(3),
+  })
+  .superRefine((http, ctx) => {
+    if (http.token) return;
+    for (const [n, text] of http.listen.entries()) {
+      if (!staysOnHost(text)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listen', n],
+          message:
+            'listens beyond loopback, which needs http.token (the status page shows mail addresses)',
+        });
+      }
+    }
+  });
+
 /** The whole file. Every table may be left out; every key has a default. */
 export const configSchema = z.strictObject({
   /** This host's name, in X-Greylist and the decision log; default the system's host name. */
@@ -556,6 +601,7 @@ export const configSchema = z.strictObject({
   dkim: dkimSchema.prefault({}),
   dmarc: dmarcSchema.prefault({}),
   arc: arcSchema.prefault({}),
+  http: httpSchema.prefault({}),
 });
 
 /** A validated configuration: durations in milliseconds, defaults filled in. */

@@ -30,6 +30,7 @@ import type {
   QueryOptions,
   RecordType,
   Resolver,
+  ResolverObserver,
   TemporaryReason,
 } from './types.js';
 
@@ -50,6 +51,8 @@ export interface ResolverOptions {
   ednsPayload?: number;
   /** UDP sockets per server and how long each lives. */
   udp?: UdpPoolOptions;
+  /** Told of cache hits and of every resolution sent out (metrics). */
+  observer?: ResolverObserver;
 }
 
 /** Counters for tests, benchmarks and metrics. */
@@ -100,6 +103,7 @@ export class StubResolver implements Resolver {
   readonly stats: ResolverStats = { sent: 0, cacheHits: 0, coalesced: 0 };
   readonly servers: readonly ServerAddress[];
   readonly #timeout: number;
+  readonly #observer: ResolverObserver | undefined;
   readonly #attempts: number;
   readonly #ednsPayload: number;
   readonly #clock: Clock;
@@ -116,6 +120,7 @@ export class StubResolver implements Resolver {
       : readResolvConf(options.resolvConf);
     if (this.servers.length === 0) throw new Error('DNS resolver: no servers configured');
     this.#timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+    this.#observer = options.observer;
     if (!(this.#timeout > 0 && this.#timeout < MAX_TIMER_MS)) {
       throw new Error('DNS resolver: timeout must be a positive number of milliseconds');
     }
@@ -194,6 +199,7 @@ export class StubResolver implements Resolver {
     );
     if (hit) {
       this.stats.cacheHits++;
+      this.#observer?.cache(true);
       return hit;
     }
     const qname = queryName(name);
@@ -221,7 +227,10 @@ export class StubResolver implements Resolver {
   #launch(key: string, name: string, type: RecordType): Flight {
     const cancel = new Cancellation();
     // The flight's own bound: however callers' deadlines fall, it ends within timeout × attempts.
-    const budgetEnd = performance.now() + this.#timeout * this.#attempts;
+    const begun = performance.now();
+    const budgetEnd = begun + this.#timeout * this.#attempts;
+    const observer = this.#observer;
+    observer?.cache(false);
     const flight: Flight = {
       key,
       budgetEnd,
@@ -240,6 +249,11 @@ export class StubResolver implements Resolver {
           // Every waiter gets this same object: frozen, nobody can change it for the others.
           freezeResult(result);
           flight.settled = true;
+          observer?.resolved(
+            type,
+            result.kind === 'temporary' ? result.reason : result.kind,
+            (performance.now() - begun) / 1000,
+          );
           if (this.#flights.get(key) === flight) this.#flights.delete(key);
           return result;
         }),

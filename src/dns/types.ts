@@ -125,6 +125,20 @@ export type RecordOf<T extends RecordType> = T extends 'A'
                 : NsRecord;
 
 /** Why a query failed temporarily. */
+/**
+ * Hears what a resolver does, for the daemon's metrics: each lookup answered from the cache or
+ * sent out, and how each resolution sent out ended (`answer`, `nxdomain`, `nodata`, or the
+ * temporary reason: `timeout`, `servfail`, ...).
+ */
+export interface ResolverObserver {
+  cache(hit: boolean): void;
+  resolved(
+    type: string,
+    outcome: 'answer' | 'nxdomain' | 'nodata' | TemporaryReason,
+    seconds: number,
+  ): void;
+}
+
 export type TemporaryReason =
   | 'servfail'
   | 'refused'

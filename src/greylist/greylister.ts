@@ -64,6 +64,11 @@ export interface GreylisterOptions {
   logger?: GreylistLogger;
   /** Local sender reputation: what greylisting counts, and who may skip it. */
   reputation?: GreylistReputation;
+  /**
+   * Told each decision's verdict (check `greylist`) and the DNS lists' result (check `dnsxl`),
+   * with the seconds taken: the daemon's metrics.
+   */
+  checkObserver?: (check: 'greylist' | 'dnsxl', result: string, seconds: number) => void;
 }
 
 /** Greylisting's part in local sender reputation (src/reputation, bound by the daemon). */
@@ -197,6 +202,7 @@ export class Greylister {
   private readonly logger: GreylistLogger | undefined;
   private readonly clientWhitelists: readonly ClientWhitelistSource[];
   private readonly reputation: GreylistReputation | undefined;
+  private readonly checkObserver: GreylisterOptions['checkObserver'];
   private readonly recipientWhitelists: readonly RecipientWhitelistSource[];
 
   constructor(
@@ -217,6 +223,7 @@ export class Greylister {
     this.logger = options.logger;
     this.clientWhitelists = options.clientWhitelists ?? [];
     this.reputation = options.reputation;
+    this.checkObserver = options.checkObserver;
     this.recipientWhitelists = options.recipientWhitelists ?? [];
   }
 
@@ -230,6 +237,7 @@ export class Greylister {
     if (!ip) {
       throw new TypeError(`greylist: not a client IP address: ${shown(String(request.ip))}`);
     }
+    const begun = this.checkObserver ? performance.now() : 0;
     const now = this.clock.now();
     const ctx: Context = {
       now,
@@ -290,6 +298,7 @@ export class Greylister {
     // A broken store would fail this write too; the failure is logged once, above.
     // The reply does not wait for the decision log: the store commits its lines in batches.
     if (this.settings.decisionLog && !failure) void this.writeDecisionLog(ctx, decision);
+    this.checkObserver?.('greylist', decision.verdict, (performance.now() - begun) / 1000);
     return decision;
   }
 
@@ -621,6 +630,18 @@ export class Greylister {
 
   /** The DNS lists' verdict on the client, asked once per decision. */
   private dnsLists(ctx: Context): Promise<DnsxlResult | null> {
+    if (!ctx.lists && this.lists.length && this.checkObserver) {
+      const observe = this.checkObserver;
+      const begun = performance.now();
+      ctx.lists = this.askDnsLists(ctx).then((result) => {
+        if (result) observe('dnsxl', result.result, (performance.now() - begun) / 1000);
+        return result;
+      });
+    }
+    return this.askDnsLists(ctx);
+  }
+
+  private askDnsLists(ctx: Context): Promise<DnsxlResult | null> {
     ctx.lists ??= this.lists.length
       ? checkDnsxl(
           { ip: ctx.ipText },

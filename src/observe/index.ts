@@ -1,8 +1,9 @@
 /**
  * src/observe — how the daemon tells the postmaster what it does: structured log lines (pino)
  * with stable tags, written as JSON or as text, and the plain stderr logger libraries fall back
- * on. Imports only src/text.
+ * on, and the daemon's metrics (prom-client). Imports only src/text and prom-client.
  */
+
 export {
   createLogger,
   type LogFormat,
@@ -10,5 +11,15 @@ export {
   type LoggerOptions,
   setLogLevel,
 } from './logger.js';
+export {
+  type CbvEvent,
+  DaemonMetrics,
+  type DnsQueryOutcome,
+  type ListenerGauge,
+  labelWord,
+  METRIC_CHECKS,
+  type MetricCheck,
+  type MetricsDoor,
+} from './metrics.js';
 export { type LineLogger, stderrLogger } from './stderr.js';
 export { formatTextRecord, jsonLineToText, type TextFormatOptions } from './text-format.js';

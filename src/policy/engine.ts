@@ -6,12 +6,13 @@
 import { authorDomains } from '../checks/dmarc/from.js';
 import { fieldFromParts, type HeaderField } from '../checks/message/index.js';
 import { systemClock } from '../dns/clock.js';
+import type { MetricCheck } from '../observe/metrics.js';
 import { REPUTATION_EVENTS } from '../reputation/events.js';
 import { eventSubjects, reputationSubjects } from '../reputation/subjects.js';
 import type { Decision as LoggedDecision, Store } from '../store/types.js';
 import { logValue } from '../text/index.js';
 import { type Decision, deferral } from './decision.js';
-import { type ClientFacts, type FactServices, SessionFacts } from './facts.js';
+import { type CheckObserver, type ClientFacts, type FactServices, SessionFacts } from './facts.js';
 import { MessageChecks } from './message-checks.js';
 import type { PolicyLogger, PolicyServices } from './services.js';
 import { newSession, type PolicySession, resetTransaction } from './session.js';
@@ -65,13 +66,21 @@ export class PolicyEngine {
   /** Postfix instances (messages) whose sender was counted for reputation, oldest first. */
   readonly #instances = new Set<string>();
 
+  /** Hands each check's result to the metrics, when they are kept. */
+  readonly #checkObserver: CheckObserver | undefined;
+
   constructor(settings: PolicySettings, services: EngineServices) {
     this.settings = settings;
     this.services = services;
+    const metrics = services.metrics;
+    if (metrics) {
+      this.#checkObserver = (check, result, seconds) =>
+        metrics.check(check as MetricCheck, result, seconds);
+    }
   }
 
-  /** A new session for a client. */
-  session(id: string, client: ClientFacts): PolicySession {
+  /** A new session for a client, from the milter door unless `door` says otherwise. */
+  session(id: string, client: ClientFacts, door?: 'milter' | 'policy'): PolicySession {
     const facts = new SessionFacts(
       client,
       {
@@ -91,9 +100,12 @@ export class PolicyEngine {
       {
         resolver: this.services.resolver,
         ...(this.services.clock ? { clock: this.services.clock } : {}),
+        ...(this.#checkObserver ? { checkObserver: this.#checkObserver } : {}),
       },
     );
-    return newSession(id, facts);
+    const session = newSession(id, facts);
+    if (door) session.door = door;
+    return session;
   }
 
   connect(session: PolicySession): Promise<Decision> {
@@ -266,6 +278,8 @@ export class PolicyEngine {
     decide: () => Promise<Decision>,
     final = stage === 'eom',
   ): Promise<Decision> {
+    const metrics = this.services.metrics;
+    const begun = metrics ? performance.now() : 0;
     let decision: Decision;
     try {
       decision = await decide();
@@ -285,7 +299,17 @@ export class PolicyEngine {
     if (stage === 'mail' && !session.replaying) this.#logReceivedSpf(session);
     this.#logAlerts(session, stage);
     this.#recordObserved(session, final);
-    this.#log(session, stage, decision);
+    this.#log(session, stage, decision, final);
+    // A stage replayed (the policy server asks from connect at each request) was counted when
+    // it was asked, unless it objects now: then it is this request's answer.
+    if (metrics && (!session.replaying || decision.verdict !== 'continue')) {
+      metrics.decision(
+        session.door ?? 'milter',
+        stage,
+        decision.verdict,
+        (performance.now() - begun) / 1000,
+      );
+    }
     return decision;
   }
 
@@ -350,10 +374,12 @@ export class PolicyEngine {
     return fields;
   }
 
-  #log(session: PolicySession, stage: Stage, decision: Decision): void {
-    // Greylisting writes its own lines (with its scores and delays) to the same log.
+  #log(session: PolicySession, stage: Stage, decision: Decision, final: boolean): void {
+    // Greylisting writes its own lines (with its scores and delays) to the same log. Every
+    // refusal is recorded, and every message that got through once (at end of message, or at
+    // the policy server's RCPT, its stand-in), so that reports need no text logs.
     const greylisting = decision.tags[0] === 'GREYLIST';
-    if (!greylisting && (decision.verdict !== 'continue' || stage === 'eom')) {
+    if (!greylisting && (decision.verdict !== 'continue' || (final && !session.replaying))) {
       this.#record(session, stage, decision);
     }
     if (session.replaying && decision.verdict === 'continue') return;

@@ -48,7 +48,23 @@ export interface FactSettings {
 export interface FactServices {
   resolver: Resolver;
   clock?: Clock;
+  /** Told each check's result word and how long it took (the daemon's metrics). */
+  checkObserver?: CheckObserver;
 }
+
+/** Hears of every check a session runs: the check's name, its result word, seconds taken. */
+export type CheckObserver = (check: string, result: string, seconds: number) => void;
+
+/** The check each memo key is, for the observer; keys not here are not checks. */
+const MEMO_CHECKS: Record<string, string> = {
+  ptr: 'ptr',
+  helo: 'helo',
+  'helo-full': 'helo',
+  csa: 'csa',
+  spf: 'spf',
+  'helo-spf': 'spf',
+  registry: 'registry',
+};
 
 /** A header field as it came in with the message. */
 export interface ReceivedHeader {
@@ -320,7 +336,23 @@ export class SessionFacts {
   #once<T>(key: string, run: () => Promise<T>): Promise<T> {
     const known = this.#memo.get(key);
     if (known) return known as Promise<T>;
-    const started = run();
+    const observer = this.services.checkObserver;
+    const check = observer && (MEMO_CHECKS[key] ?? (key.startsWith('forwarder:') ? 'spf' : ''));
+    let started = run();
+    if (check) {
+      const begun = performance.now();
+      started = started.then((result) => {
+        // The registry's result word is its reason (`authenticated`, `not-authorized`, ...).
+        const r = result as { result?: unknown; reason?: unknown };
+        const word = check === 'registry' ? r.reason : r.result;
+        observer(
+          check,
+          typeof word === 'string' ? word : 'other',
+          (performance.now() - begun) / 1000,
+        );
+        return result;
+      });
+    }
     this.#memo.set(key, started);
     return started;
   }

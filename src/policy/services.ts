@@ -3,6 +3,7 @@
  */
 import type { Clock } from '../dns/types.js';
 import type { GreylistDecision, GreylistRequest } from '../greylist/types.js';
+import type { MetricCheck } from '../observe/metrics.js';
 import type { ReputationEvent } from '../reputation/events.js';
 import type { DmarcResultRow } from '../store/types.js';
 import type { GreylistActions } from './greylist.js';
@@ -76,8 +77,17 @@ export interface DmarcReportRecorder {
   record(row: DmarcResultRow): void;
 }
 
+/** What the engine counts (the daemon's metrics, src/observe); absent when metrics are off. */
+export interface EngineMetrics {
+  /** A decision, with the seconds its stage took. */
+  decision(door: 'milter' | 'policy', stage: string, verdict: string, seconds: number): void;
+  /** A check's result word, with the seconds it took when known. */
+  check(check: MetricCheck, result: string, seconds?: number): void;
+}
+
 export interface PolicyServices {
   clock?: Clock;
+  metrics?: EngineMetrics | null;
   dmarcReports?: DmarcReportRecorder | null;
   greylist?: GreylistService | null;
   verifier?: SenderVerifier | null;

@@ -62,6 +62,8 @@ export interface PolicySession {
    * each request): only an objection is logged again.
    */
   replaying?: boolean;
+  /** The door the session came through (for metrics); the milter's when not said. */
+  door?: 'milter' | 'policy';
 }
 
 /**

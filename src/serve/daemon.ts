@@ -8,7 +8,7 @@ import { type Config, ConfigError, configWarnings, loadConfig } from '../config/
 import { createResolver, type StubResolver } from '../dns/index.js';
 import { startExpiry } from '../greylist/index.js';
 import type { BoundAddress as ListenAddress } from '../listen/index.js';
-import { createLogger, setLogLevel } from '../observe/index.js';
+import { createLogger, DaemonMetrics, setLogLevel } from '../observe/index.js';
 import { AccessMapFile, PolicyEngine } from '../policy/index.js';
 import { describeStoreUrl, openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
@@ -17,6 +17,7 @@ import { DmarcReportWriter } from './dmarc-reports.js';
 import { type Door, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import { loadSigningKeys } from './keys.js';
+import { dnsObserver, meteredStore, meteredVerifier } from './metering.js';
 import type { HeldEngine } from './milter-door.js';
 import { buildReputation, type DaemonReputation } from './reputation.js';
 import { greylistSettings, policySettings, resolverOptions, storeSettings } from './settings.js';
@@ -61,6 +62,8 @@ export interface World {
  */
 export class Daemon {
   readonly logger: PinoLogger;
+  /** The metrics, when `[http]` serves them; the same object for the daemon's whole life. */
+  readonly metrics: DaemonMetrics | null;
   readonly #configPath: string | undefined;
   #world: World;
   readonly #doors: Door[];
@@ -79,7 +82,9 @@ export class Daemon {
     world: World,
     doors: Door[],
     addresses: BoundAddress[],
+    metrics: DaemonMetrics | null,
   ) {
+    this.metrics = metrics;
     this.#configPath = configPath;
     this.logger = logger;
     this.#world = world;
@@ -96,16 +101,26 @@ export class Daemon {
     const config = await loadConfig(options.configPath);
     const logger =
       options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
-    const world = await buildWorld(config, logger, null);
+    // Made once, outside what a reload rebuilds: counters run on across reloads.
+    const metrics =
+      config.http.metrics && config.http.listen.length > 0
+        ? new DaemonMetrics({ version: VERSION })
+        : null;
+    const world = await buildWorld(config, logger, null, metrics);
     const doors: Door[] = [];
     const addresses: BoundAddress[] = [];
     // The daemon is made before the doors listen: the milter door asks it for the world in force.
-    const daemon = new Daemon(options.configPath, logger, world, doors, addresses);
+    const daemon = new Daemon(options.configPath, logger, world, doors, addresses, metrics);
     try {
       if (config.policyd.enabled) doors.push(new PolicydDoor(world, logger));
       if (config.milter.enabled)
         doors.push(new MilterDoor(world, logger, () => daemon.holdEngine()));
       for (const door of doors) addresses.push(...(await door.listen()));
+      for (const door of doors) {
+        for (const l of door.listeners()) {
+          metrics?.addListener({ door: door.name === 'policyd' ? 'policy' : door.name, ...l });
+        }
+      }
     } catch (err) {
       await Promise.all(doors.map((door) => door.close(0)));
       await retireWorld(world, logger);
@@ -214,6 +229,12 @@ export class Daemon {
   }
 
   async #reload(): Promise<boolean> {
+    const ok = await this.#reloadOnce();
+    this.metrics?.reload(ok);
+    return ok;
+  }
+
+  async #reloadOnce(): Promise<boolean> {
     let config: Config;
     try {
       config = await loadConfig(this.#configPath);
@@ -225,7 +246,7 @@ export class Daemon {
     const old = this.#world;
     let world: World;
     try {
-      world = await buildWorld(config, this.logger, old);
+      world = await buildWorld(config, this.logger, old, this.metrics);
     } catch (err) {
       this.logger.error({ err }, 'config-reload-failed');
       return false;
@@ -275,17 +296,29 @@ export class Daemon {
  * (the store when its URL and the options its backend uses are the same, the resolver and its
  * cache when `[dns]` is the same).
  */
-async function buildWorld(config: Config, logger: PinoLogger, old: World | null): Promise<World> {
+async function buildWorld(
+  config: Config,
+  logger: PinoLogger,
+  old: World | null,
+  metrics: DaemonMetrics | null,
+): Promise<World> {
   const sameDns = old !== null && JSON.stringify(old.config.dns) === JSON.stringify(config.dns);
-  const resolver = sameDns ? old.resolver : createResolver(resolverOptions(config));
+  const resolver = sameDns
+    ? old.resolver
+    : createResolver({
+        ...resolverOptions(config),
+        ...(metrics ? { observer: dnsObserver(metrics) } : {}),
+      });
   const storeWanted = storeSettings(config);
   const sameStore =
     old !== null && JSON.stringify(storeSettings(old.config)) === JSON.stringify(storeWanted);
   let store: Store;
   try {
-    store = sameStore
-      ? old.store
-      : await openStore(storeWanted.url, { ...storeWanted.options, logger });
+    if (sameStore) store = old.store;
+    else {
+      const opened = await openStore(storeWanted.url, { ...storeWanted.options, logger });
+      store = metrics ? meteredStore(opened, metrics) : opened;
+    }
   } catch (err) {
     if (!sameDns) resolver.close();
     logger.error({ store: describeStoreUrl(config.store.url), err }, 'store-open-failed');
@@ -303,6 +336,12 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
           logger,
           version: VERSION,
           reputation: reputation?.greylist ?? null,
+          ...(metrics
+            ? {
+                checkObserver: (check: 'greylist' | 'dnsxl', result: string, seconds: number) =>
+                  metrics.check(check, result, seconds),
+              }
+            : {}),
         })
       : null;
     // A fresh read at every reload: a file that became bad fails the reload, and the old map
@@ -312,9 +351,10 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
       : null;
     const keys = await loadSigningKeys(config);
     const settings = policySettings(config, accessMap ?? undefined, keys);
-    const verifier = config.cbv.enabled
+    const built = config.cbv.enabled
       ? await buildVerifier(config, settings, { resolver, store, logger })
       : null;
+    const verifier = built && metrics ? meteredVerifier(built, metrics) : built;
     const engine = new PolicyEngine(settings, {
       resolver,
       logger,
@@ -328,6 +368,7 @@ async function buildWorld(config: Config, logger: PinoLogger, old: World | null)
       verifier,
       reputation: reputation?.service ?? null,
       dmarcReports,
+      metrics,
     });
     // Call-back results and reputation counters age out of the store with greylisting off too.
     const stopExpiry =

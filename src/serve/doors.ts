@@ -22,6 +22,8 @@ export interface Door {
   restartNeeded(old: Config, next: Config): string[];
   /** Stop listening and let what is in progress finish, for `deadlineMs` at most. */
   close(deadlineMs: number): Promise<void>;
+  /** Its listeners, each with a reader of its open connections (for the metrics). */
+  listeners(): Array<{ listener: string; connections: () => number }>;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -74,6 +76,14 @@ export class PolicydDoor implements Door {
   close(deadlineMs: number): Promise<void> {
     return this.#server.close(deadlineMs);
   }
+
+  listeners(): Array<{ listener: string; connections: () => number }> {
+    // One server serves every policyd address: its connections are counted together.
+    const server = this.#server;
+    return [
+      { listener: this.#config.policyd.listen.join(','), connections: () => server.connections },
+    ];
+  }
 }
 
 /**
@@ -83,9 +93,11 @@ export class PolicydDoor implements Door {
 export class MilterDoor implements Door {
   readonly name = 'milter' as const;
   readonly #servers: MilterServer[];
+  readonly #listen: readonly string[];
 
   constructor(world: World, logger: PinoLogger, hold: () => HeldEngine) {
     const m = world.config.milter;
+    this.#listen = m.listen;
     const definition = policyMilter(hold);
     this.#servers = m.listen.map((listen) =>
       createMilterServer(definition, {
@@ -124,6 +136,13 @@ export class MilterDoor implements Door {
 
   async close(deadlineMs: number): Promise<void> {
     await Promise.all(this.#servers.map((server) => server.close(deadlineMs)));
+  }
+
+  listeners(): Array<{ listener: string; connections: () => number }> {
+    return this.#servers.map((server, n) => ({
+      listener: this.#listen[n] ?? '',
+      connections: () => server.connections,
+    }));
   }
 }
 

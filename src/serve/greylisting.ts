@@ -6,6 +6,7 @@ import type { Config } from '../config/index.js';
 import type { Resolver } from '../dns/types.js';
 import {
   Greylister,
+  type GreylisterOptions,
   type GreylistReputation,
   startExpiry,
   WhitelistFile,
@@ -28,6 +29,8 @@ export interface GreylistingServices {
   version: string;
   /** Local sender reputation, when it is kept. */
   reputation?: GreylistReputation | null;
+  /** Told each greylist verdict and DNS-list result (the daemon's metrics). */
+  checkObserver?: GreylisterOptions['checkObserver'];
 }
 
 /**
@@ -42,7 +45,7 @@ export async function buildGreylisting(
   config: Config,
   services: GreylistingServices,
 ): Promise<Greylisting> {
-  const { store, resolver, logger, version, reputation } = services;
+  const { store, resolver, logger, version, reputation, checkObserver } = services;
   const settings = greylistSettings(config, version);
   const g = config.greylist;
   const [clients, recipients] = await Promise.all([
@@ -55,6 +58,7 @@ export async function buildGreylisting(
     {
       logger,
       ...(reputation ? { reputation } : {}),
+      ...(checkObserver ? { checkObserver } : {}),
       ...(clients ? { clientWhitelists: [clients] } : {}),
       ...(recipients ? { recipientWhitelists: [recipients] } : {}),
     },

@@ -104,11 +104,15 @@ async function runStages(
 ): Promise<Decision> {
   const clientName = request.client_name;
   const login = request.sasl_username ?? '';
-  const session = engine.session(`p${(++nextRequest).toString(36)}`, {
-    ip,
-    ...(clientName !== undefined ? { reportedName: clientName } : {}),
-    ...(login !== '' ? { login } : {}),
-  });
+  const session = engine.session(
+    `p${(++nextRequest).toString(36)}`,
+    {
+      ip,
+      ...(clientName !== undefined ? { reportedName: clientName } : {}),
+      ...(login !== '' ? { login } : {}),
+    },
+    'policy',
+  );
   let decision: Decision | undefined;
   for (const [i, stage] of stages.entries()) {
     // Stages before the request's own were decided at earlier requests: logged there.

@@ -8,7 +8,10 @@ import type {
   CallbackResult,
   ClientCounter,
   Decision,
+  DecisionCount,
+  DecisionQuery,
   ExpiryCutoffs,
+  GreylistSummary,
   ReputationDelta,
   ReputationRow,
   StoredDecision,
@@ -290,12 +293,195 @@ export function decisionParams(c: DecisionColumns): (string | number | null)[] {
 export const DECISION_INSERT_COLUMNS =
   'time, host, client, client_name, helo, sender, recipient, action, reason, delay, scores, stage, tags';
 
-/** A limit for `recentDecisions`: a whole number of at least 0. */
-export function checkLimit(limit: unknown): number {
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-    throw new StoreError(`store recentDecisions: limit must be a whole number >= 0, got ${limit}`);
+/**
+ * A limit on the lines a read returns: a whole number of at least 0, and at most `max` when
+ * given; `op` names the method in the error.
+ *
+ * @example
+ * checkLimit(50, 'findDecisions', MAX_FIND_DECISIONS)  // 50
+ */
+export function checkLimit(limit: unknown, op = 'recentDecisions', max?: number): number {
+  if (
+    typeof limit !== 'number' ||
+    !Number.isSafeInteger(limit) ||
+    limit < 0 ||
+    (max !== undefined && limit > max)
+  ) {
+    const range = max === undefined ? '>= 0' : `from 0 to ${max}`;
+    throw new StoreError(
+      `store ${op}: limit must be a whole number ${range}, got ${String(limit)}`,
+    );
   }
   return limit;
+}
+
+/** Lines one `findDecisions` call returns at most: a page, never the whole log at once. */
+export const MAX_FIND_DECISIONS = 10_000;
+/** Code points of a `findDecisions` search at most: the longest address is 254. */
+export const MAX_DECISION_SEARCH = 254;
+/** The smallest `countDecisions` bucket. */
+export const MIN_DECISION_BUCKET_MS = 1_000;
+/** Buckets one `countDecisions` range may span at most, so that one answer stays small. */
+export const MAX_DECISION_BUCKETS = 10_000;
+
+/** The decision-log columns a `findDecisions` search looks in. */
+export const DECISION_SEARCH_COLUMNS = [
+  'client',
+  'client_name',
+  'helo',
+  'sender',
+  'recipient',
+] as const;
+
+/** A `DecisionQuery`, checked: null for each condition not given. */
+export interface DecisionFilter {
+  from: number | null;
+  to: number | null;
+  /** The search as a LIKE pattern (see `containsPattern`); null for none. */
+  pattern: string | null;
+  action: string | null;
+  beforeId: number | null;
+  limit: number;
+}
+
+/**
+ * A LIKE pattern (escape character `\`) that matches text containing `text`: `%`, `_` and `\`
+ * stand for themselves, and ASCII letters are lower-cased, so that a backend comparing with
+ * ASCII-lower-cased columns ignores ASCII case and nothing more, as SQLite's LIKE does.
+ *
+ * @example
+ * containsPattern('100%_Sure')  // '%100\\%\\_sure%'
+ */
+export function containsPattern(text: string): string {
+  const escaped = text.replace(/[\\%_]/g, '\\$&').replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return `%${escaped}%`;
+}
+
+/**
+ * `findDecisions`'s query, checked. A search is refused rather than cut when it is too long or
+ * holds NUL: cutting it would answer a different question, and no stored line holds NUL (it is
+ * stored as U+FFFD). An empty search is no condition, as every line contains it.
+ *
+ * @example
+ * checkDecisionQuery({ search: '192.0.2.', limit: 50 })
+ * // { from: null, to: null, pattern: '%192.0.2.%', action: null, beforeId: null, limit: 50 }
+ */
+export function checkDecisionQuery(query: DecisionQuery): DecisionFilter {
+  const op = 'findDecisions';
+  if (query === null || typeof query !== 'object') {
+    throw new StoreError(`store ${op}: the query is not an object`);
+  }
+  const limit = checkLimit(query.limit, op, MAX_FIND_DECISIONS);
+  const from = query.from === undefined ? null : checkTime(op, 'from', query.from);
+  const to = query.to === undefined ? null : checkTime(op, 'to', query.to);
+  const action = query.action === undefined ? null : checkKeyText(op, 'action', query.action);
+  let beforeId: number | null = null;
+  if (query.beforeId !== undefined) {
+    const id: unknown = query.beforeId;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
+      throw new StoreError(
+        `store ${op}: beforeId must be a row id (a whole number >= 1), got ${String(id)}`,
+      );
+    }
+    beforeId = id;
+  }
+  let pattern: string | null = null;
+  if (query.search !== undefined) {
+    const search = checkKeyText(op, 'search', query.search);
+    // Cheap test first: more code points than UTF-16 units is impossible.
+    if (search.length > MAX_DECISION_SEARCH && Array.from(search).length > MAX_DECISION_SEARCH) {
+      throw new StoreError(`store ${op}: search must be at most ${MAX_DECISION_SEARCH} characters`);
+    }
+    if (search.length > 0) pattern = containsPattern(search);
+  }
+  return { from, to, pattern, action, beforeId, limit };
+}
+
+/** `countDecisions`'s range, checked. */
+export interface DecisionBuckets {
+  from: number;
+  to: number;
+  bucketMs: number;
+}
+
+/**
+ * `countDecisions`'s arguments, checked: whole milliseconds, `to` not before `from`, buckets of
+ * at least MIN_DECISION_BUCKET_MS and at most MAX_DECISION_BUCKETS of them (a last, partial
+ * bucket counts). Counted in integers: floating-point division could round a bucket away.
+ *
+ * @example
+ * checkDecisionBuckets(0, 3_600_000, 60_000)  // { from: 0, to: 3_600_000, bucketMs: 60_000 }
+ */
+export function checkDecisionBuckets(from: number, to: number, bucketMs: number): DecisionBuckets {
+  const op = 'countDecisions';
+  checkTime(op, 'from', from);
+  checkTime(op, 'to', to);
+  if (
+    typeof bucketMs !== 'number' ||
+    !Number.isSafeInteger(bucketMs) ||
+    bucketMs < MIN_DECISION_BUCKET_MS
+  ) {
+    throw new StoreError(
+      `store ${op}: bucketMs must be whole milliseconds of at least ${MIN_DECISION_BUCKET_MS}, got ${String(bucketMs)}`,
+    );
+  }
+  if (to < from) throw new StoreError(`store ${op}: to (${to}) is before from (${from})`);
+  const span = checkTime(op, 'to - from', to - from);
+  const rest = span % bucketMs;
+  const buckets = (span - rest) / bucketMs + (rest > 0 ? 1 : 0);
+  if (buckets > MAX_DECISION_BUCKETS) {
+    throw new StoreError(
+      `store ${op}: at most ${MAX_DECISION_BUCKETS} buckets per call, got ${buckets}`,
+    );
+  }
+  return { from, to, bucketMs };
+}
+
+/**
+ * A `countDecisions` row (`n`, the bucket's number from `from` on; `action`; `count`) as a
+ * `DecisionCount`; PostgreSQL gives bigints as strings.
+ */
+export function rowToDecisionCount(row: Row, range: DecisionBuckets): DecisionCount {
+  return {
+    bucket: range.from + num(row['n']) * range.bucketMs,
+    action: String(row['action']),
+    count: num(row['count']),
+  };
+}
+
+/**
+ * `greylistSummary`'s threshold: a whole number of at least 0, where 0 means auto-whitelisting
+ * is off (as in the configuration) and so no client counts as whitelisted.
+ */
+export function checkWhitelistAt(whitelistAt: unknown): number {
+  if (typeof whitelistAt !== 'number' || !Number.isSafeInteger(whitelistAt) || whitelistAt < 0) {
+    throw new StoreError(
+      `store greylistSummary: whitelistAt must be a whole number >= 0, got ${String(whitelistAt)}`,
+    );
+  }
+  return whitelistAt;
+}
+
+/**
+ * What both backends select for `greylistSummary`, in one statement so the three counts are of
+ * one moment; `threshold` is the dialect's placeholder for whitelistAt, and the `> 0` test is
+ * what makes 0 count nobody.
+ */
+export function greylistSummarySql(threshold: string): string {
+  return `SELECT count(*) FILTER (WHERE state = 'greylisted') AS waiting,
+      count(*) FILTER (WHERE state = 'passed') AS passed,
+      (SELECT count(*) FROM client_counters WHERE ${threshold} > 0 AND count >= ${threshold})
+        AS whitelisted
+    FROM triplets`;
+}
+
+/** A `greylistSummary` row as a `GreylistSummary`; PostgreSQL gives counts as strings. */
+export function rowToGreylistSummary(row: Row | undefined): GreylistSummary {
+  return {
+    waiting: num(row?.['waiting'] ?? 0),
+    passed: num(row?.['passed'] ?? 0),
+    whitelisted: num(row?.['whitelisted'] ?? 0),
+  };
 }
 
 /** One row as a driver returns it; PostgreSQL gives bigint columns as strings. */

@@ -8,20 +8,26 @@ import pg from 'pg';
 import {
   callbackParams,
   checkCutoffs,
+  checkDecisionBuckets,
+  checkDecisionQuery,
   checkHalfLife,
   checkKeyText,
   checkLimit,
   checkRate,
   checkTime,
   checkTripletKey,
+  checkWhitelistAt,
   closedError,
   columnsToLookup,
   DECISION_INSERT_COLUMNS,
+  DECISION_SEARCH_COLUMNS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_POOL_SIZE,
   DEFAULT_QUERY_TIMEOUT_MS,
+  type DecisionFilter,
   decisionColumns,
   decisionParams,
+  greylistSummarySql,
   LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
@@ -32,6 +38,8 @@ import {
   rowToCallback,
   rowToClient,
   rowToDecision,
+  rowToDecisionCount,
+  rowToGreylistSummary,
   rowToReputation,
   rowToTriplet,
   sortReputationRows,
@@ -49,10 +57,13 @@ import {
   type CallbackRecord,
   type ClientCounter,
   type Decision,
+  type DecisionCount,
+  type DecisionQuery,
   type DmarcResultRow,
   type ExpiryCounts,
   type ExpiryCutoffs,
   type FirstAttempt,
+  type GreylistSummary,
   type RateTaken,
   type ReputationDelta,
   type ReputationRow,
@@ -136,6 +147,12 @@ const SQL = {
   logDecision: `INSERT INTO decision_log (${DECISION_INSERT_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
   recentDecisions: 'SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT $1',
+  // Bigint division truncates, which is floor here: time - from is never negative. Actions are
+  // ordered by code point ("C"), as SQLite orders them, whatever the database's collation.
+  countDecisions: `SELECT (time - $1::bigint) / $3::bigint AS n, action, count(*) AS count
+    FROM decision_log WHERE time >= $1::bigint AND time < $2::bigint
+    GROUP BY n, action ORDER BY n, action COLLATE "C"`,
+  greylistSummary: greylistSummarySql('$1::bigint'),
   expirePassed: "DELETE FROM triplets WHERE state = 'passed' AND last_seen < $1",
   expireGreylisted: "DELETE FROM triplets WHERE state = 'greylisted' AND last_seen < $1",
   expireClients: 'DELETE FROM client_counters WHERE last_seen < $1',
@@ -185,6 +202,47 @@ const SQL = {
     WHERE time >= $1 AND time < $2 ORDER BY time, id LIMIT $3`,
   expireDmarc: 'DELETE FROM dmarc_results WHERE time < $1',
 } as const;
+
+/**
+ * Lower-cases the ASCII letters of a column and nothing else: lower() and ILIKE follow the
+ * database's locale, which may fold `É` into `é` where SQLite would not.
+ */
+const asciiLower = (column: string) =>
+  `translate(${column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+
+/**
+ * The `findDecisions` statement for the conditions a filter has, and only those, with their
+ * values in order; see the SQLite backend's findDecisionsSql for why paging reads the anchor's
+ * time in the statement. The escape is an E'' string so that it means one backslash whatever
+ * standard_conforming_strings says.
+ */
+function findDecisionsQuery(filter: DecisionFilter): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const param = (value: unknown, type: string) => {
+    values.push(value);
+    return `$${values.length}::${type}`;
+  };
+  const where: string[] = [];
+  if (filter.from !== null) where.push(`time >= ${param(filter.from, 'bigint')}`);
+  if (filter.to !== null) where.push(`time < ${param(filter.to, 'bigint')}`);
+  if (filter.beforeId !== null) {
+    const id = param(filter.beforeId, 'bigint');
+    const anchor = `(SELECT time FROM decision_log WHERE id = ${id})`;
+    where.push(`time <= ${anchor} AND (time < ${anchor} OR id < ${id})`);
+  }
+  if (filter.action !== null) where.push(`action = ${param(filter.action, 'text')}`);
+  if (filter.pattern !== null) {
+    const pattern = param(filter.pattern, 'text');
+    const contains = DECISION_SEARCH_COLUMNS.map(
+      (c) => `${asciiLower(c)} LIKE ${pattern} ESCAPE E'\\\\'`,
+    );
+    where.push(`(${contains.join(' OR ')})`);
+  }
+  const limit = param(filter.limit, 'bigint');
+  const text = `SELECT * FROM decision_log ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+    ORDER BY time DESC, id DESC LIMIT ${limit}`;
+  return { text, values };
+}
 
 /** Rows of `addDmarcResults` per statement; a larger batch is several, in one transaction. */
 const DMARC_ROWS_PER_STATEMENT = 1000;
@@ -369,6 +427,29 @@ class PostgresStore implements Store {
   async recentDecisions(limit: number): Promise<StoredDecision[]> {
     const { rows } = await this.query('recentDecisions', SQL.recentDecisions, [checkLimit(limit)]);
     return rows.map((row) => rowToDecision(row as Row));
+  }
+
+  async findDecisions(query: DecisionQuery): Promise<StoredDecision[]> {
+    const { text, values } = findDecisionsQuery(checkDecisionQuery(query));
+    const { rows } = await this.query('findDecisions', text, values);
+    return rows.map((row) => rowToDecision(row as Row));
+  }
+
+  async countDecisions(from: number, to: number, bucketMs: number): Promise<DecisionCount[]> {
+    const range = checkDecisionBuckets(from, to, bucketMs);
+    const { rows } = await this.query('countDecisions', SQL.countDecisions, [
+      range.from,
+      range.to,
+      range.bucketMs,
+    ]);
+    return rows.map((row) => rowToDecisionCount(row as Row, range));
+  }
+
+  async greylistSummary(whitelistAt: number): Promise<GreylistSummary> {
+    const { rows } = await this.query('greylistSummary', SQL.greylistSummary, [
+      checkWhitelistAt(whitelistAt),
+    ]);
+    return rowToGreylistSummary(rows[0] as Row | undefined);
   }
 
   async getCallback(sender: string, notBefore: number): Promise<CallbackRecord | null> {

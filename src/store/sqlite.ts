@@ -11,18 +11,24 @@ import Database from 'better-sqlite3';
 import {
   callbackParams,
   checkCutoffs,
+  checkDecisionBuckets,
+  checkDecisionQuery,
   checkHalfLife,
   checkKeyText,
   checkLimit,
   checkRate,
   checkTime,
   checkTripletKey,
+  checkWhitelistAt,
   closedError,
   columnsToLookup,
   DECISION_INSERT_COLUMNS,
+  DECISION_SEARCH_COLUMNS,
   DEFAULT_BUSY_TIMEOUT_MS,
+  type DecisionFilter,
   decisionColumns,
   decisionParams,
+  greylistSummarySql,
   LOOKUP_COLUMNS,
   type OpenStoreOptions,
   type Row,
@@ -32,6 +38,8 @@ import {
   rowToCallback,
   rowToClient,
   rowToDecision,
+  rowToDecisionCount,
+  rowToGreylistSummary,
   rowToReputation,
   rowToTriplet,
   type StoreLogger,
@@ -51,10 +59,13 @@ import {
   type CallbackRecord,
   type ClientCounter,
   type Decision,
+  type DecisionCount,
+  type DecisionQuery,
   type DmarcResultRow,
   type ExpiryCounts,
   type ExpiryCutoffs,
   type FirstAttempt,
+  type GreylistSummary,
   type RateTaken,
   type ReputationDelta,
   type ReputationRow,
@@ -127,6 +138,15 @@ function prepareAll(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     recentDecisions: db.prepare('SELECT * FROM decision_log ORDER BY time DESC, id DESC LIMIT ?'),
+    // better-sqlite3 binds every JS number as REAL, and REAL division would give fractions where
+    // the bucket number must be floor((time - from) / bucketMs); time - from is never negative.
+    countDecisions: db.prepare(
+      `SELECT (time - CAST(@from AS INTEGER)) / CAST(@bucketMs AS INTEGER) AS n, action,
+         count(*) AS count
+       FROM decision_log WHERE time >= @from AND time < @to
+       GROUP BY n, action ORDER BY n, action`,
+    ),
+    greylistSummary: db.prepare(greylistSummarySql('@whitelistAt')),
     expirePassed: db.prepare("DELETE FROM triplets WHERE state = 'passed' AND last_seen < ?"),
     expireGreylisted: db.prepare(
       "DELETE FROM triplets WHERE state = 'greylisted' AND last_seen < ?",
@@ -187,6 +207,41 @@ function prepareAll(db: Database.Database) {
   };
 }
 
+/**
+ * The `findDecisions` statement for the conditions a filter has, and only those: a condition
+ * written as `(@from IS NULL OR time >= @from)` would keep SQLite from bounding the scan of the
+ * time index by it. Paging reads the anchor line's time in the statement itself, so a page
+ * follows on from the line it ends with even when later lines share its time; an anchor that is
+ * gone (expired) has nothing after it that is still there, and the answer is empty.
+ */
+function findDecisionsSql(filter: DecisionFilter): string {
+  const where: string[] = [];
+  if (filter.from !== null) where.push('time >= @from');
+  if (filter.to !== null) where.push('time < @to');
+  if (filter.beforeId !== null) {
+    const anchor = '(SELECT time FROM decision_log WHERE id = @beforeId)';
+    where.push(`time <= ${anchor} AND (time < ${anchor} OR id < @beforeId)`);
+  }
+  if (filter.action !== null) where.push('action = @action');
+  if (filter.pattern !== null) {
+    // SQLite's LIKE ignores ASCII case, and only ASCII case.
+    const contains = DECISION_SEARCH_COLUMNS.map((c) => `${c} LIKE @pattern ESCAPE '\\'`);
+    where.push(`(${contains.join(' OR ')})`);
+  }
+  return `SELECT * FROM decision_log ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+    ORDER BY time DESC, id DESC LIMIT @limit`;
+}
+
+/** A filter's values, named as `findDecisionsSql` names them: the conditions it has, and the limit. */
+function findDecisionsParams(filter: DecisionFilter): Record<string, string | number> {
+  const params: Record<string, string | number> = { limit: filter.limit };
+  for (const name of ['from', 'to', 'beforeId', 'action', 'pattern'] as const) {
+    const value = filter[name];
+    if (value !== null) params[name] = value;
+  }
+  return params;
+}
+
 /** Decision-log lines committed together at most; more are committed at once. */
 const MAX_DECISION_BATCH = 512;
 /** How long decision-log lines wait for company before they are committed. */
@@ -227,6 +282,8 @@ class SqliteStore implements Store {
   private readonly insertDecisionsTx: (rows: readonly DecisionRow[]) => void;
   private readonly addReputationTx: (deltas: readonly ReputationDelta[], halfLife: number) => void;
   private readonly addDmarcResultsTx: (rows: readonly (string | number | null)[][]) => void;
+  /** `findDecisions` statements by text: one per combination of conditions, 32 at most. */
+  private readonly findStatements = new Map<string, Database.Statement>();
   /** Decision-log lines waiting for the next group commit, with their callers' promises. */
   private pendingDecisions: PendingDecision[] = [];
   private flushScheduled = false;
@@ -558,6 +615,40 @@ class SqliteStore implements Store {
     return this.run('recentDecisions', () => {
       const rows = this.statements.recentDecisions.all(limit) as Row[];
       return rows.map(rowToDecision);
+    });
+  }
+
+  async findDecisions(query: DecisionQuery): Promise<StoredDecision[]> {
+    const filter = await this.run('findDecisions', () => checkDecisionQuery(query));
+    // As for recentDecisions: the lines logged before this call are part of the answer.
+    await this.commitPending();
+    return this.run('findDecisions', () => {
+      const sql = findDecisionsSql(filter);
+      let statement = this.findStatements.get(sql);
+      if (!statement) {
+        statement = this.db.prepare(sql);
+        this.findStatements.set(sql, statement);
+      }
+      const rows = statement.all(findDecisionsParams(filter)) as Row[];
+      return rows.map(rowToDecision);
+    });
+  }
+
+  async countDecisions(from: number, to: number, bucketMs: number): Promise<DecisionCount[]> {
+    const range = await this.run('countDecisions', () => checkDecisionBuckets(from, to, bucketMs));
+    await this.commitPending();
+    return this.run('countDecisions', () => {
+      const rows = this.statements.countDecisions.all(range) as Row[];
+      return rows.map((row) => rowToDecisionCount(row, range));
+    });
+  }
+
+  greylistSummary(whitelistAt: number): Promise<GreylistSummary> {
+    return this.run('greylistSummary', () => {
+      const row = this.statements.greylistSummary.get({
+        whitelistAt: checkWhitelistAt(whitelistAt),
+      });
+      return rowToGreylistSummary(row as Row | undefined);
     });
   }
 

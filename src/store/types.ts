@@ -111,6 +111,47 @@ export interface StoredDecision extends Decision {
 }
 
 /**
+ * Which decision-log lines `findDecisions` returns. Every condition given must hold; lines come
+ * newest first (by time, then id).
+ */
+export interface DecisionQuery {
+  /** Lines at or after this time (ms). */
+  from?: number;
+  /** Lines before this time (ms). */
+  to?: number;
+  /**
+   * Text that the client address, client name, HELO, sender or recipient contains (compared
+   * without regard to ASCII case only: `É` does not find `é`; `%` and `_` are plain
+   * characters). At most 254 characters; empty matches every line.
+   */
+  search?: string;
+  /** Only this action word (`reject`, `tempfail`, `greylist`, ...). */
+  action?: string;
+  /** Lines older than the line with this id, for paging on from the last line of a page (none when that line is gone). */
+  beforeId?: number;
+  /** At most this many lines (a whole number, at most 10000). */
+  limit: number;
+}
+
+/** How many decision-log lines of one action fell in one time bucket. */
+export interface DecisionCount {
+  /** The bucket's start (ms): `from + n * bucketMs`. */
+  bucket: number;
+  action: string;
+  count: number;
+}
+
+/** What greylisting holds now, for the status page. */
+export interface GreylistSummary {
+  /** Triplets greylisted and not yet passed. */
+  waiting: number;
+  /** Triplets that passed. */
+  passed: number;
+  /** Client counters at or above the auto-whitelist threshold. */
+  whitelisted: number;
+}
+
+/**
  * How calling back a sender's MX went: `accepted` (the MX took RCPT TO), `rejected` (5xx: the
  * address does not exist), `dsn-accepted`, `dsn-rejected` (a DSN was sent instead of a plain
  * call-back).
@@ -385,6 +426,30 @@ export interface Store {
   logDecision(decision: Decision): Promise<void>;
   /** The newest decision-log lines, newest first, at most `limit`. */
   recentDecisions(limit: number): Promise<StoredDecision[]>;
+  /**
+   * The decision-log lines a query matches, newest first, at most `query.limit`.
+   *
+   * @example
+   * const page = await store.findDecisions({ search: '192.0.2.', from: Date.now() - 3600_000, limit: 50 });
+   * const next = await store.findDecisions({ search: '192.0.2.', beforeId: page.at(-1)!.id, limit: 50 });
+   */
+  findDecisions(query: DecisionQuery): Promise<StoredDecision[]>;
+  /**
+   * Decision-log lines in [from, to) counted by action and by bucket of `bucketMs`, in bucket
+   * then action order; empty buckets are absent.
+   *
+   * @example
+   * const perMinute = await store.countDecisions(now - 3 * 3600_000, now, 60_000);
+   */
+  countDecisions(from: number, to: number, bucketMs: number): Promise<DecisionCount[]>;
+  /**
+   * Triplets waiting and passed, and clients counted at least `whitelistAt` times (0, the
+   * setting that turns auto-whitelisting off, counts none).
+   *
+   * @example
+   * const { waiting, passed, whitelisted } = await store.greylistSummary(5);
+   */
+  greylistSummary(whitelistAt: number): Promise<GreylistSummary>;
 
   /**
    * The cached call-back result for `sender` (compared exactly: the caller lower-cases), or null

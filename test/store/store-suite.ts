@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import {
   type CallbackRecord,
   type Decision,
+  type DecisionQuery,
   type DmarcResultRow,
   MAX_DMARC_DKIM_RESULTS,
   MAX_DMARC_TEXT,
@@ -112,6 +113,18 @@ const REP = (subject: string, event: string, amount: number, time: number): Repu
 
 const count = async (db: SuiteDatabase, table: string) =>
   Number((await db.query(`SELECT count(*) AS n FROM ${table}`))[0]?.['n']);
+
+/** A decision-log line: a plain greylisting one, with `fields` over it. */
+const line = (fields: Partial<Decision>): Decision => ({
+  time: 1_000,
+  host: 'mx1.example.net',
+  client: '203.0.113.9',
+  sender: 'someone@example.org',
+  recipient: 'postmaster@example.net',
+  action: 'greylist',
+  reason: 'new-clean',
+  ...fields,
+});
 
 /** Asserts that a promise rejects with a StoreError whose message matches. */
 async function rejectsStore(promise: Promise<unknown>, message: RegExp) {
@@ -1659,6 +1672,310 @@ export function storeSuite(backend: () => SuiteBackend): void {
       assert.equal(await count(db, 'dmarc_results'), 2);
     }));
 
+  test('findDecisions: a search looks in five columns, ignores ASCII case; %, _ and the escape are plain', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await store.logDecision(
+        line({
+          reason: 'client',
+          client: '192.0.2.10',
+          clientName: 'Mail.Example.ORG',
+          helo: 'helo-one.example',
+          sender: 'alice@example.org',
+        }),
+      );
+      await store.logDecision(
+        line({ reason: 'percent', helo: 'HELO_two', sender: 'carol%x@example.com' }),
+      );
+      await store.logDecision(line({ reason: 'wildcards', sender: 'carolyx@boxtop.example' }));
+      await store.logDecision(
+        line({ reason: 'underscore', recipient: 'frank_100@example.net', helo: 'a\\b.example' }),
+      );
+      await store.logDecision(line({ reason: 'accent', clientName: 'Café.example' }));
+      const found = async (search: string) =>
+        (await store.findDecisions({ search, limit: 100 })).map((d) => d.reason).sort();
+
+      assert.deepEqual(await found('192.0.2.10'), ['client'], 'client');
+      assert.deepEqual(await found('mail.EXAMPLE.org'), ['client'], 'client name, any case');
+      assert.deepEqual(await found('HELO-ONE'), ['client'], 'HELO, any case');
+      assert.deepEqual(await found('ALICE@'), ['client'], 'sender');
+      assert.deepEqual(await found('Frank_100@'), ['underscore'], 'recipient');
+      assert.deepEqual(await found('%'), ['percent'], '% is no wildcard');
+      assert.deepEqual(await found('carol%'), ['percent']);
+      assert.deepEqual(await found('_'), ['percent', 'underscore'], '_ is no wildcard');
+      assert.deepEqual(await found('o_t'), ['percent'], 'o_t is not boxtop');
+      assert.deepEqual(await found('\\'), ['underscore'], 'the escape character is plain too');
+      assert.deepEqual(await found('a\\b'), ['underscore']);
+      assert.deepEqual(await found('CAFé'), ['accent'], 'ASCII case is ignored');
+      assert.deepEqual(await found('CAFÉ'), [], 'other case is not');
+      assert.deepEqual(await found('nowhere'), []);
+      assert.equal((await found('')).length, 5, 'every line contains the empty text');
+      assert.deepEqual(
+        await found('203.0.113.9'),
+        ['accent', 'percent', 'underscore', 'wildcards'],
+        'every line but the one with a client of its own',
+      );
+      // Only the five columns: host, action and reason are not searched.
+      assert.deepEqual(await found('mx1.example.net'), []);
+      assert.deepEqual(await found('new-clean'), []);
+    }));
+
+  test('findDecisions: from, to, action and beforeId combine; pages follow on across equal times', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      // Logged out of time order, so that id order and time order differ.
+      const logged: [number, string][] = [
+        [3_000, 'pass'],
+        [2_000, 'greylist'],
+        [2_000, 'pass'],
+        [2_000, 'greylist'],
+        [1_000, 'pass'],
+        [4_000, 'greylist'],
+      ];
+      for (const [time, action] of logged) {
+        await store.logDecision(line({ time, action, sender: `s${time}@example.org` }));
+      }
+      const all = await store.findDecisions({ limit: 100 });
+      assert.deepEqual(all, await store.recentDecisions(100), 'no condition: the newest lines');
+      const ids = all.map((d) => d.id);
+      assert.deepEqual(
+        all.map((d) => d.time),
+        [4_000, 3_000, 2_000, 2_000, 2_000, 1_000],
+      );
+      for (let i = 1; i < all.length; i++) {
+        const [a, b] = [all[i - 1]!, all[i]!];
+        assert.ok(a.time > b.time || (a.time === b.time && a.id > b.id), 'time, then id, newest');
+      }
+
+      // Pages of two, and of one, each from the last line of the one before, end to end.
+      for (const limit of [1, 2, 4]) {
+        const pages: number[] = [];
+        let page = await store.findDecisions({ limit });
+        while (page.length > 0) {
+          pages.push(...page.map((d) => d.id));
+          page = await store.findDecisions({ beforeId: page.at(-1)!.id, limit });
+        }
+        assert.deepEqual(pages, ids, `pages of ${limit}`);
+      }
+      const at = (i: number) => ids[i]!;
+      assert.deepEqual(
+        (await store.findDecisions({ beforeId: at(2), limit: 100 })).map((d) => d.id),
+        [at(3), at(4), at(5)],
+        'after a line: the same time with smaller ids, then older times',
+      );
+      assert.deepEqual(
+        (await store.findDecisions({ beforeId: at(5), limit: 100 })).map((d) => d.id),
+        [],
+        'nothing after the oldest',
+      );
+      assert.deepEqual(
+        await store.findDecisions({ beforeId: Math.max(...ids) + 1, limit: 100 }),
+        [],
+        'an id that is not there has nothing after it',
+      );
+
+      const times = async (query: Omit<DecisionQuery, 'limit'>) =>
+        (await store.findDecisions({ ...query, limit: 100 })).map((d) => [d.time, d.action]);
+      assert.deepEqual(await times({ from: 2_000, to: 3_000 }), [
+        [2_000, 'greylist'],
+        [2_000, 'pass'],
+        [2_000, 'greylist'],
+      ]);
+      assert.deepEqual(
+        await times({ from: 3_000 }),
+        [
+          [4_000, 'greylist'],
+          [3_000, 'pass'],
+        ],
+        'from is inclusive',
+      );
+      assert.deepEqual(await times({ to: 2_000 }), [[1_000, 'pass']], 'to is exclusive');
+      assert.deepEqual(await times({ from: 2_000, to: 2_000 }), []);
+      assert.deepEqual(await times({ from: 3_000, to: 2_000 }), []);
+      assert.deepEqual(await times({ action: 'pass' }), [
+        [3_000, 'pass'],
+        [2_000, 'pass'],
+        [1_000, 'pass'],
+      ]);
+      assert.deepEqual(await times({ action: 'PASS' }), [], 'the action compares exactly');
+      assert.deepEqual(await times({ action: 'greylist', to: 4_000, beforeId: at(2) }), [
+        [2_000, 'greylist'],
+      ]);
+      assert.deepEqual(await times({ search: 'S2000@', action: 'pass', from: 1_000 }), [
+        [2_000, 'pass'],
+      ]);
+      assert.deepEqual(
+        (await store.findDecisions({ from: 1_000, limit: 2 })).map((d) => d.id),
+        [at(0), at(1)],
+        'the limit applies after the conditions',
+      );
+      assert.deepEqual(await store.findDecisions({ limit: 0 }), []);
+    }));
+
+  test('findDecisions: bad queries are refused, naming the method', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await store.logDecision(line({}));
+      const find = (query: unknown) => store.findDecisions(query as DecisionQuery);
+      await rejectsStore(find(null), /findDecisions: the query is not an object/);
+      await rejectsStore(find({}), /findDecisions: limit/);
+      await rejectsStore(find({ limit: -1 }), /findDecisions: limit/);
+      await rejectsStore(find({ limit: 1.5 }), /findDecisions: limit/);
+      await rejectsStore(find({ limit: 10_001 }), /findDecisions: limit .* from 0 to 10000/);
+      assert.equal((await find({ limit: 10_000 })).length, 1);
+      await rejectsStore(find({ limit: 1, from: 1.5 }), /findDecisions: from must be integral/);
+      await rejectsStore(find({ limit: 1, to: Number.NaN }), /findDecisions: to must be integral/);
+      await rejectsStore(find({ limit: 1, beforeId: 1.5 }), /findDecisions: beforeId/);
+      await rejectsStore(find({ limit: 1, beforeId: 0 }), /findDecisions: beforeId/);
+      await rejectsStore(find({ limit: 1, beforeId: '3' }), /findDecisions: beforeId/);
+      await rejectsStore(find({ limit: 1, action: 7 }), /findDecisions: action is not a string/);
+      await rejectsStore(
+        find({ limit: 1, action: 'pa\0ss' }),
+        /findDecisions: action contains NUL/,
+      );
+      await rejectsStore(find({ limit: 1, search: 42 }), /findDecisions: search is not a string/);
+      await rejectsStore(find({ limit: 1, search: 'a\0b' }), /findDecisions: search contains NUL/);
+      await rejectsStore(
+        find({ limit: 1, search: 'x'.repeat(255) }),
+        /findDecisions: search must be at most 254 characters/,
+      );
+      assert.deepEqual(await find({ limit: 1, search: 'x'.repeat(254) }), []);
+      // Characters, not UTF-16 units: 254 astral characters are 508 units.
+      assert.deepEqual(await find({ limit: 1, search: '\u{1F4E7}'.repeat(254) }), []);
+      await rejectsStore(
+        find({ limit: 1, search: '\u{1F4E7}'.repeat(255) }),
+        /findDecisions: search must be at most/,
+      );
+    }));
+
+  test('findDecisions and countDecisions answer with the lines logged before the call', async (t) => {
+    if (backend().kind !== 'sqlite') {
+      t.skip('only SQLite holds lines back to commit them together');
+      return;
+    }
+    await withDatabase(async (_db, open) => {
+      const store = await open();
+      // Not awaited: these lines are still waiting for their group commit.
+      const logged = [1_000, 2_000, 3_000].map((time) => store.logDecision(line({ time })));
+      const found = store.findDecisions({ from: 2_000, limit: 10 });
+      const counted = store.countDecisions(0, 10_000, 10_000);
+      assert.deepEqual(
+        (await found).map((d) => d.time),
+        [3_000, 2_000],
+      );
+      assert.deepEqual(await counted, [{ bucket: 0, action: 'greylist', count: 3 }]);
+      await Promise.all(logged);
+    });
+  });
+
+  test('countDecisions: buckets from `from` on, [from, to), empty ones absent, in order', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      const from = 10_250;
+      const to = 15_250;
+      const lines: [number, string][] = [
+        [from - 1, 'pass'],
+        [to, 'pass'],
+        [14_000, 'tempfail'],
+        [from, 'pass'],
+        [11_249, 'greylist'],
+        [11_250, 'pass'],
+        [13_300, 'pass'],
+        [13_301, 'REJECT'],
+        [13_302, 'pass'],
+        [15_249, 'greylist'],
+        [14_300, 'greylist'],
+      ];
+      for (const [time, action] of lines) await store.logDecision(line({ time, action }));
+      assert.deepEqual(await store.countDecisions(from, to, 1_000), [
+        { bucket: 10_250, action: 'greylist', count: 1 },
+        { bucket: 10_250, action: 'pass', count: 1 },
+        { bucket: 11_250, action: 'pass', count: 1 },
+        // 12_250 had nothing.
+        { bucket: 13_250, action: 'REJECT', count: 1 },
+        { bucket: 13_250, action: 'pass', count: 2 },
+        { bucket: 13_250, action: 'tempfail', count: 1 },
+        { bucket: 14_250, action: 'greylist', count: 2 },
+      ]);
+      assert.deepEqual(
+        await store.countDecisions(from, to, 60_000),
+        [
+          { bucket: from, action: 'REJECT', count: 1 },
+          { bucket: from, action: 'greylist', count: 3 },
+          { bucket: from, action: 'pass', count: 4 },
+          { bucket: from, action: 'tempfail', count: 1 },
+        ],
+        'a bucket longer than the range: one, cut at to',
+      );
+      assert.deepEqual(
+        await store.countDecisions(to, to + 1_000, 1_000),
+        [{ bucket: to, action: 'pass', count: 1 }],
+        'the line at to belongs to the next range',
+      );
+      assert.deepEqual(await store.countDecisions(from, from, 1_000), []);
+      assert.deepEqual(await store.countDecisions(20_000, 30_000, 1_000), []);
+      const counted = await store.countDecisions(0, 10_000_000, 1_000);
+      assert.equal(
+        counted.reduce((sum, c) => sum + c.count, 0),
+        lines.length,
+        'exactly 10000 buckets are allowed',
+      );
+    }));
+
+  test('countDecisions: bad ranges and buckets are refused, naming the method', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      await rejectsStore(store.countDecisions(1.5, 2_000, 1_000), /countDecisions: from/);
+      await rejectsStore(store.countDecisions(0, Number.NaN, 1_000), /countDecisions: to/);
+      await rejectsStore(store.countDecisions(0, 1_000, 999), /countDecisions: bucketMs/);
+      await rejectsStore(store.countDecisions(0, 1_000, 1_000.5), /countDecisions: bucketMs/);
+      await rejectsStore(store.countDecisions(0, 1_000, Number.NaN), /countDecisions: bucketMs/);
+      await rejectsStore(store.countDecisions(2_000, 1_000, 1_000), /countDecisions: to .* before/);
+      await rejectsStore(
+        store.countDecisions(0, 10_000_001, 1_000),
+        /countDecisions: at most 10000 buckets per call, got 10001/,
+      );
+      await rejectsStore(
+        store.countDecisions(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 1_000),
+        /countDecisions: to - from/,
+      );
+    }));
+
+  test('greylistSummary counts waiting and passed triplets and whitelisted clients', () =>
+    withDatabase(async (_db, open) => {
+      const store = await open();
+      assert.deepEqual(await store.greylistSummary(5), { waiting: 0, passed: 0, whitelisted: 0 });
+      const key = (i: number): TripletKey => ({ ...KEY, sender: `s${i}@example.org` });
+      for (let i = 0; i < 4; i++) await store.firstAttempt(key(i), 'greylisted', 1_000);
+      for (let i = 4; i < 6; i++) await store.firstAttempt(key(i), 'passed', 1_000);
+      await store.recordPass(key(0), 2_000);
+      // Counters of 1, 2 and 3: each count needs the last one to be before countAfter.
+      for (const [client, times] of [
+        ['192.0.2.1', 1],
+        ['192.0.2.2', 2],
+        ['192.0.2.0/24', 3],
+      ] as const) {
+        for (let n = 1; n <= times; n++) await store.countClient(client, n, n);
+      }
+      assert.equal((await store.getClient('192.0.2.0/24'))?.count, 3);
+      assert.deepEqual(await store.greylistSummary(2), { waiting: 3, passed: 3, whitelisted: 2 });
+      assert.equal((await store.greylistSummary(1)).whitelisted, 3);
+      assert.equal((await store.greylistSummary(3)).whitelisted, 1, 'at the threshold counts');
+      assert.equal((await store.greylistSummary(4)).whitelisted, 0);
+      assert.deepEqual(
+        await store.greylistSummary(0),
+        { waiting: 3, passed: 3, whitelisted: 0 },
+        '0: auto-whitelisting is off',
+      );
+      await rejectsStore(store.greylistSummary(-1), /greylistSummary: whitelistAt/);
+      await rejectsStore(store.greylistSummary(1.5), /greylistSummary: whitelistAt/);
+      await rejectsStore(store.greylistSummary(Number.NaN), /greylistSummary: whitelistAt/);
+      await rejectsStore(
+        store.greylistSummary('2' as unknown as number),
+        /greylistSummary: whitelistAt/,
+      );
+    }));
+
   test('a closed store rejects every call; close is idempotent', () =>
     withDatabase(async (_db, open) => {
       const store = await open();
@@ -1687,6 +2004,9 @@ export function storeSuite(backend: () => SuiteBackend): void {
             }),
         ],
         ['recentDecisions', () => store.recentDecisions(1)],
+        ['findDecisions', () => store.findDecisions({ search: 'x', limit: 1 })],
+        ['countDecisions', () => store.countDecisions(0, 1_000, 1_000)],
+        ['greylistSummary', () => store.greylistSummary(5)],
         [
           'expire',
           () =>

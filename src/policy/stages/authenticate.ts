@@ -62,6 +62,13 @@ export async function authenticate(
     return out;
   }
   const dkim = results.dkim ?? [];
+  const metrics = services.metrics;
+  if (metrics) {
+    if (results.unverified) metrics.check('dkim', 'policy');
+    else if (results.dkim && dkim.length === 0) metrics.check('dkim', 'none');
+    for (const signature of results.unverified ? [] : dkim) metrics.check('dkim', signature.result);
+    if (results.arc) metrics.check('arc', results.arc.cv);
+  }
   if (results.unverified) {
     out.clauses.push(
       resultClause({ method: 'dkim', result: 'policy', reason: results.unverified }),
@@ -84,6 +91,7 @@ export async function authenticate(
       resolver: session.facts.services.resolver,
       ...(services.clock ? { clock: services.clock } : {}),
     });
+    metrics?.check('dmarc', dmarc.result);
     out.clauses.push(resultClause(dmarcAuthResults(dmarc)));
     const applied = applyDmarc(dmarc, dmarcSettings, dkim, input.spf, results);
     out.tags.push(...applied.tags);
