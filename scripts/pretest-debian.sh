@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs from Debian what the interoperability tests need: Postfix, swaks, miltertest,
-# PostgreSQL, an unpacked Exim, and the DKIM/ARC/DMARC peers (dkimpy, OpenDKIM, OpenDMARC). It
+# PostgreSQL, an unpacked Exim, the DKIM/ARC/DMARC peers (dkimpy, OpenDKIM, OpenDMARC), and
+# Chromium with chromedriver for the tests that load generated HTML in a browser. It
 # runs before `npm test`. As root it installs whatever is missing (one `apt-get update`, then
 # `apt-get install -y`); otherwise it says loudly what is missing, and the tests that need it
 # skip themselves, naming it again.
@@ -33,10 +34,14 @@ have_python_module authres || missing+=(python3-authres)
 have /usr/sbin/opendkim || missing+=(opendkim)
 have opendkim-testmsg || missing+=(opendkim-tools)
 have /usr/sbin/opendmarc || missing+=(opendmarc)
+# Headless Chromium driven over WebDriver (test/support/browser.ts) loads the HTML the report and
+# the status page write.
+have /usr/bin/chromium || missing+=(chromium)
+have /usr/bin/chromedriver || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "pretest: postfix, swaks, miltertest, postgresql, exim (unpacked), python3-dkim," \
-    "python3-authres, opendkim, opendkim-tools and opendmarc are installed"
+    "python3-authres, opendkim, opendkim-tools, opendmarc, chromium and chromium-driver are installed"
   exit 0
 fi
 
@@ -68,6 +73,9 @@ for m in "${missing[@]}"; do
     packages+=(libidn12)
   elif [ "$m" = opendmarc ]; then
     packages+=(opendmarc dbconfig-no-thanks)
+  elif [ "$m" = chromium ]; then
+    # Only recommended by chromium, but without a font the screenshots show no text.
+    packages+=(chromium fonts-liberation)
   else
     packages+=("$m")
   fi

@@ -44,6 +44,8 @@ export interface MilterServer {
   readonly connections: number;
   /** The effective listen spec once listening. */
   readonly address: string | undefined;
+  /** Whether it accepts connections now (listening, and not closed). */
+  readonly listening: boolean;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {
@@ -286,6 +288,9 @@ export function createMilterServer(
     },
     get address() {
       return address;
+    },
+    get listening() {
+      return !closing && server.listening;
     },
     async listen() {
       if (closing) throw new Error('milter server: listen() after close()');

@@ -5,6 +5,14 @@
  */
 
 export {
+  CHART_PALETTE,
+  type ChartOptions,
+  type ChartSeries,
+  chartColour,
+  svgChart,
+} from './charts.js';
+export { escapeHtml } from './html.js';
+export {
   createLogger,
   type LogFormat,
   type Logger,
@@ -21,5 +29,13 @@ export {
   type MetricCheck,
   type MetricsDoor,
 } from './metrics.js';
+export {
+  buildReport,
+  type DecisionReport,
+  type ReportOptions,
+  renderHtml,
+  renderJson,
+  renderText,
+} from './report.js';
 export { type LineLogger, stderrLogger } from './stderr.js';
 export { formatTextRecord, jsonLineToText, type TextFormatOptions } from './text-format.js';

@@ -83,6 +83,8 @@ export interface PolicyServer {
   readonly connections: number;
   /** The effective listen specs (real ports, real paths). */
   readonly addresses: readonly string[];
+  /** Whether every listener accepts connections now (listening, and not closed). */
+  readonly listening: boolean;
   readonly mode: PolicyMode;
   readonly stats: Readonly<PolicyServerStats>;
 }
@@ -469,6 +471,9 @@ export function createPolicyServer(options: PolicyServerOptions): PolicyServer {
     },
     get addresses() {
       return listeners.map((l) => l.address);
+    },
+    get listening() {
+      return !shared.closing && listeners.length > 0 && listeners.every((l) => l.server.listening);
     },
     listen: listen as PolicyServer['listen'],
     setHandler(handler) {

@@ -7,6 +7,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { type Config, ConfigError, configWarnings, loadConfig } from '../config/index.js';
 import { createResolver, type StubResolver } from '../dns/index.js';
 import { startExpiry } from '../greylist/index.js';
+import { checkStore, type HealthCheck, type StatusSource } from '../http/index.js';
 import type { BoundAddress as ListenAddress } from '../listen/index.js';
 import { createLogger, DaemonMetrics, setLogLevel } from '../observe/index.js';
 import { AccessMapFile, PolicyEngine } from '../policy/index.js';
@@ -14,7 +15,7 @@ import { describeStoreUrl, openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { DmarcReportWriter } from './dmarc-reports.js';
-import { type Door, MilterDoor, PolicydDoor } from './doors.js';
+import { type Door, HttpDoor, MilterDoor, PolicydDoor } from './doors.js';
 import { buildGreylisting, type Greylisting } from './greylisting.js';
 import { loadSigningKeys } from './keys.js';
 import { dnsObserver, meteredStore, meteredVerifier } from './metering.js';
@@ -24,7 +25,7 @@ import { greylistSettings, policySettings, resolverOptions, storeSettings } from
 import { buildVerifier } from './verifier.js';
 
 /** Where a door listens. */
-export type BoundAddress = ListenAddress & { door: 'policyd' | 'milter' };
+export type BoundAddress = ListenAddress & { door: 'policyd' | 'milter' | 'http' };
 
 export interface DaemonOptions {
   /** The configuration file; the defaults when absent. */
@@ -115,6 +116,11 @@ export class Daemon {
       if (config.policyd.enabled) doors.push(new PolicydDoor(world, logger));
       if (config.milter.enabled)
         doors.push(new MilterDoor(world, logger, () => daemon.holdEngine()));
+      if (config.http.listen.length > 0) {
+        doors.push(
+          new HttpDoor(world, logger, daemon.#statusSource(Date.now()), metrics?.registry),
+        );
+      }
       for (const door of doors) addresses.push(...(await door.listen()));
       for (const door of doors) {
         for (const l of door.listeners()) {
@@ -130,6 +136,9 @@ export class Daemon {
     logger.info(
       {
         version: VERSION,
+        ...(config.http.listen.length
+          ? { http: addresses.filter((a) => a.door === 'http').map((a) => a.spec) }
+          : {}),
         config: options.configPath ?? '(defaults)',
         store: world.store.description,
         policy: addresses.filter((a) => a.door === 'policyd').map((a) => a.spec),
@@ -159,6 +168,37 @@ export class Daemon {
         if (world.holders === 0 && world.retired && this.#retiring.delete(world)) {
           void retireWorld(world, this.logger, this.#world);
         }
+      },
+    };
+  }
+
+  /** What the HTTP door shows and checks: always the world in force. */
+  #statusSource(startedAt: number): StatusSource {
+    return {
+      info: () => ({
+        version: VERSION,
+        ...(this.#configPath !== undefined ? { configFile: this.#configPath } : {}),
+        hostname: this.#world.engine.settings.hostname,
+        listeners: this.#addresses.map((a) => ({
+          door: a.door === 'policyd' ? 'policy' : a.door,
+          spec: a.spec,
+        })),
+        startedAt,
+      }),
+      store: () => this.#world.store,
+      whitelistAt: () => this.#world.config.greylist.auto_whitelist_clients,
+      chartHours: () => this.#world.config.http.chart_hours,
+      health: async () => {
+        const checks: HealthCheck[] = this.#doors
+          .filter((door) => door.name !== 'http')
+          .map((door) =>
+            door.listening()
+              ? { name: door.name, ok: true }
+              : { name: door.name, ok: false, detail: 'not listening' },
+          );
+        if (this.#closing) checks.push({ name: 'daemon', ok: false, detail: 'stopping' });
+        checks.push(await checkStore(this.#world.store));
+        return { ok: checks.every((c) => c.ok), checks };
       },
     };
   }

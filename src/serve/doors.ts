@@ -5,6 +5,12 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Config } from '../config/index.js';
+import {
+  createHttpServer,
+  type HttpServer,
+  type MetricsRegistry,
+  type StatusSource,
+} from '../http/index.js';
 import { createMilterServer, type MilterServer } from '../milter/index.js';
 import { createPolicyServer, type PolicyServer } from '../policyd/index.js';
 import type { BoundAddress, World } from './daemon.js';
@@ -13,7 +19,7 @@ import { policyHandler } from './policy-handler.js';
 
 /** One protocol door of the daemon. */
 export interface Door {
-  readonly name: 'policyd' | 'milter';
+  readonly name: 'policyd' | 'milter' | 'http';
   /** Start listening on the configured addresses (all or none). */
   listen(): Promise<BoundAddress[]>;
   /** Serve what comes next with this world. */
@@ -24,6 +30,8 @@ export interface Door {
   close(deadlineMs: number): Promise<void>;
   /** Its listeners, each with a reader of its open connections (for the metrics). */
   listeners(): Array<{ listener: string; connections: () => number }>;
+  /** Whether every listener accepts connections now (for /healthz). */
+  listening(): boolean;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -75,6 +83,10 @@ export class PolicydDoor implements Door {
 
   close(deadlineMs: number): Promise<void> {
     return this.#server.close(deadlineMs);
+  }
+
+  listening(): boolean {
+    return this.#server.listening;
   }
 
   listeners(): Array<{ listener: string; connections: () => number }> {
@@ -138,6 +150,10 @@ export class MilterDoor implements Door {
     await Promise.all(this.#servers.map((server) => server.close(deadlineMs)));
   }
 
+  listening(): boolean {
+    return this.#servers.every((server) => server.listening);
+  }
+
   listeners(): Array<{ listener: string; connections: () => number }> {
     return this.#servers.map((server, n) => ({
       listener: this.#listen[n] ?? '',
@@ -158,4 +174,56 @@ function handlerFor(world: World, logger: PinoLogger) {
     errorAction: world.config.policyd.error_action,
     logger,
   });
+}
+
+/**
+ * The HTTP door: /metrics, /healthz and the status page (src/http), over what the daemon knows.
+ * The token follows reloads; where it listens and whether metrics are kept take a restart.
+ */
+export class HttpDoor implements Door {
+  readonly name = 'http' as const;
+  readonly #server: HttpServer;
+  readonly #config: Config;
+
+  constructor(world: World, logger: PinoLogger, source: StatusSource, registry?: MetricsRegistry) {
+    this.#config = world.config;
+    this.#server = createHttpServer({
+      source,
+      logger,
+      ...(registry ? { registry } : {}),
+      ...(world.config.http.token !== undefined ? { token: world.config.http.token } : {}),
+    });
+  }
+
+  async listen(): Promise<BoundAddress[]> {
+    const bound = await this.#server.listen(this.#config.http.listen);
+    return bound.map((address) => ({ ...address, door: this.name }));
+  }
+
+  reconfigure(world: World): void {
+    this.#server.setToken(world.config.http.token);
+  }
+
+  restartNeeded(old: Config, next: Config): string[] {
+    const keys: string[] = [];
+    if (!same(old.http.listen, next.http.listen)) keys.push('http.listen');
+    if (old.http.metrics !== next.http.metrics) keys.push('http.metrics');
+    return keys;
+  }
+
+  close(deadlineMs: number): Promise<void> {
+    return this.#server.close(Math.min(deadlineMs, 5000));
+  }
+
+  listening(): boolean {
+    return this.#server.addresses.length === this.#config.http.listen.length;
+  }
+
+  listeners(): Array<{ listener: string; connections: () => number }> {
+    const server = this.#server;
+    return server.addresses.map((spec) => ({
+      listener: spec,
+      connections: () => server.connections(spec),
+    }));
+  }
 }

@@ -28,7 +28,7 @@ export function captureLogger(level: 'debug' | 'info' | 'warn' = 'debug') {
  * @example
  * const client = await policyClient(doorPort(daemon, 'policyd'));
  */
-export function doorPort(daemon: Daemon, door: 'policyd' | 'milter'): number {
+export function doorPort(daemon: Daemon, door: 'policyd' | 'milter' | 'http'): number {
   const address = daemon.addresses.find((a) => a.door === door);
   assert.ok(address && address.kind === 'inet', `the ${door} door listens on TCP`);
   return address.port;

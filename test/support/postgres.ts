@@ -44,6 +44,10 @@ export interface TestPostgres {
   sql(database: string, text: string, params?: unknown[]): Promise<pg.QueryResult>;
   /** Fast shutdown, wait for the postmaster to exit, remove the directory. Idempotent. */
   stop(): Promise<void>;
+  /** Fast shutdown, keeping the data: the server is away until `resume`. */
+  pause(): Promise<void>;
+  /** Starts the paused server again on the same port, and waits until it answers. */
+  resume(): Promise<void>;
 }
 
 /**
@@ -228,13 +232,17 @@ export async function startPostgres(): Promise<TestPostgres> {
       '-c',
       'max_connections=200',
     ]);
-    const child = spawn(postgres, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (chunk: Buffer) => {
       log = (log + chunk.toString('utf8')).slice(-20_000);
     };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    const spawnPostmaster = () => {
+      const started = spawn(postgres, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      started.stdout?.on('data', keep);
+      started.stderr?.on('data', keep);
+      return started;
+    };
+    let child = spawnPostmaster();
     // If this process dies without stop(), do not leave a postmaster behind.
     const onExit = () => child.kill('SIGQUIT');
     process.once('exit', onExit);
@@ -252,6 +260,14 @@ export async function startPostgres(): Promise<TestPostgres> {
     }
 
     let stopping: Promise<void> | undefined;
+    const shutDown = async () => {
+      // SIGINT is PostgreSQL's fast shutdown: sessions are cut, no checkpoint is waited for.
+      child.kill('SIGINT');
+      if (!(await waitExit(child, STOP_TIMEOUT_MS))) {
+        child.kill('SIGKILL');
+        await waitExit(child, 5_000);
+      }
+    };
     const sql = async (database: string, text: string, params: unknown[] = []) => {
       const client = new pg.Client({ connectionString: url(database) });
       client.on('error', () => {});
@@ -274,16 +290,18 @@ export async function startPostgres(): Promise<TestPostgres> {
       },
       stop() {
         stopping ??= (async () => {
-          // SIGINT is PostgreSQL's fast shutdown: sessions are cut, no checkpoint is waited for.
-          child.kill('SIGINT');
-          if (!(await waitExit(child, STOP_TIMEOUT_MS))) {
-            child.kill('SIGKILL');
-            await waitExit(child, 5_000);
-          }
+          await shutDown();
           process.removeListener('exit', onExit);
           remove();
         })();
         return stopping;
+      },
+      pause: shutDown,
+      async resume() {
+        if (stopping) throw new Error('postgres: resume() after stop()');
+        if (child.exitCode === null && child.signalCode === null) return;
+        child = spawnPostmaster();
+        await waitReady(url('postgres'), child, () => log);
       },
     };
   }

@@ -11,8 +11,11 @@ import { accessSync, constants, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-/** What a test may need. `root` because Postfix's master must start as root. */
-export type Requirement = 'postfix' | 'swaks' | 'root' | 'postgresql';
+/**
+ * What a test may need. `root` because Postfix's master must start as root; `chromium` is
+ * Chromium and its chromedriver, for the tests that load generated pages in a browser.
+ */
+export type Requirement = 'postfix' | 'swaks' | 'root' | 'postgresql' | 'chromium';
 
 /** The lowest Postfix with `maillog_file` (logging without syslog). */
 const MIN_POSTFIX = [3, 4] as const;
@@ -90,6 +93,11 @@ function unmet(requirement: Requirement): string | undefined {
     }
   } else if (requirement === 'swaks') {
     if (!findProgram('swaks')) why = 'swaks (not installed)';
+  } else if (requirement === 'chromium') {
+    const lacking = ['chromium', 'chromedriver'].filter((name) => !findProgram(name));
+    if (lacking.length > 0) {
+      why = `${lacking.join(' and ')} (Debian packages chromium, chromium-driver: not installed)`;
+    }
   } else {
     const version = postfixVersion();
     if (!version) why = 'postfix (not installed)';
