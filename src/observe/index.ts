@@ -29,13 +29,5 @@ export {
   type MetricCheck,
   type MetricsDoor,
 } from './metrics.js';
-export {
-  buildReport,
-  type DecisionReport,
-  type ReportOptions,
-  renderHtml,
-  renderJson,
-  renderText,
-} from './report.js';
 export { type LineLogger, stderrLogger } from './stderr.js';
 export { formatTextRecord, jsonLineToText, type TextFormatOptions } from './text-format.js';
