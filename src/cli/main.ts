@@ -10,6 +10,7 @@ import { registerCheckIdCommand } from './checkid.js';
 import { registerCsaCommand } from './csa.js';
 import { registerDkimCommand } from './dkim.js';
 import { registerDmarcCommand } from './dmarc.js';
+import { registerReportCommand } from './report.js';
 import { registerReputationCommand } from './reputation.js';
 import { registerSampleMilterCommand } from './sample-milter.js';
 import { registerServeCommand } from './serve.js';
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDmarcCommand(program);
   registerArcCommand(program);
   registerReputationCommand(program);
+  registerReportCommand(program);
   registerSampleMilterCommand(program);
   registerServeCommand(program);
 

@@ -1,7 +1,9 @@
 /**
  * src/observe — how the daemon tells the postmaster what it does: structured log lines (pino)
  * with stable tags, written as JSON or as text, and the plain stderr logger libraries fall back
- * on, and the daemon's metrics (prom-client). Imports only src/text and prom-client.
+ * on, the daemon's metrics (prom-client), and the decision log's readers: the report and the
+ * SVG charts it shares with the status page. Imports only src/text, prom-client and the store's
+ * types.
  */
 
 export {
@@ -29,5 +31,13 @@ export {
   type MetricCheck,
   type MetricsDoor,
 } from './metrics.js';
+export {
+  buildReport,
+  type DecisionReport,
+  type ReportOptions,
+  renderHtml,
+  renderJson,
+  renderText,
+} from './report.js';
 export { type LineLogger, stderrLogger } from './stderr.js';
 export { formatTextRecord, jsonLineToText, type TextFormatOptions } from './text-format.js';

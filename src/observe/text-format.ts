@@ -6,15 +6,16 @@
  *
  * It works on the JSON text pino has just made, not on the call's arguments, so that the two
  * formats carry the same fields by construction (serializers, the `err` serializer above all,
- * have already run). Every field the head of the line does not show follows as key=value.
+ * have already run). Every field the head of the line does not show follows as key=value, and
+ * written so that a reader gets the JSON back: which key a nested value sits under, where a list
+ * element ends, a number from a string of digits, an error's stack.
  */
 import { escapeForLog } from '../text/index.js';
 
 /** How a line is written. */
 export interface TextFormatOptions {
   /**
-   * Show the stack of every error, not only on `error` and `fatal` lines: the logger runs at
-   * debug or trace, where the operator is hunting a problem and wants to see where it began.
+   * @deprecated Every line carries its errors' stacks, as the JSON line does; ignored.
    */
   allStacks?: boolean;
 }
@@ -29,9 +30,6 @@ const LEVEL_LABELS: Record<number, string> = {
   60: 'fatal',
 };
 
-/** Lines where a stack is always worth its length. */
-const STACK_LEVELS = new Set(['error', 'fatal']);
-
 /**
  * What a decision line's stage is about, shown after its first tag as bms.py did
  * (`connect from [203.0.113.5]`, `mail from <jo@example.org>`).
@@ -45,6 +43,12 @@ const STAGE_SUBJECTS: Record<string, { field: string; show: (value: string) => s
 
 /** A first tag that is a verdict word (REJECT, TEMPFAIL, GREYLIST, CBV): bms.py's `REJECT: why`. */
 const VERDICT_WORD = /^[A-Z][A-Z0-9_-]*$/;
+
+/** Subjects a reader finds by their brackets wherever they stand in the head. */
+const BRACKETED_SUBJECTS = new Set(['connect', 'mail', 'rcpt']);
+
+/** What JSON.parse reads as a number, true, false or null: a string spelt so is quoted. */
+const JSON_SCALAR = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)$/;
 
 /**
  * A pino JSON line (as pino hands it to its stream, newline included) as a text line. A line
@@ -80,7 +84,7 @@ export function jsonLineToText(line: string, options: TextFormatOptions = {}): s
  */
 export function formatTextRecord(
   record: Record<string, unknown>,
-  options: TextFormatOptions = {},
+  _options: TextFormatOptions = {},
 ): string {
   const rest: Record<string, unknown> = { ...record };
   const level = levelLabel(record['level']);
@@ -90,21 +94,22 @@ export function formatTextRecord(
   // Every line has it; a line from some other name is worth showing.
   if (rest['name'] === 'mailgate') delete rest['name'];
   const conn = record['conn'];
-  if ((typeof conn === 'string' || typeof conn === 'number') && isHeadWord(String(conn))) {
-    parts.push(`[${headText(String(conn))}]`);
+  if (typeof conn === 'string' && isHeadWord(conn)) {
+    parts.push(`[${headText(conn)}]`);
     delete rest['conn'];
   }
   const head = decisionHead(record, rest) ?? messageText(record['msg']);
   if (head) parts.push(head);
-  const showStack = options.allStacks === true || STACK_LEVELS.has(level);
-  for (const [key, value] of Object.entries(rest)) pushField(parts, keyText(key), value, showStack);
+  for (const [key, value] of Object.entries(rest)) pushField(parts, keyText(key), value);
   return parts.join(' ');
 }
 
 /**
- * The head of a policy decision line (conn, stage, tags, msg the first tag), removing from
- * `rest` what it shows; undefined for any other line. The tags stay as a field too when one of
- * them holds the separator, so that where one tag ends is never lost.
+ * The head of a policy decision line (conn, stage, verdict, tags, msg the first tag), removing
+ * from `rest` what it shows; undefined for any other line. The tags stay as a field too when
+ * the head alone would not say where each tag ends: a tag holds the separator, the first tag of
+ * a comma-joined head holds a space with nothing bracketed after it, or the stage's subject is
+ * not shown (then a last tag could pass for it).
  */
 function decisionHead(
   record: Record<string, unknown>,
@@ -114,6 +119,7 @@ function decisionHead(
   if (record['conn'] === undefined || typeof stage !== 'string' || typeof msg !== 'string') {
     return undefined;
   }
+  if (typeof record['verdict'] !== 'string') return undefined;
   if (!Array.isArray(tags) || tags.length === 0 || tags[0] !== msg) return undefined;
   if (!tags.every((tag): tag is string => typeof tag === 'string')) return undefined;
   const [first, ...others] = tags as [string, ...string[]];
@@ -130,7 +136,13 @@ function decisionHead(
   }
   const verdictStyle = VERDICT_WORD.test(first);
   const separator = verdictStyle ? ': ' : ', ';
-  if (!tags.some((tag) => tag === '' || tag.includes(separator.trim()))) delete rest['tags'];
+  const splittable = !tags.some((tag) => tag === '' || tag.includes(separator.trim()));
+  const subjectKnown = about === undefined || subject !== undefined;
+  const firstEnds =
+    verdictStyle ||
+    !first.includes(' ') ||
+    (subject !== undefined && BRACKETED_SUBJECTS.has(stage));
+  if (splittable && subjectKnown && firstEnds) delete rest['tags'];
   const words = others.map(headText);
   if (verdictStyle) {
     // REJECT: numeric hello name: 198.51.100.7
@@ -141,19 +153,20 @@ function decisionHead(
   return words.length ? `${lead} ${words.join(', ')}` : lead;
 }
 
-/** One field, flattened: nested objects as `key.sub=`, errors as their message (and stack). */
-function pushField(parts: string[], key: string, value: unknown, showStack: boolean): void {
+/**
+ * One field, flattened: nested objects as `key.sub=`, errors as `Type: message` with their own
+ * fields as `key.sub=` and their stack as `key.stack=` (a key with sub-keys of its own is an
+ * error: a plain value has none).
+ */
+function pushField(parts: string[], key: string, value: unknown): void {
   if (isErrorShaped(value)) {
     const { type, message, stack, ...more } = value;
-    const title = typeof type === 'string' && type !== '' ? `${type}: ${message}` : message;
-    parts.push(`${key}=${valueText(title)}`);
+    const title = `${type}: ${message}`;
+    parts.push(`${key}=${stringText(title)}`);
     for (const [sub, subValue] of Object.entries(more)) {
-      pushField(parts, `${key}.${keyText(sub)}`, subValue, showStack);
+      pushField(parts, `${key}.${keyText(sub)}`, subValue);
     }
-    if (showStack) {
-      const frames = stackText(stack);
-      if (frames) parts.push(`${key}.stack=${valueText(frames)}`);
-    }
+    parts.push(`${key}.stack=${stringText(stackText(stack, title))}`);
     return;
   }
   if (Array.isArray(value)) {
@@ -164,51 +177,81 @@ function pushField(parts: string[], key: string, value: unknown, showStack: bool
     const entries = Object.entries(value);
     if (entries.length === 0) parts.push(`${key}={}`);
     for (const [sub, subValue] of entries) {
-      pushField(parts, `${key}.${keyText(sub)}`, subValue, showStack);
+      pushField(parts, `${key}.${keyText(sub)}`, subValue);
     }
     return;
   }
-  parts.push(`${key}=${valueText(String(value))}`);
+  parts.push(`${key}=${typeof value === 'string' ? stringText(value) : quoted(String(value))}`);
 }
 
 /**
- * `[a,b]` for a list of plain values; JSON when an element holds a bracket or comma, is empty,
- * or is itself a list or object, so that the elements can always be told apart.
+ * `[a,b]` for a list of plain values, read back by splitting at the commas; JSON when an
+ * element holds a bracket or comma, is empty, or is a list or an object, and when `[a,b]`
+ * would itself read as JSON of other values (`["x"]`, `[1]` for the string "1").
  */
 function arrayText(values: unknown[]): string {
-  const simple = values.every(
+  const plain = values.every(
     (v) =>
       v === null ||
       typeof v === 'number' ||
       typeof v === 'boolean' ||
       (typeof v === 'string' && v !== '' && !/[[\],]/.test(v)),
   );
-  const text = simple ? `[${values.map(String).join(',')}]` : JSON.stringify(values);
-  return valueText(text);
+  const simple = `[${values.map(String).join(',')}]`;
+  const text = plain && readsAsItself(simple, values) ? simple : JSON.stringify(values);
+  return quoted(escapeForLog(text));
+}
+
+/** Whether `text` is no JSON, or JSON of exactly these values. */
+function readsAsItself(text: string, values: unknown[]): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return true;
+  }
+  return (
+    Array.isArray(parsed) &&
+    parsed.length === values.length &&
+    parsed.every((v, i) => v === values[i])
+  );
 }
 
 /**
- * A stack on one line: its frames (the first lines repeat the message, already shown) joined
- * with ` | `, a `caused by:` line kept where it falls.
+ * A stack on one line: its lines joined with ` | `, a `caused by:` line kept where it falls.
+ * The lines before the first frame are left out when they only repeat the error's title,
+ * which the line shows already.
  */
-function stackText(stack: string): string {
-  const lines = stack
-    .split('\n')
+function stackText(stack: string, title: string): string {
+  const lines = stack.split('\n');
+  const firstFrame = lines.findIndex((line) => line.trimStart().startsWith('at '));
+  const repeats = firstFrame > 0 && title.startsWith(lines.slice(0, firstFrame).join('\n'));
+  return (repeats ? lines.slice(firstFrame) : lines)
     .map((line) => line.trim())
-    .filter((line) => line !== '');
-  const firstFrame = lines.findIndex((line) => line.startsWith('at '));
-  return (firstFrame > 0 ? lines.slice(firstFrame) : lines).join(' | ');
+    .filter((line) => line !== '')
+    .join(' | ');
 }
 
-/** Escaped, and quoted when it is empty or holds a space, a quote or `=`. */
-function valueText(text: string): string {
-  const escaped = escapeForLog(text);
+/**
+ * A string value: escaped; quoted when it would read as a number, true, false or null, and a
+ * leading `[` or `{` written `\x5b` or `\x7b`, so that it never reads as a list or an object.
+ */
+function stringText(text: string): string {
+  const escaped = escapeForLog(text).replace(/^[[{]/, hexEscape);
+  return JSON_SCALAR.test(text) ? `"${escaped}"` : quoted(escaped);
+}
+
+/** Escaped text quoted when it is empty or holds a space, a quote or `=`. */
+function quoted(escaped: string): string {
   return escaped === '' || /[ "=]/.test(escaped) ? `"${escaped.replace(/"/g, '\\"')}"` : escaped;
 }
 
-/** A key that cannot pass for a value or split the pair: space, quote and `=` as `\xNN`. */
+/**
+ * A key that cannot pass for a value, split the pair or the path: space, quote, `=` and `.`
+ * as `\xNN` (the dots between a nested value's keys are the only ones left).
+ */
 function keyText(key: string): string {
-  return escapeForLog(key).replace(/[ "=]/g, hexEscape);
+  return escapeForLog(key).replace(/[ "=.]/g, hexEscape);
 }
 
 /** Text in the head: escaped, `=` too, so that no message or tag can pass for a field. */
@@ -216,8 +259,9 @@ function headText(text: string): string {
   return escapeForLog(text).replace(/=/g, hexEscape);
 }
 
+/** The message; a leading `[` escaped, so that it never reads as the `[conn]` before it. */
 function messageText(msg: unknown): string {
-  return msg === undefined ? '' : headText(String(msg));
+  return msg === undefined ? '' : headText(String(msg)).replace(/^\[/, hexEscape);
 }
 
 /** A conn id that fits between brackets; another stays a field. */
@@ -246,12 +290,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** What pino's `err` serializer makes of an Error: `type`, `message`, `stack` and own fields. */
+/**
+ * What pino's `err` serializer makes of an Error: `type`, `message`, `stack` and own fields. A
+ * type that is empty or holds `: ` would blur where the title's message begins: such an object
+ * is written as any other.
+ */
 function isErrorShaped(
   value: unknown,
-): value is { type?: unknown; message: string; stack: string } & Record<string, unknown> {
+): value is { type: string; message: string; stack: string } & Record<string, unknown> {
   return (
     isPlainObject(value) &&
+    typeof value['type'] === 'string' &&
+    value['type'] !== '' &&
+    !value['type'].includes(': ') &&
     typeof value['message'] === 'string' &&
     typeof value['stack'] === 'string'
   );
