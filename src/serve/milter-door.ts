@@ -42,8 +42,9 @@ export function policyMilter(hold: () => HeldEngine): MilterDefinition {
     name: 'mailgate',
     handler: () => new PolicyMilterHandler(hold()),
     actions: ['addHeader', 'changeHeader', 'quarantine'],
-    // Header fields and body chunks are only read: the MTA need not wait for an answer to each.
-    noReply: ['header', 'body'],
+    // Header fields, the end of the headers and body chunks are only read (the message checks
+    // start at the end of the headers): the MTA need not wait for an answer to each.
+    noReply: ['header', 'eoh', 'body'],
     // DKIM's simple canonicalization needs the whitespace after each colon as sent.
     headerLeadingSpace: true,
     macros: {

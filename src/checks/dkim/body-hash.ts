@@ -141,26 +141,18 @@ class BodyCanonicalizer {
   private relaxed(chunk: Buffer, start: number): void {
     const n = chunk.length;
     let at = start;
-    let space = -1; // the next SP and TAB at or after `at`, searched again once passed
-    let tab = -1;
-    // Each stretch read byte by byte ends in a hash update: prose gets longer and longer ones.
-    let stretch = BYTEWISE_STRETCH;
     while (at < n) {
       if (!this.space) {
-        if (space < at) space = found(chunk.indexOf(SP, at), n);
-        if (tab < at) tab = found(chunk.indexOf(TAB, at), n);
-        let end = Math.min(space, tab);
+        let end = plainUntil(chunk, at);
         // A CR before the whitespace is decided with it, byte by byte.
-        if (end < n && chunk[end - 1] === CR) end--;
+        if (end < n && end > at && chunk[end - 1] === CR) end--;
         if (end - at >= PLAIN_MIN) {
           this.simple(chunk, at, end);
           at = end;
-          stretch = BYTEWISE_STRETCH;
           continue;
         }
       }
-      at = this.relaxedBytes(chunk, at, at + stretch);
-      stretch *= 2;
+      at = this.relaxedBytes(chunk, at, at + BYTEWISE_STRETCH);
     }
   }
 
@@ -239,14 +231,74 @@ class BodyCanonicalizer {
   }
 }
 
-/** Stretches without whitespace shorter than this are read byte by byte all the same. */
+/** Stretches relaxed leaves alone shorter than this are read byte by byte all the same. */
 const PLAIN_MIN = 64;
-/** Bytes read one by one before looking for a stretch without whitespace again. */
-const BYTEWISE_STRETCH = 1024;
+/** Bytes read one by one after a change before looking for a stretch to pass whole again. */
+const BYTEWISE_STRETCH = 32;
 
-/** An indexOf result, `none` when nothing was found. */
-function found(at: number, none: number): number {
-  return at < 0 ? none : at;
+/** The word scan reads the byte after each byte from the next higher address as the next lane. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const SPACES = 0x20202020;
+const TABS = 0x09090909;
+const CRS = 0x0d0d0d0d;
+const ONES = 0x01010101;
+const HIGHS = 0x80808080;
+
+/**
+ * The high bit of each byte of `word` that equals the pattern's byte, and perhaps of a byte
+ * above one that does (the borrow of the subtraction): never a miss, sometimes one too many.
+ */
+function bytesEqual(word: number, pattern: number): number {
+  const x = word ^ pattern;
+  return (x - ONES) & ~x & HIGHS;
+}
+
+/**
+ * Where relaxed canonicalization may first change chunk[from...]: a tab, or a space followed
+ * by a space, a tab or a CR (a run, or whitespace at a line end), or a space whose next byte is
+ * in the next chunk; the chunk's length when there is none. It may answer a little early (up
+ * to a word before), never late. Prose has a space every few bytes, so the scan takes four
+ * bytes at a time where the chunk is aligned for it.
+ */
+function plainUntil(chunk: Buffer, from: number): number {
+  const n = chunk.length;
+  let i = from;
+  if (!LITTLE_ENDIAN) {
+    while (i < n && !changesAt(chunk, i)) i++;
+    return i;
+  }
+  // Byte by byte until the memory is aligned for 32-bit reads.
+  while (i < n && (chunk.byteOffset + i) % 4 !== 0) {
+    if (changesAt(chunk, i)) return i;
+    i++;
+  }
+  if (i >= n) return n;
+  const words = new Uint32Array(chunk.buffer, chunk.byteOffset + i, (n - i) >>> 2);
+  // The last word's follower is past the words; it is read byte by byte below.
+  const last = words.length - 1;
+  for (let w = 0; w < last; w++) {
+    const word = words[w]!;
+    // Each byte's follower: the next byte of the word, the first of the next word for the top.
+    const next = (word >>> 8) | (words[w + 1]! << 24);
+    const follow = bytesEqual(next, SPACES) | bytesEqual(next, TABS) | bytesEqual(next, CRS);
+    if (bytesEqual(word, TABS) | (bytesEqual(word, SPACES) & follow)) {
+      return i + w * 4;
+    }
+  }
+  for (let j = i + Math.max(last, 0) * 4; j < n; j++) {
+    if (changesAt(chunk, j)) return j;
+  }
+  return n;
+}
+
+/** Whether relaxed canonicalization may change the byte at `i` (see plainUntil). */
+function changesAt(chunk: Buffer, i: number): boolean {
+  const byte = chunk[i]!;
+  if (byte === TAB) return true;
+  if (byte !== SP) return false;
+  if (i + 1 >= chunk.length) return true;
+  const next = chunk[i + 1]!;
+  return next === SP || next === TAB || next === CR;
 }
 
 /** A byte relaxed canonicalization leaves alone whatever surrounds it. */

@@ -227,11 +227,39 @@ export async function fetchKey(
       if (records.length > 1) {
         return { kind: 'permerror', reason: `${records.length} key records at ${name}` };
       }
-      const parsed = parseKeyRecord((records[0] as { strings: string[] }).strings.join(''));
+      const parsed = parsedKeyRecord((records[0] as { strings: string[] }).strings.join(''));
       if (!parsed.ok) return { kind: 'permerror', reason: parsed.reason };
       return { kind: 'key', key: parsed.key };
     }
   }
+}
+
+/** Key records parsed lately, by their text: the same key signs message after message. */
+const PARSED = new Map<string, ReturnType<typeof parseKeyRecord>>();
+const PARSED_MAX = 256;
+/** Longer records (no real key is) are parsed every time rather than kept. */
+const PARSED_TEXT_MAX = 4096;
+
+/**
+ * parseKeyRecord, remembered for the most recent records: parsing the key and making its
+ * KeyObject (and OpenSSL's set-up for it at the first verification) cost more than verifying a
+ * small message. The answer depends on the text alone, so a cached one is the same answer.
+ */
+function parsedKeyRecord(text: string): ReturnType<typeof parseKeyRecord> {
+  if (text.length > PARSED_TEXT_MAX) return parseKeyRecord(text);
+  const known = PARSED.get(text);
+  if (known) {
+    // Most recently used last, so that the oldest goes first.
+    PARSED.delete(text);
+    PARSED.set(text, known);
+    return known;
+  }
+  // Shared by every verification from now on: nobody may change it.
+  const parsed = Object.freeze(parseKeyRecord(text));
+  if (parsed.ok) Object.freeze(parsed.key);
+  PARSED.set(text, parsed);
+  if (PARSED.size > PARSED_MAX) PARSED.delete(PARSED.keys().next().value!);
+  return parsed;
 }
 
 function shown(text: string): string {

@@ -253,10 +253,14 @@ describe('body canonicalization (RFC 6376 section 3.4.5)', () => {
       ' \r\n',
       '\x00',
       '\xe9',
+      // Prose: single spaces, which relaxed leaves alone, at every alignment.
+      'a few words of prose ',
+      'more prose, with single spaces and a line end\r\n',
+      ' x',
     ];
     const run = () =>
       'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo'.slice(0, 1 + random(35)).repeat(1 + random(4));
-    for (let round = 0; round < 400; round++) {
+    for (let round = 0; round < 1500; round++) {
       let body = '';
       const parts = random(40);
       for (let p = 0; p < parts; p++)
