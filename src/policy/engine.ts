@@ -45,6 +45,15 @@ export interface EngineServices extends PolicyServices, FactServices {
   store?: Store | null;
 }
 
+/**
+ * A decision's tags with the transaction's SPF result (`SPF pass`) when they do not name it:
+ * the line of a message that got through then says how SPF judged it, for reports.
+ */
+function withSpf(tags: string[], spf: string | undefined): string[] {
+  if (spf === undefined || tags.some((tag) => tag.startsWith('SPF '))) return tags;
+  return [...tags, `SPF ${spf}`];
+}
+
 /** Messages remembered so that the policy server counts each sender once. */
 const MAX_INSTANCES = 10_000;
 
@@ -419,7 +428,7 @@ export class PolicyEngine {
       action: decision.verdict === 'continue' ? 'pass' : decision.verdict,
       reason: decision.reason,
       stage,
-      tags: decision.tags,
+      tags: withSpf(decision.tags, session.transaction.spf),
     };
     if (facts.helo !== undefined) line.helo = logValue(facts.helo, 255);
     store.logDecision(line).catch((err: unknown) => {

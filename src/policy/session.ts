@@ -33,6 +33,8 @@ export interface TransactionState {
   quarantine?: string;
   /** The SPF policy ran for this transaction (not skipped by a vouching registry). */
   spfPolicy?: boolean;
+  /** The SPF result the policy judged, for the decision log of a message that got through. */
+  spf?: string;
   /** What the stage saw that counts for the sender's reputation; the engine records it. */
   observed?: ReputationEvent[];
   /** Lines for the administrator, logged once by the engine after the stage (`registry-alert`). */

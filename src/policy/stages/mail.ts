@@ -85,6 +85,7 @@ async function senderPolicy(session: PolicySession, settings: PolicySettings): P
   const { facts } = session;
   const spf = await facts.spf();
   session.transaction.spfPolicy = true;
+  session.transaction.spf = spf.result;
   observe(session, spfEvent(spf.result));
   const header = {
     name: 'Received-SPF',
