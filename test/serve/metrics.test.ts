@@ -136,6 +136,10 @@ test('every metric family moves after the requests that should move it, and surv
       ],
     });
     assert.ok(played.eom, 'the message reached end of message');
+    // The decision log's line of the delivered message says how SPF judged it (for reports).
+    const [delivered] = await daemon.store.findDecisions({ search: 'bob@rcpt.test', limit: 5 });
+    assert.equal(delivered?.stage, 'eom');
+    assert.ok(delivered?.tags?.includes('SPF pass'), JSON.stringify(delivered));
     assert.equal(await daemon.reload(), true);
     await writeFile(path, `${text}\n[nonsense]\n`);
     assert.equal(await daemon.reload(), false);
