@@ -29,12 +29,9 @@ export interface LoggerOptions {
   destination?: Writable;
 }
 
-/** pino's value for `debug`: at or below it, text lines show every error's stack. */
-const DEBUG_LEVEL = 20;
-
 /**
- * A pino logger for the daemon. Errors in fields named `err` are written with their stack (in
- * the text format: on error lines, and on every line at debug level).
+ * A pino logger for the daemon. Errors in fields named `err` are written with their stack, in
+ * the text format as in JSON.
  *
  * @example
  * const log = createLogger({ level: 'debug', format: 'text' });
@@ -53,8 +50,7 @@ export function createLogger(options: LoggerOptions = {}): PinoLogger {
     ...(options.format === 'text'
       ? {
           hooks: {
-            streamWrite: (line: string): string =>
-              jsonLineToText(line, { allStacks: logger.levelVal <= DEBUG_LEVEL }),
+            streamWrite: (line: string): string => jsonLineToText(line),
           },
         }
       : {}),

@@ -12,13 +12,8 @@
  */
 import { escapeForLog } from '../text/index.js';
 
-/** How a line is written. */
-export interface TextFormatOptions {
-  /**
-   * @deprecated Every line carries its errors' stacks, as the JSON line does; ignored.
-   */
-  allStacks?: boolean;
-}
+/** How a line is written (nothing to choose yet: every line carries all that its JSON has). */
+export type TextFormatOptions = Record<string, never>;
 
 /** pino's numeric levels, for a line whose level was not written as its label. */
 const LEVEL_LABELS: Record<number, string> = {
