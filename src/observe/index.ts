@@ -28,8 +28,10 @@ export {
   type ListenerGauge,
   labelWord,
   METRIC_CHECKS,
+  MetricCell,
   type MetricCheck,
   type MetricsDoor,
+  type StoreOperationCells,
 } from './metrics.js';
 export {
   buildReport,

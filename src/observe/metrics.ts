@@ -4,8 +4,13 @@
  * the resolver, the store and the doors get this object (or nothing, when metrics are off), never
  * the registry itself, so that every label set stays bounded: no addresses, domains or free text
  * ever become a label, only the words listed here or a word cut to a short token.
+ *
+ * The hot path adds to plain numbers: each label set's cell (a count, or a histogram's buckets,
+ * sum and count) is found once and kept, and prom-client reads the cells only when scraped. Its
+ * own counters hash and check their labels at every increment, which costs more than the
+ * decision being counted.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /** The door a decision came through. */
 export type MetricsDoor = 'milter' | 'policy';
@@ -53,6 +58,163 @@ export interface ListenerGauge {
   connections(): number;
 }
 
+/** One label set's numbers: a counter's count, or a histogram's buckets, sum and count. */
+export class MetricCell {
+  count = 0;
+  sum = 0;
+  readonly buckets: Float64Array | undefined;
+
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    private readonly bounds: readonly number[] | undefined,
+  ) {
+    this.buckets = bounds ? new Float64Array(bounds.length) : undefined;
+  }
+
+  inc(): void {
+    this.count++;
+  }
+
+  observe(seconds: number): void {
+    this.count++;
+    this.sum += seconds;
+    const bounds = this.bounds!;
+    for (let n = 0; n < bounds.length; n++) {
+      if (seconds <= bounds[n]!) {
+        this.buckets![n]!++;
+        return;
+      }
+    }
+  }
+}
+
+/** A value as a label: letters, digits, `_`, `-` and `.`, at most 32 characters; else `other`. */
+function safeLabel(value: string): string {
+  return /^[A-Za-z0-9_.-]{1,32}$/u.test(value) ? value : 'other';
+}
+
+/** Label values kept apart per level at most; more become `other` (a bound on the label sets). */
+const MAX_VALUES_PER_LABEL = 100;
+
+/** One level of a family's label values: a value's node holds the next label's values. */
+interface LabelNode {
+  label: string;
+  parent?: LabelNode;
+  children: Map<string, LabelNode | MetricCell>;
+}
+
+/** The label values on the way to a node, from the first label. */
+function labelsOf(node: LabelNode): string[] {
+  const labels: string[] = [];
+  for (let at: LabelNode | undefined = node; at?.parent; at = at.parent) labels.unshift(at.label);
+  return labels;
+}
+
+/**
+ * A metric family of plain-number cells, in the shape prom-client's registry reads (its `get`):
+ * counters as their counts, histograms as cumulative buckets, `_sum` and `_count`.
+ */
+class CellFamily {
+  readonly #root: LabelNode = { label: '', children: new Map() };
+  readonly #cells: MetricCell[] = [];
+  #single: MetricCell | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'histogram',
+    readonly labelNames: readonly string[],
+    readonly bounds?: readonly number[],
+  ) {}
+
+  /**
+   * The cell of these label values (made at the first call, then the same one). A value that
+   * is no label word is counted as `other`, and so is every new value of a label that already
+   * has MAX_VALUES_PER_LABEL: what a label can hold is bounded whatever the caller passes.
+   */
+  at(...values: string[]): MetricCell {
+    const last = this.labelNames.length - 1;
+    if (last < 0) {
+      this.#single ??= this.#cell([]);
+      return this.#single;
+    }
+    let node = this.#root;
+    for (let n = 0; ; n++) {
+      const value = values[n] ?? '';
+      let next = node.children.get(value);
+      if (next === undefined) {
+        const label = node.children.size >= MAX_VALUES_PER_LABEL ? 'other' : safeLabel(value);
+        next = node.children.get(label);
+        if (next === undefined) {
+          next =
+            n === last
+              ? this.#cell([...labelsOf(node), label])
+              : { label, parent: node, children: new Map() };
+          node.children.set(label, next);
+        }
+        // The value as given finds the same cell next time, without being checked again.
+        if (node.children.size < 2 * MAX_VALUES_PER_LABEL) node.children.set(value, next);
+      }
+      if (n === last) return next as MetricCell;
+      node = next as LabelNode;
+    }
+  }
+
+  #cell(labelValues: string[]): MetricCell {
+    const labels: Record<string, string> = {};
+    this.labelNames.forEach((name, n) => {
+      labels[name] = labelValues[n] ?? '';
+    });
+    const cell = new MetricCell(labels, this.bounds);
+    this.#cells.push(cell);
+    return cell;
+  }
+
+  get() {
+    const values: Array<{
+      labels: Record<string, string | number>;
+      value: number;
+      metricName?: string;
+    }> = [];
+    for (const cell of this.#cells) {
+      if (this.type === 'counter') {
+        values.push({ labels: { ...cell.labels }, value: cell.count });
+        continue;
+      }
+      let cumulative = 0;
+      this.bounds!.forEach((bound, n) => {
+        cumulative += cell.buckets![n]!;
+        values.push({
+          labels: { ...cell.labels, le: bound },
+          value: cumulative,
+          metricName: `${this.name}_bucket`,
+        });
+      });
+      values.push(
+        {
+          labels: { ...cell.labels, le: '+Inf' },
+          value: cell.count,
+          metricName: `${this.name}_bucket`,
+        },
+        { labels: { ...cell.labels }, value: cell.sum, metricName: `${this.name}_sum` },
+        { labels: { ...cell.labels }, value: cell.count, metricName: `${this.name}_count` },
+      );
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
+  }
+
+  /** prom-client's registry may ask a metric to reset; counters here only ever count up. */
+  reset(): void {}
+}
+
+/** The cells a store operation counts into, found once per operation. */
+export interface StoreOperationCells {
+  ok: MetricCell;
+  error: MetricCell;
+  errors: MetricCell;
+  seconds: MetricCell;
+}
+
 /**
  * The metrics of one daemon.
  *
@@ -63,23 +225,22 @@ export interface ListenerGauge {
  */
 export class DaemonMetrics {
   readonly registry = new Registry();
-  readonly #decisions: Counter<'door' | 'stage' | 'verdict'>;
-  readonly #stageSeconds: Histogram<'door' | 'stage'>;
-  readonly #checks: Counter<'check' | 'result'>;
-  readonly #checkSeconds: Histogram<'check'>;
-  readonly #dnsQueries: Counter<'type' | 'outcome'>;
-  readonly #dnsSeconds: Histogram<never>;
-  readonly #dnsTimeouts: Counter<never>;
-  readonly #dnsCache: Counter<'result'>;
-  readonly #storeOps: Counter<'operation' | 'outcome'>;
-  readonly #storeErrors: Counter<'operation'>;
-  readonly #storeSeconds: Histogram<'operation'>;
-  readonly #cbv: Counter<'event'>;
-  readonly #cbvResults: Counter<'result'>;
-  readonly #reloads: Counter<'outcome'>;
+  readonly #decisions: CellFamily;
+  readonly #stageSeconds: CellFamily;
+  readonly #checks: CellFamily;
+  readonly #checkSeconds: CellFamily;
+  readonly #dnsQueries: CellFamily;
+  readonly #dnsSeconds: MetricCell;
+  readonly #dnsTimeouts: MetricCell;
+  readonly #dnsHit: MetricCell;
+  readonly #dnsMiss: MetricCell;
+  readonly #storeOps: CellFamily;
+  readonly #storeErrors: CellFamily;
+  readonly #storeSeconds: CellFamily;
+  readonly #cbv: CellFamily;
+  readonly #cbvResults: CellFamily;
+  readonly #reloads: CellFamily;
   readonly #listeners: ListenerGauge[] = [];
-  /** Label values already seen, so that each child is looked up once, not per call. */
-  readonly #children = new Map<string, { inc(n?: number): void; observe?(v: number): void }>();
 
   constructor(options: { version?: string; processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -90,92 +251,108 @@ export class DaemonMetrics {
       labelNames: ['version'],
       registers,
     }).set({ version: options.version ?? 'unknown' }, 1);
-    this.#decisions = new Counter({
-      name: 'mailgate_decisions_total',
-      help: 'Decisions by door, stage and verdict (continue, accept, reject, tempfail, ...)',
-      labelNames: ['door', 'stage', 'verdict'],
-      registers,
-    });
-    this.#stageSeconds = new Histogram({
-      name: 'mailgate_stage_duration_seconds',
-      help: 'Time from a stage being asked to its decision',
-      labelNames: ['door', 'stage'],
-      buckets: SECONDS,
-      registers,
-    });
-    this.#checks = new Counter({
-      name: 'mailgate_check_results_total',
-      help: 'Results of the checks by check and result word',
-      labelNames: ['check', 'result'],
-      registers,
-    });
-    this.#checkSeconds = new Histogram({
-      name: 'mailgate_check_duration_seconds',
-      help: 'Time a check took, DNS work included',
-      labelNames: ['check'],
-      buckets: SECONDS,
-      registers,
-    });
-    this.#dnsQueries = new Counter({
-      name: 'mailgate_dns_queries_total',
-      help: 'DNS queries sent (cache misses) by record type and outcome',
-      labelNames: ['type', 'outcome'],
-      registers,
-    });
-    this.#dnsSeconds = new Histogram({
-      name: 'mailgate_dns_query_duration_seconds',
-      help: 'Time from sending a DNS query to its outcome',
-      buckets: SECONDS,
-      registers,
-    });
-    this.#dnsTimeouts = new Counter({
-      name: 'mailgate_dns_timeouts_total',
-      help: 'DNS queries that no server answered in time',
-      registers,
-    });
-    this.#dnsCache = new Counter({
-      name: 'mailgate_dns_cache_total',
-      help: 'DNS lookups answered from the cache (hit) or sent out (miss)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.#storeOps = new Counter({
-      name: 'mailgate_store_operations_total',
-      help: 'Store operations by operation and outcome (ok, error)',
-      labelNames: ['operation', 'outcome'],
-      registers,
-    });
-    this.#storeErrors = new Counter({
-      name: 'mailgate_store_errors_total',
-      help: 'Store operations that failed',
-      labelNames: ['operation'],
-      registers,
-    });
-    this.#storeSeconds = new Histogram({
-      name: 'mailgate_store_operation_duration_seconds',
-      help: 'Time a store operation took',
-      labelNames: ['operation'],
-      buckets: SECONDS,
-      registers,
-    });
-    this.#cbv = new Counter({
-      name: 'mailgate_cbv_total',
-      help: 'Call-back verification: calls made, answers from the cache, calls refused by the rate limit',
-      labelNames: ['event'],
-      registers,
-    });
-    this.#cbvResults = new Counter({
-      name: 'mailgate_cbv_results_total',
-      help: 'Call-back verification outcomes (accepted, rejected, tempfail)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.#reloads = new Counter({
-      name: 'mailgate_reloads_total',
-      help: 'Configuration reloads by outcome (ok, failed)',
-      labelNames: ['outcome'],
-      registers,
-    });
+    const family = (
+      name: string,
+      help: string,
+      type: 'counter' | 'histogram',
+      labelNames: string[],
+    ): CellFamily => {
+      const made = new CellFamily(
+        name,
+        help,
+        type,
+        labelNames,
+        type === 'histogram' ? SECONDS : undefined,
+      );
+      this.registry.registerMetric(made as unknown as Parameters<Registry['registerMetric']>[0]);
+      return made;
+    };
+    this.#decisions = family(
+      'mailgate_decisions_total',
+      'Decisions by door, stage and verdict (continue, accept, reject, tempfail, ...)',
+      'counter',
+      ['door', 'stage', 'verdict'],
+    );
+    this.#stageSeconds = family(
+      'mailgate_stage_duration_seconds',
+      'Time from a stage being asked to its decision',
+      'histogram',
+      ['door', 'stage'],
+    );
+    this.#checks = family(
+      'mailgate_check_results_total',
+      'Results of the checks by check and result word',
+      'counter',
+      ['check', 'result'],
+    );
+    this.#checkSeconds = family(
+      'mailgate_check_duration_seconds',
+      'Time a check took, DNS work included',
+      'histogram',
+      ['check'],
+    );
+    this.#dnsQueries = family(
+      'mailgate_dns_queries_total',
+      'DNS queries sent (cache misses) by record type and outcome',
+      'counter',
+      ['type', 'outcome'],
+    );
+    this.#dnsSeconds = family(
+      'mailgate_dns_query_duration_seconds',
+      'Time from sending a DNS query to its outcome',
+      'histogram',
+      [],
+    ).at();
+    this.#dnsTimeouts = family(
+      'mailgate_dns_timeouts_total',
+      'DNS queries that no server answered in time',
+      'counter',
+      [],
+    ).at();
+    const cache = family(
+      'mailgate_dns_cache_total',
+      'DNS lookups answered from the cache (hit) or sent out (miss)',
+      'counter',
+      ['result'],
+    );
+    this.#dnsHit = cache.at('hit');
+    this.#dnsMiss = cache.at('miss');
+    this.#storeOps = family(
+      'mailgate_store_operations_total',
+      'Store operations by operation and outcome (ok, error)',
+      'counter',
+      ['operation', 'outcome'],
+    );
+    this.#storeErrors = family(
+      'mailgate_store_errors_total',
+      'Store operations that failed',
+      'counter',
+      ['operation'],
+    );
+    this.#storeSeconds = family(
+      'mailgate_store_operation_duration_seconds',
+      'Time a store operation took (appends to the decision log are batched, so not timed)',
+      'histogram',
+      ['operation'],
+    );
+    this.#cbv = family(
+      'mailgate_cbv_total',
+      'Call-back verification: verifications the cache could not answer, answers from the cache, calls refused by the rate limit',
+      'counter',
+      ['event'],
+    );
+    this.#cbvResults = family(
+      'mailgate_cbv_results_total',
+      'Call-back verification outcomes (accepted, rejected, tempfail)',
+      'counter',
+      ['result'],
+    );
+    this.#reloads = family(
+      'mailgate_reloads_total',
+      'Configuration reloads by outcome (ok, failed)',
+      'counter',
+      ['outcome'],
+    );
     const listeners = this.#listeners;
     new Gauge({
       name: 'mailgate_open_connections',
@@ -192,50 +369,66 @@ export class DaemonMetrics {
 
   /** A decision of the engine, with the time the stage took. */
   decision(door: MetricsDoor, stage: string, verdict: string, seconds: number): void {
-    this.#child(this.#decisions, 'd', door, stage, labelWord(verdict)).inc();
-    this.#child(this.#stageSeconds, 's', door, stage).observe?.(seconds);
+    this.#decisions.at(door, stage, verdict).inc();
+    this.#stageSeconds.at(door, stage).observe(seconds);
   }
 
   /** A check's result word, with the time it took when known. */
   check(check: MetricCheck, result: string, seconds?: number): void {
-    this.#child(this.#checks, 'c', check, labelWord(result)).inc();
-    if (seconds !== undefined) this.#child(this.#checkSeconds, 't', check).observe?.(seconds);
+    this.#checks.at(check, result).inc();
+    if (seconds !== undefined) this.#checkSeconds.at(check).observe(seconds);
   }
 
   /** A DNS query that went out, and how it ended. */
   dnsQuery(type: string, outcome: DnsQueryOutcome, seconds: number): void {
-    const t = DNS_TYPES.has(type) ? type : 'other';
-    this.#child(this.#dnsQueries, 'q', t, outcome).inc();
+    this.#dnsQueries.at(DNS_TYPES.has(type) ? type : 'other', outcome).inc();
     this.#dnsSeconds.observe(seconds);
     if (outcome === 'timeout') this.#dnsTimeouts.inc();
   }
 
   /** A lookup answered from the cache (hit) or not (miss). */
   dnsCache(hit: boolean): void {
-    this.#child(this.#dnsCache, 'h', hit ? 'hit' : 'miss').inc();
+    (hit ? this.#dnsHit : this.#dnsMiss).inc();
+  }
+
+  /**
+   * The cells of a store operation (a Store method name), for a caller that counts it at every
+   * call: found once, they cost an addition each.
+   */
+  storeCells(operation: string): StoreOperationCells {
+    const op = labelWord(operation.toLowerCase());
+    return {
+      ok: this.#storeOps.at(op, 'ok'),
+      error: this.#storeOps.at(op, 'error'),
+      errors: this.#storeErrors.at(op),
+      seconds: this.#storeSeconds.at(op),
+    };
   }
 
   /** A store operation (a Store method name) and whether it worked. */
   storeOperation(operation: string, ok: boolean, seconds: number): void {
-    const op = labelWord(operation.toLowerCase());
-    this.#child(this.#storeOps, 'o', op, ok ? 'ok' : 'error').inc();
-    if (!ok) this.#child(this.#storeErrors, 'e', op).inc();
-    this.#child(this.#storeSeconds, 'p', op).observe?.(seconds);
+    const cells = this.storeCells(operation);
+    if (ok) cells.ok.inc();
+    else {
+      cells.error.inc();
+      cells.errors.inc();
+    }
+    cells.seconds.observe(seconds);
   }
 
   /** A call-back verification event. */
   cbv(event: CbvEvent): void {
-    this.#child(this.#cbv, 'b', event).inc();
+    this.#cbv.at(event).inc();
   }
 
   /** A call-back verification outcome. */
   cbvResult(result: string): void {
-    this.#child(this.#cbvResults, 'r', labelWord(result)).inc();
+    this.#cbvResults.at(result).inc();
   }
 
   /** A reload, and whether the new configuration is in force. */
   reload(ok: boolean): void {
-    this.#reloads.inc({ outcome: ok ? 'ok' : 'failed' });
+    this.#reloads.at(ok ? 'ok' : 'failed').inc();
   }
 
   /** Counts a listener's open connections at each scrape. */
@@ -248,26 +441,5 @@ export class DaemonMetrics {
     for (let n = this.#listeners.length - 1; n >= 0; n--) {
       if (this.#listeners[n]!.door === door) this.#listeners.splice(n, 1);
     }
-  }
-
-  /**
-   * The metric's child for these label values, made once: prom-client hashes the label object
-   * at every call otherwise, which is most of a counter's cost on the hot path.
-   */
-  #child(
-    metric: Counter<string> | Histogram<string>,
-    tag: string,
-    ...values: string[]
-  ): { inc(n?: number): void; observe?(v: number): void } {
-    const key = `${tag}\0${values.join('\0')}`;
-    let child = this.#children.get(key);
-    if (!child) {
-      child = (metric as Counter<string>).labels(...values) as {
-        inc(n?: number): void;
-        observe?(v: number): void;
-      };
-      this.#children.set(key, child);
-    }
-    return child;
   }
 }

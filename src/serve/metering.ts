@@ -4,54 +4,84 @@
  * hits, rate limits, outcomes) and the resolver's observer. Metrics off, none of this is built.
  */
 import type { ResolverObserver } from '../dns/types.js';
-import type { DaemonMetrics, DnsQueryOutcome } from '../observe/index.js';
+import type { DaemonMetrics, DnsQueryOutcome, StoreOperationCells } from '../observe/index.js';
 import type { SenderVerifier, VerificationOutcome } from '../policy/index.js';
 import type { Store } from '../store/types.js';
 
+/** Appends the store batches: their time says nothing of the database, so they are counted only. */
+const COUNTED_ONLY = new Set(['logDecision']);
+
 /**
- * The store with every method counted in `mailgate_store_operations_total` by its name.
+ * The store with every method counted in `mailgate_store_operations_total` by its name, and
+ * timed. Each method's cells are found once, here: a call costs two clock reads and additions.
  *
  * @example
  * const store = meteredStore(await openStore(url), metrics);
  * await store.ping();  // mailgate_store_operations_total{operation="ping",outcome="ok"} 1
  */
 export function meteredStore(store: Store, metrics: DaemonMetrics): Store {
-  const wrapped = new Map<PropertyKey, unknown>();
-  return new Proxy(store, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      let fn = wrapped.get(property);
-      if (!fn) {
-        const operation = String(property);
-        const method = value as (...args: unknown[]) => unknown;
-        fn = (...args: unknown[]): unknown => {
-          const begun = performance.now();
-          const seconds = () => (performance.now() - begun) / 1000;
-          let result: unknown;
-          try {
-            result = method.apply(target, args);
-          } catch (err) {
-            metrics.storeOperation(operation, false, seconds());
-            throw err;
-          }
-          if (!(result instanceof Promise)) return result;
-          return result.then(
-            (value) => {
-              metrics.storeOperation(operation, true, seconds());
-              return value;
-            },
-            (err: unknown) => {
-              metrics.storeOperation(operation, false, seconds());
-              throw err;
-            },
-          );
-        };
-        wrapped.set(property, fn);
+  const metered: Record<string, unknown> = {};
+  for (const name of methodNames(store)) {
+    const method = (store as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!;
+    // Found at the first call: a method never called makes no series.
+    let found: StoreOperationCells | undefined;
+    const cellsOf = () => {
+      found ??= metrics.storeCells(name);
+      return found;
+    };
+    const timed = !COUNTED_ONLY.has(name);
+    const failed = (begun: number) => {
+      const cells = cellsOf();
+      cells.error.inc();
+      cells.errors.inc();
+      if (timed) cells.seconds.observe((performance.now() - begun) / 1000);
+    };
+    metered[name] = (...args: unknown[]): unknown => {
+      const begun = timed ? performance.now() : 0;
+      let result: unknown;
+      try {
+        result = method.apply(store, args);
+      } catch (err) {
+        failed(begun);
+        throw err;
       }
-      return fn;
-    },
-  });
+      if (!(result instanceof Promise)) return result;
+      return result.then(
+        (value) => {
+          const cells = cellsOf();
+          cells.ok.inc();
+          if (timed) cells.seconds.observe((performance.now() - begun) / 1000);
+          return value;
+        },
+        (err: unknown) => {
+          failed(begun);
+          throw err;
+        },
+      );
+    };
+  }
+  // What is not a method is read from the store itself.
+  for (const name of ['kind', 'description'] as const) {
+    Object.defineProperty(metered, name, { get: () => store[name], enumerable: true });
+  }
+  return metered as unknown as Store;
+}
+
+/** The methods of an object and of the classes it comes from. */
+function methodNames(object: object): string[] {
+  const names = new Set<string>();
+  for (
+    let at: object | null = object;
+    at !== null && at !== Object.prototype;
+    at = Object.getPrototypeOf(at)
+  ) {
+    for (const name of Object.getOwnPropertyNames(at)) {
+      if (name === 'constructor') continue;
+      const descriptor = Object.getOwnPropertyDescriptor(at, name);
+      if (descriptor && typeof descriptor.value === 'function') names.add(name);
+    }
+  }
+  return [...names];
 }
 
 /**
