@@ -2,7 +2,18 @@
  * bench:milter-policy — complete milter transactions per second, and latency per transaction,
  * with SPF policy on: mailgate's milter (`mailgate serve` with `[milter]` on) against Debian's
  * pyspf-milter (bench/pyspf-milter.ts), in the same run, alternating rounds, at concurrency 1
- * and 50.
+ * and 50; and mailgate with its metrics on against itself with them off.
+ *
+ * Contenders: `mailgate`; `mailgate-metrics`, the same configuration plus
+ * `[http] listen = ["inet:PORT@127.0.0.1"]` (a free port), which turns the daemon's metrics on
+ * (`metrics = true` is the default): the engine, the resolver and the store count and time what
+ * they do. It has its own SQLite file, so that both start equal, and is started, warmed and
+ * measured exactly like mailgate, in the same rounds. While it runs, this process asks it for
+ * http://127.0.0.1:PORT/metrics every 5 s with Prometheus's request headers; a scrape that fails
+ * (nothing listening, say) is counted and said once, and the measuring goes on: what is measured
+ * is the cost of collecting on the hot path. `pyspf-milter`, the peer. bench/milter.ts has no
+ * metrics contender: it measures the bare milter library with a handler that does nothing, and
+ * without the policy engine there is nothing for the daemon's metrics to count.
  *
  * Workload (bench/milter-policy-world.ts): 1000 seeded SMTP transactions whose senders' SPF
  * gives pass (50%), fail (20%, rejected at MAIL FROM), softfail from a domain both milters accept
@@ -34,29 +45,35 @@
  * shown, by kind), then per concurrency an untimed warm-up round on each and the timed rounds,
  * which go round-robin (the order rotates each round), each starting at the first transaction.
  * tx/s is the median round; the ratio is the median over rounds of the ratio within the round;
- * p50 and p99 are over every transaction of the timed rounds. pyspf-milter keeps no DNS cache
+ * p50 and p99 are over every transaction of the timed rounds. The metrics cost at a concurrency
+ * is 1 - mailgate-metrics/mailgate, that ratio taken the same way, so that both sides of each
+ * in-round ratio shared the machine's state. pyspf-milter keeps no DNS cache
  * between messages (pyspf caches within one check): every message asks the DNS server again,
  * which is how it runs in production too (behind a local caching resolver, the part the fixture
  * server plays here).
  *
  * Goals: mailgate ≥ 5x pyspf-milter's transactions/s at concurrency 50; a lower p99 than
- * pyspf-milter at both concurrencies. Each is reported met or NOT MET.
+ * pyspf-milter at both concurrencies; mailgate-metrics/mailgate ≥ 0.95 at each concurrency
+ * (metrics cost at most 5 %). Each is reported met or NOT MET.
  *
  * Settings (argument or environment): --seconds=N per timed round (BENCH_SECONDS, 3),
  * --rounds=N (BENCH_ROUNDS, 5), --warmup-seconds=N (BENCH_WARMUP_SECONDS, 1),
- * --concurrency=1,50 (BENCH_CONCURRENCY), --servers=mailgate,pyspf-milter (BENCH_SERVERS; `null`
- * adds bench/null-milter.ts, which answers every step at once: this client's ceiling here),
+ * --concurrency=1,50 (BENCH_CONCURRENCY), --servers=mailgate,mailgate-metrics,pyspf-milter
+ * (BENCH_SERVERS; `null` adds bench/null-milter.ts, which answers every step at once: this
+ * client's ceiling here),
  * --from=source|dist (BENCH_FROM, source: `mailgate serve` from the TypeScript sources through
  * test/support/cli-entry.ts; dist: bin/mailgate), --peer-helo-reject=No_Check
  * (BENCH_PEER_HELO_REJECT: pyspf-milter's HELO_reject; Fail is the shipped value),
  * --peer-socket=unix|inet (BENCH_PEER_SOCKET, unix: where pyspf-milter listens), --mailgate-socket=unix|inet
- * (BENCH_MAILGATE_SOCKET, unix: where mailgate listens; the same transport as the peer by default), --keep (keep the
+ * (BENCH_MAILGATE_SOCKET, unix: where mailgate and mailgate-metrics listen; the same transport as the peer by default),
+ * --profile-dir=DIR (BENCH_PROFILE_DIR: run mailgate and mailgate-metrics under `node --cpu-prof`, each leaving its
+ * profile in DIR/NAME, and print their top functions and the time spent in the metrics code), --keep (keep the
  * temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000: give up, exit 1).
  * `--netns=NAME` is internal: it marks the run inside the namespace.
  *
  * For checking the harness only: --mailgate-cmd='COMMAND' (BENCH_MAILGATE_CMD) runs COMMAND as
- * the mailgate side instead of `mailgate serve`, with {port}, {config} and {dir} replaced and a
- * first word `node` meaning this node; it must listen on inet:{port}@127.0.0.1. The output then
+ * both mailgate contenders instead of `mailgate serve`, with {port}, {config} and {dir} replaced
+ * and a first word `node` meaning this node; it must listen on inet:{port}@127.0.0.1. The output then
  * says loudly that the mailgate figures are not mailgate's. E.g. the sample milter:
  * --mailgate-cmd='node bin/mailgate sample-milter --listen inet:{port}@127.0.0.1'.
  *
@@ -68,9 +85,9 @@
  * node --import tsx bench/milter-policy.ts --seconds=5
  * node --import tsx bench/milter-policy.ts --servers=pyspf-milter --rounds=3
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ChildServer, DnsFixture, printWarnings } from './child.js';
@@ -87,6 +104,7 @@ import {
   table,
   wholeNumbers,
 } from './common.js';
+import { MetricsScraper, printProfile } from './metrics-scraper.js';
 import { type Outcome, oneTransaction } from './milter-policy-client.js';
 import {
   buildMilterPolicyWorld,
@@ -122,16 +140,23 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-const SERVER_NAMES = ['mailgate', PEER_NAME, 'null'] as const;
+const SERVER_NAMES = ['mailgate', 'mailgate-metrics', PEER_NAME, 'null'] as const;
 /** Run unless --servers says otherwise; `null` is for information only. */
-const DEFAULT_SERVERS = ['mailgate', PEER_NAME] as const;
+const DEFAULT_SERVERS = ['mailgate', 'mailgate-metrics', PEER_NAME] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
+/** The two runs of `mailgate serve`: metrics off and on. */
+type MailgateName = 'mailgate' | 'mailgate-metrics';
 type MilterServer = ChildServer<ServerName>;
 
 const GOALS = {
   /** mailgate/pyspf-milter transactions per second at the highest concurrency. */
   vsPeer: 5,
+  /** mailgate-metrics/mailgate transactions per second at each concurrency: metrics cost ≤ 5 %. */
+  metricsOn: 0.95,
 } as const;
+
+/** How often mailgate-metrics is scraped: a busy Prometheus job's interval (the default is 1 min). */
+const SCRAPE_EVERY_MS = 5000;
 
 interface Settings {
   concurrencies: number[];
@@ -145,6 +170,8 @@ interface Settings {
   peerSocket: PeerSocket;
   /** Where mailgate listens: a unix socket (as the peer, by default) or TCP on loopback. */
   mailgateSocket: PeerSocket;
+  /** Where the mailgate contenders leave their CPU profiles, each under its name; absolute. */
+  profileDir: string | undefined;
   keep: boolean;
   timeLimitMs: number;
   /** Set in the run inside the namespace: its name. */
@@ -200,6 +227,7 @@ function readSettings(): Settings {
       `bench:milter-policy: --mailgate-socket takes ${PEER_SOCKETS.join(' or ')}; got ${mailgateSocket}`,
     );
   }
+  const profileDir = setting('profile-dir', 'BENCH_PROFILE_DIR', '');
   return {
     concurrencies,
     seconds: positiveNumber('seconds', 'BENCH_SECONDS', 3, false),
@@ -211,6 +239,8 @@ function readSettings(): Settings {
     peerHeloReject: heloReject as HeloReject,
     peerSocket: peerSocket as PeerSocket,
     mailgateSocket: mailgateSocket as PeerSocket,
+    // Absolute: the run inside the namespace, and the servers, have working directories of their own.
+    profileDir: profileDir ? resolve(profileDir) : undefined,
     keep: process.argv.includes('--keep'),
     timeLimitMs: positiveNumber('time-limit-ms', 'BENCH_TIME_LIMIT_MS', 300_000),
     netns:
@@ -233,10 +263,20 @@ function loud(lines: string[]): string {
 // ---------------------------------------------------------------------------------------------
 // mailgate
 
-/** The configuration of the brief, with `[log] level = "warn"` (no line per message). */
-function mailgateConfig(listen: string, dir: string, dnsAddress: string): string {
+/**
+ * The configuration of the brief, with `[log] level = "warn"` (no line per message); with
+ * `httpPort`, `[http]` listens there, which turns the metrics on. Each contender has its own
+ * SQLite file.
+ */
+function mailgateConfig(
+  name: MailgateName,
+  listen: string,
+  dir: string,
+  dnsAddress: string,
+  httpPort?: number,
+): string {
   return [
-    ...mailgateConfigHead('bench/milter-policy.ts', RECEIVER, dnsAddress, join(dir, 'mailgate.db')),
+    ...mailgateConfigHead('bench/milter-policy.ts', RECEIVER, dnsAddress, join(dir, `${name}.db`)),
     '',
     '[policyd]',
     'enabled = false',
@@ -257,6 +297,7 @@ function mailgateConfig(listen: string, dir: string, dnsAddress: string): string
     '[greylist]',
     'enabled = false',
     '',
+    ...(httpPort === undefined ? [] : ['[http]', `listen = ["inet:${httpPort}@127.0.0.1"]`, '']),
   ].join('\n');
 }
 
@@ -266,6 +307,7 @@ function mailgateCommand(
   port: number,
   config: string,
   dir: string,
+  profileDir: string | undefined,
 ): { command: string; args: string[]; what: string } {
   if (settings.mailgateCmd) {
     const words = settings.mailgateCmd
@@ -288,9 +330,10 @@ function mailgateCommand(
     settings.from === 'dist'
       ? [join(REPO, 'bin', 'mailgate')]
       : ['--import', 'tsx', join(REPO, 'test', 'support', 'cli-entry.ts')];
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   return {
     command: process.execPath,
-    args: [...entry, 'serve', '--config', config],
+    args: [...nodeFlags, ...entry, 'serve', '--config', config],
     what: `mailgate serve ${settings.from === 'dist' ? '(bin/mailgate, dist/)' : '(TypeScript sources, tsx)'}`,
   };
 }
@@ -299,26 +342,37 @@ async function startMailgate(
   settings: Settings,
   dir: string,
   dnsAddress: string,
+  name: MailgateName,
+  httpPort?: number,
 ): Promise<{ server: MilterServer; what: string }> {
   const port = await freePort();
-  const socketPath = join(dir, 'mailgate.sock');
+  const socketPath = join(dir, `${name}.sock`);
   // A stand-in command listens where {port} says; mailgate itself where --mailgate-socket says.
   const unix = settings.mailgateSocket === 'unix' && !settings.mailgateCmd;
-  const config = join(dir, 'mailgate.toml');
+  const config = join(dir, `${name}.toml`);
   writeFileSync(
     config,
-    mailgateConfig(unix ? `unix:${socketPath}` : `inet:${port}@127.0.0.1`, dir, dnsAddress),
+    mailgateConfig(
+      name,
+      unix ? `unix:${socketPath}` : `inet:${port}@127.0.0.1`,
+      dir,
+      dnsAddress,
+      httpPort,
+    ),
   );
-  const { command, args, what } = mailgateCommand(settings, port, config, dir);
+  const profileDir = settings.profileDir ? join(settings.profileDir, name) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const { command, args, what } = mailgateCommand(settings, port, config, dir, profileDir);
   const server = await ChildServer.start<ServerName>({
-    name: 'mailgate',
+    name,
     command,
     args,
     cwd: REPO,
     // `serve` logs "started" at info, which `warn` leaves out: the socket says when it is ready.
     ready: unix ? { path: socketPath } : { port },
     readyTimeoutMs: 30_000,
-    stopGraceMs: 5000,
+    // Writing a CPU profile on the way out takes a while.
+    stopGraceMs: profileDir ? 20_000 : 5000,
   });
   return { server, what };
 }
@@ -491,6 +545,74 @@ function checkAnswers(name: string, what: string, tally: Tally, warnings: string
 }
 
 // ---------------------------------------------------------------------------------------------
+// Metrics on vs off
+
+/**
+ * The metrics cost: mailgate-metrics/mailgate per concurrency against its goal, with the ratios
+ * of every round (their spread is the noise the median has to beat), the server CPU per
+ * transaction of each, which tells a cost in CPU from one in waiting, and p99 off and on; then
+ * plainly whether it was met.
+ */
+function printMetricsCost(
+  concurrencies: number[],
+  of: (name: ServerName, c: number) => Round[],
+  ratio: (a: ServerName, b: ServerName, c: number) => number | undefined,
+  p: (name: ServerName, c: number, q: number) => number | undefined,
+  scraper: MetricsScraper | undefined,
+  standIn: boolean,
+): void {
+  const usPerTx = (name: ServerName, c: number) => {
+    const mine = of(name, c);
+    const cpuSeconds = mine.reduce((s, x) => s + (x.serverCpu ?? Number.NaN) * x.seconds, 0);
+    return (cpuSeconds / mine.reduce((s, x) => s + x.tx, 0)) * 1e6;
+  };
+  const pct = (x: number) => `${x >= 0 ? '+' : ''}${fmt(100 * x, 1)} %`;
+  const allowed = fmt(100 * (1 - GOALS.metricsOn));
+  console.log(
+    'Metrics cost: mailgate-metrics/mailgate tx/s (metrics on / off), the median of in-round ratios; cost = 1 - ratio',
+  );
+  const rows: string[][] = [
+    ['goal', 'measured', 'in-round ratios', 'server µs/tx off → on', 'p99 ms off → on', 'met'],
+  ];
+  const missed: string[] = [];
+  for (const c of concurrencies) {
+    const r = ratio('mailgate-metrics', 'mailgate', c);
+    const on = of('mailgate-metrics', c);
+    const off = of('mailgate', c);
+    const offUs = usPerTx('mailgate', c);
+    const onUs = usPerTx('mailgate-metrics', c);
+    const met = r !== undefined && r >= GOALS.metricsOn;
+    if (!met) missed.push(`C=${c}`);
+    rows.push([
+      `C=${c}: mailgate-metrics ≥ ${GOALS.metricsOn}x mailgate (metrics cost at most ${allowed} %)`,
+      r === undefined ? '-' : `${fmt(r, 3)}x (cost ${fmt(100 * (1 - r), 1)} %)`,
+      on.map((x, i) => fmt(x.perSecond / off[i]!.perSecond, 2)).join(' / '),
+      `${fmt(offUs)} → ${fmt(onUs)} (${pct(onUs / offUs - 1)})`,
+      `${fmt(p('mailgate', c, 99), 2)} → ${fmt(p('mailgate-metrics', c, 99), 2)}`,
+      standIn ? 'not judged' : met ? 'met' : 'NOT MET',
+    ]);
+  }
+  console.log(table(rows, [0, 2]));
+  if (standIn) {
+    console.log('Metrics cost goal not judged: both sides were the stand-in, not mailgate.');
+  } else {
+    console.log(
+      missed.length === 0
+        ? `Metrics cost goal met at ${concurrencies.map((c) => `C=${c}`).join(' and ')}: metrics on costs at most ${allowed} % of tx/s.`
+        : `Metrics cost goal NOT MET at ${missed.join(' and ')}: with metrics on, mailgate completes fewer than ${GOALS.metricsOn}x the transactions per second it completes with them off (more than ${allowed} % lost).`,
+    );
+  }
+  if (scraper) {
+    console.log(
+      `mailgate-metrics scrapes of ${scraper.url} every ${scraper.everyMs / 1000} s: ${scraper.describe()}` +
+        (scraper.ok === 0
+          ? '; no page came, so the cost above is that of collecting alone, without serving /metrics'
+          : ''),
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run (inside the namespace when there is a peer)
 
 interface RunOptions {
@@ -503,11 +625,13 @@ interface RunOptions {
 
 async function runBenchmark(settings: Settings, options: RunOptions): Promise<number> {
   const cpuList = cpus();
+  const startedAt = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'mailgate-bench-milter-policy-'));
   // The peer drops to its own user after start-up; it reads nothing here after that.
   chmodSync(dir, 0o755);
   const servers: MilterServer[] = [];
   let dns: DnsFixture | undefined;
+  let scraper: MetricsScraper | undefined;
   let cleaned = false;
   const removeDir = () => {
     if (!settings.keep) rmSync(dir, { recursive: true, force: true });
@@ -520,6 +644,7 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
   process.once('exit', killAll);
   let stopping = false;
   const stopAll = async () => {
+    await scraper?.stop();
     await Promise.all([...servers.map((s) => s.stop()), dns?.stop()]);
   };
   const onSignal = () => {
@@ -585,12 +710,17 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
     }
     const notes = [...options.notes];
     const names: ServerName[] = [];
-    let standIn = false;
+    const profiled = (name: MailgateName) =>
+      settings.profileDir && !settings.mailgateCmd
+        ? `; under --cpu-prof, profile in ${join(settings.profileDir, name)}`
+        : '';
+    const standIn =
+      settings.mailgateCmd !== undefined &&
+      (settings.servers.includes('mailgate') || settings.servers.includes('mailgate-metrics'));
     if (settings.servers.includes('mailgate')) {
-      const { server, what } = await startMailgate(settings, dir, dns.address);
+      const { server, what } = await startMailgate(settings, dir, dns.address, 'mailgate');
       servers.push(server);
       names.push('mailgate');
-      standIn = settings.mailgateCmd !== undefined;
       if (standIn) {
         notes.push(
           loud([
@@ -601,9 +731,29 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
       } else {
         notes.push(
           `mailgate      ${what}: [milter] on, [policyd] off, [spf] accept_softfail = ["${SOFTFAIL_OK_DOMAIN}"], ` +
-            '[cbv] off, [greylist] off, SQLite store, [log] level warn; everything else as shipped',
+            '[cbv] off, [greylist] off, SQLite store, [log] level warn; everything else as shipped' +
+            profiled('mailgate'),
         );
       }
+    }
+    if (settings.servers.includes('mailgate-metrics')) {
+      const httpPort = await freePort();
+      const { server } = await startMailgate(
+        settings,
+        dir,
+        dns.address,
+        'mailgate-metrics',
+        httpPort,
+      );
+      servers.push(server);
+      names.push('mailgate-metrics');
+      scraper = new MetricsScraper(`http://127.0.0.1:${httpPort}/metrics`, SCRAPE_EVERY_MS);
+      notes.push(
+        `mailgate-metrics  ${standIn ? 'the same STAND-IN' : 'the same as mailgate'} plus [http] listen = ["inet:${httpPort}@127.0.0.1"] ` +
+          `(metrics on, metrics = true by default), its own SQLite file; ${scraper.url} scraped every ` +
+          `${SCRAPE_EVERY_MS / 1000} s with Prometheus request headers from start to end` +
+          profiled('mailgate-metrics'),
+      );
     }
     if (settings.servers.includes(PEER_NAME) && options.peer) {
       const port = settings.peerSocket === 'inet' ? await freePort() : 0;
@@ -647,7 +797,7 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
       );
     }
     for (const note of notes) console.log(note);
-    for (const s of servers) console.log(`  ${s.name.padEnd(12)} pid ${s.pid} on ${s.listen}`);
+    for (const s of servers) console.log(`  ${s.name.padEnd(16)} pid ${s.pid} on ${s.listen}`);
     console.log('');
 
     const warnings: string[] = [];
@@ -863,6 +1013,11 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
       );
     }
 
+    if (names.includes('mailgate') && names.includes('mailgate-metrics')) {
+      console.log('');
+      printMetricsCost(settings.concurrencies, of, ratio, p, scraper, standIn);
+    }
+
     const others = rounds.map((x) => x.otherCpu).filter((x): x is number => x !== undefined);
     const busiest = others.length ? Math.max(...others) : 0;
     if (busiest > 0.25) {
@@ -875,7 +1030,13 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
 
     printWarnings(
       warnings,
-      servers.filter((s) => !((s.name === 'mailgate' && standIn) || s.name === 'null')),
+      servers.filter(
+        (s) =>
+          !(
+            ((s.name === 'mailgate' || s.name === 'mailgate-metrics') && standIn) ||
+            s.name === 'null'
+          ),
+      ),
     );
     const bad = options.notes.filter((n) => n.startsWith(LOUD));
     if (bad.length || standIn) {
@@ -888,6 +1049,12 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
   } finally {
     clearTimeout(watchdog);
     if (!stopping) await stopAll();
+    if (settings.profileDir && !settings.mailgateCmd && !interrupted) {
+      for (const name of ['mailgate', 'mailgate-metrics'] as const) {
+        if (servers.some((s) => s.name === name))
+          printProfile(settings.profileDir, name, startedAt);
+      }
+    }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', killAll);

@@ -1,12 +1,20 @@
 /**
  * npm run bench:policy — Postfix policy-delegation requests per second over loopback, with a warm
- * DNS cache, against three servers in the same run, each in its own child process:
+ * DNS cache, against four servers in the same run, each in its own child process:
  *
  *   mailgate  `mailgate serve` with a configuration written for the run: SQLite store, a block
  *             list and a white list served by the fixture DNS server, the same whitelist files as
  *             postgrey, log level `warn`; everything else as shipped, so the decision log (one
  *             store row per request) stays on (from the TypeScript sources by default, or the
  *             built bin/mailgate with --from=dist);
+ *   mailgate-metrics  the same configuration plus `[http] listen = ["inet:PORT@127.0.0.1"]` (a
+ *             free port), which turns the daemon's metrics on (`metrics = true` is the default):
+ *             every store operation, DNS lookup and greylisting check is counted and timed. Its own
+ *             SQLite file, so that both start equal; started, warmed and measured exactly like
+ *             mailgate, in the same rounds. While it runs, this process asks it for
+ *             http://127.0.0.1:PORT/metrics every 5 s with Prometheus's request headers; a scrape
+ *             that fails (nothing listening, say) is counted and said once, and the measuring
+ *             goes on: what is measured is the cost of collecting on the hot path;
  *   postgrey  Debian's postgrey (Perl, Berkeley DB), installed when missing and running as root,
  *             with its own database directory, the same whitelist files, `--delay` equal to
  *             mailgate's greylisting period, `--lookup-by-host` (mailgate keys by address
@@ -25,17 +33,21 @@
  * triplet (its answers are shown per client kind). Then, per concurrency, an untimed warm-up
  * round on each server and timed rounds that go round-robin over the servers (the order rotates
  * each round); each round starts at the first request. req/s is the median round; a ratio is the
- * median over rounds of the ratio within the round. Answers are counted by action word; a server
- * that answers mostly errors (a 4.3.0 temporary failure) fails the run. The timed rounds replay
+ * median over rounds of the ratio within the round. The metrics cost at a concurrency is
+ * 1 - mailgate-metrics/mailgate, that ratio taken the same way, so that both sides of each
+ * in-round ratio shared the machine's state; the goal is a ratio ≥ 0.95 (metrics cost at most
+ * 5 %), and the output says plainly when it is missed. Answers are counted by action word; a
+ * server that answers mostly errors (a 4.3.0 temporary failure) fails the run. The timed rounds replay
  * known triplets, each within seconds of the last time (real retries come minutes apart), which
  * the output says: mailgate writes nothing for attempts of a greylisted triplet under a minute
  * apart, postgrey writes on every request.
  *
  * Settings (argument or environment): --seconds=N per timed round (BENCH_SECONDS, 3),
  * --rounds=N (BENCH_ROUNDS, 5), --warmup-seconds=N (BENCH_WARMUP_SECONDS, 1),
- * --only=c1|c50 (BENCH_ONLY), --servers=mailgate,postgrey,trivial (BENCH_SERVERS),
- * --from=source|dist (BENCH_FROM, source), --profile-dir=DIR (BENCH_PROFILE_DIR: run mailgate
- * under `node --cpu-prof`, leave the profile there and print its top functions),
+ * --only=c1|c50 (BENCH_ONLY), --servers=mailgate,mailgate-metrics,postgrey,trivial
+ * (BENCH_SERVERS), --from=source|dist (BENCH_FROM, source), --profile-dir=DIR
+ * (BENCH_PROFILE_DIR: run mailgate and mailgate-metrics under `node --cpu-prof`, each leaving its
+ * profile in DIR/NAME, and print their top functions and the time spent in the metrics code),
  * --keep (keep the temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000).
  *
  * Exits 0 when the measurement completed, whether or not the goals are met; 1 on real errors.
@@ -74,7 +86,7 @@ import {
   setting,
   table,
 } from './common.js';
-import { formatSummary, summariseProfile } from './cpuprofile-top.js';
+import { MetricsScraper, printProfile } from './metrics-scraper.js';
 import {
   buildPolicyWorld,
   CLIENT_COUNT,
@@ -97,8 +109,10 @@ function positiveNumber(name: string, env: string, fallback: number, whole = tru
   return value;
 }
 
-const SERVER_NAMES = ['mailgate', 'postgrey', 'trivial'] as const;
+const SERVER_NAMES = ['mailgate', 'mailgate-metrics', 'postgrey', 'trivial'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
+/** The two runs of `mailgate serve`: metrics off and on. */
+type MailgateName = 'mailgate' | 'mailgate-metrics';
 /** A server under test, in its child process. */
 type PolicyServer = ChildServer<ServerName>;
 
@@ -148,7 +162,12 @@ const GOALS = {
   vsPostgrey: 5,
   /** mailgate/trivial at each concurrency. */
   vsTrivial: 0.5,
+  /** mailgate-metrics/mailgate at each concurrency: metrics cost at most 5 %. */
+  metricsOn: 0.95,
 } as const;
+
+/** How often mailgate-metrics is scraped: a busy Prometheus job's interval (the default is 1 min). */
+const SCRAPE_EVERY_MS = 5000;
 
 /** mailgate's default greylisting period (29 min), given to postgrey as its --delay. */
 const GREYLIST_DELAY_SECONDS = 29 * 60;
@@ -156,19 +175,26 @@ const GREYLIST_DELAY_SECONDS = 29 * 60;
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
-// The three servers
+// The servers
 
+/**
+ * `mailgate serve`; as `mailgate-metrics`, with `[http]` listening on `httpPort`, which is what
+ * turns the daemon's metrics on. Each has its own configuration and SQLite file.
+ */
 async function startMailgate(
   settings: Settings,
   dir: string,
   dnsAddress: string,
+  name: MailgateName,
+  httpPort?: number,
 ): Promise<PolicyServer> {
   const port = await freePort();
-  const config = join(dir, 'mailgate.toml');
+  const config = join(dir, `${name}.toml`);
+  const db = join(dir, name === 'mailgate' ? 'bench.db' : `${name}.db`);
   writeFileSync(
     config,
     [
-      ...mailgateConfigHead('bench/policy.ts', 'mx.bench.test', dnsAddress, join(dir, 'bench.db')),
+      ...mailgateConfigHead('bench/policy.ts', 'mx.bench.test', dnsAddress, db),
       '',
       '[policyd]',
       `listen = ["inet:${port}@127.0.0.1"]`,
@@ -185,17 +211,18 @@ async function startMailgate(
       `whitelist_recipients = "${join(dir, 'whitelist_recipients')}"`,
       'decision_log = true',
       '',
+      ...(httpPort === undefined ? [] : ['[http]', `listen = ["inet:${httpPort}@127.0.0.1"]`, '']),
     ].join('\n'),
   );
   const nodeFlags = settings.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(settings.profileDir, name)}`]
     : [];
   const entry =
     settings.from === 'dist'
       ? [join(REPO, 'bin', 'mailgate')]
       : ['--import', 'tsx', join(REPO, 'test', 'support', 'cli-entry.ts')];
-  return ChildServer.start({
-    name: 'mailgate',
+  return ChildServer.start<ServerName>({
+    name,
     command: process.execPath,
     args: [...nodeFlags, ...entry, 'serve', '--config', config],
     cwd: REPO,
@@ -533,6 +560,9 @@ async function timedRound(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Scraping mailgate-metrics
+
+// ---------------------------------------------------------------------------------------------
 // Printing
 
 const SHORT: Record<ReplyClass, string> = {
@@ -563,27 +593,63 @@ function checkAnswers(name: string, what: string, tally: Tally, warnings: string
     warnings.push(`${name}, ${what}: ${bad} of ${total} answers unexpected: ${examples}`);
 }
 
-// ---------------------------------------------------------------------------------------------
-
 /**
- * The busiest profile mailgate wrote in this run (node writes one per thread; the module loader's
- * thread is nearly idle), summarised.
+ * The metrics cost: mailgate-metrics/mailgate per concurrency against its goal, with the ratios
+ * of every round (their spread is the noise the median has to beat) and the server CPU per
+ * request of each, which tells a cost in CPU from one in waiting; then plainly whether it was met.
  */
-function printProfile(dir: string, since: number): void {
-  const summaries = readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .map((f) => join(dir, f))
-    .filter((f) => statSync(f).mtimeMs >= since)
-    .map((file) => ({ file, summary: summariseProfile(file, 30) }))
-    .sort((a, b) => b.summary.busyMs - a.summary.busyMs);
-  const busiest = summaries[0];
-  if (!busiest) {
-    console.log(`\nno mailgate profile was written to ${dir}`);
-    return;
+function printMetricsCost(
+  concurrencies: number[],
+  of: (name: ServerName, c: number) => Round[],
+  ratio: (a: ServerName, b: ServerName, c: number) => number | undefined,
+  scraper: MetricsScraper | undefined,
+): void {
+  const usPerRequest = (name: ServerName, c: number) => {
+    const mine = of(name, c);
+    const cpuSeconds = mine.reduce((s, x) => s + (x.serverCpu ?? Number.NaN) * x.seconds, 0);
+    return (cpuSeconds / mine.reduce((s, x) => s + x.requests, 0)) * 1e6;
+  };
+  const pct = (x: number) => `${x >= 0 ? '+' : ''}${fmt(100 * x, 1)} %`;
+  console.log(
+    'Metrics cost: mailgate-metrics/mailgate req/s (metrics on / off), the median of in-round ratios; cost = 1 - ratio',
+  );
+  const rows: string[][] = [
+    ['goal', 'measured', 'in-round ratios', 'server µs/req off → on', 'met'],
+  ];
+  const missed: string[] = [];
+  for (const c of concurrencies) {
+    const r = ratio('mailgate-metrics', 'mailgate', c);
+    const on = of('mailgate-metrics', c);
+    const off = of('mailgate', c);
+    const offUs = usPerRequest('mailgate', c);
+    const onUs = usPerRequest('mailgate-metrics', c);
+    const met = r !== undefined && r >= GOALS.metricsOn;
+    if (!met) missed.push(`C=${c}`);
+    rows.push([
+      `C=${c}: mailgate-metrics ≥ ${GOALS.metricsOn}x mailgate (metrics cost at most ${fmt(100 * (1 - GOALS.metricsOn))} %)`,
+      r === undefined ? '-' : `${fmt(r, 3)}x (cost ${fmt(100 * (1 - r), 1)} %)`,
+      on.map((x, i) => fmt(x.perSecond / off[i]!.perSecond, 2)).join(' / '),
+      `${fmt(offUs)} → ${fmt(onUs)} (${pct(onUs / offUs - 1)})`,
+      met ? 'pass' : 'MISS',
+    ]);
   }
-  console.log(`\nmailgate profile ${busiest.file} (its busiest thread):`);
-  console.log(formatSummary(busiest.summary));
+  console.log(table(rows, [0, 2]));
+  console.log(
+    missed.length === 0
+      ? `Metrics cost goal met at ${concurrencies.map((c) => `C=${c}`).join(' and ')}: metrics on costs at most ${fmt(100 * (1 - GOALS.metricsOn))} % of req/s.`
+      : `Metrics cost goal MISSED at ${missed.join(' and ')}: with metrics on, mailgate answers fewer than ${GOALS.metricsOn}x the requests per second it answers with them off (more than ${fmt(100 * (1 - GOALS.metricsOn))} % lost).`,
+  );
+  if (scraper) {
+    console.log(
+      `mailgate-metrics scrapes of ${scraper.url} every ${scraper.everyMs / 1000} s: ${scraper.describe()}` +
+        (scraper.ok === 0
+          ? '; no page came, so the cost above is that of collecting alone, without serving /metrics'
+          : ''),
+    );
+  }
 }
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
   const settings = readSettings();
@@ -593,6 +659,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'mailgate-bench-policy-'));
   const servers: PolicyServer[] = [];
   let dns: DnsFixture | undefined;
+  let scraper: MetricsScraper | undefined;
   const killAll = () => {
     for (const s of servers) s.killNow();
     dns?.killNow();
@@ -635,19 +702,37 @@ async function main(): Promise<number> {
     dns = await DnsFixture.start({ zoneFile: join(dir, 'zone.json') });
     const notes: string[] = [];
     const names: ServerName[] = [];
+    const profiled = (name: MailgateName) =>
+      settings.profileDir
+        ? `; under --cpu-prof, profile in ${join(settings.profileDir, name)}`
+        : '';
+    const anyMailgate =
+      settings.servers.includes('mailgate') || settings.servers.includes('mailgate-metrics');
+    if (anyMailgate && settings.from === 'dist' && distIsStale()) {
+      notes.push(
+        'mailgate  WARNING: dist/ is older than src/; `npm run build` measures the current code',
+      );
+    }
     if (settings.servers.includes('mailgate')) {
-      if (settings.from === 'dist' && distIsStale()) {
-        notes.push(
-          'mailgate  WARNING: dist/ is older than src/; `npm run build` measures the current code',
-        );
-      }
-      servers.push(await startMailgate(settings, dir, dns.address));
+      servers.push(await startMailgate(settings, dir, dns.address, 'mailgate'));
       names.push('mailgate');
       notes.push(
         `mailgate  ${settings.from === 'dist' ? 'bin/mailgate (dist/)' : 'from the TypeScript sources (tsx)'} serve: ` +
           `SQLite store (WAL), DNS lists ${DNSBL_ZONE} and ${DNSWL_ZONE} at ${dns.address}, [log] level warn; ` +
           'decision logging to the store stays on (decision_log = true, one row per request), as shipped' +
-          (settings.profileDir ? `; under --cpu-prof, profile in ${settings.profileDir}` : ''),
+          profiled('mailgate'),
+      );
+    }
+    if (settings.servers.includes('mailgate-metrics')) {
+      const httpPort = await freePort();
+      servers.push(await startMailgate(settings, dir, dns.address, 'mailgate-metrics', httpPort));
+      names.push('mailgate-metrics');
+      scraper = new MetricsScraper(`http://127.0.0.1:${httpPort}/metrics`, SCRAPE_EVERY_MS);
+      notes.push(
+        `mailgate-metrics  the same configuration plus [http] listen = ["inet:${httpPort}@127.0.0.1"] (metrics on, ` +
+          `metrics = true by default), its own SQLite file; ${scraper.url} scraped every ${SCRAPE_EVERY_MS / 1000} s ` +
+          'with Prometheus request headers from start to end' +
+          profiled('mailgate-metrics'),
       );
     }
     if (settings.servers.includes('postgrey')) {
@@ -678,7 +763,7 @@ async function main(): Promise<number> {
     );
     for (const note of notes) console.log(note);
     for (const s of servers)
-      console.log(`  ${s.name.padEnd(9)} pid ${s.pid} on 127.0.0.1:${s.port}`);
+      console.log(`  ${s.name.padEnd(16)} pid ${s.pid} on 127.0.0.1:${s.port}`);
     console.log('');
 
     const warnings: string[] = [];
@@ -794,6 +879,14 @@ async function main(): Promise<number> {
         ...settings.concurrencies.map((c) => `${fmt(ratio('mailgate', other, c), 2)}x`),
       ]);
     }
+    if (names.includes('mailgate') && names.includes('mailgate-metrics')) {
+      ratioRows.push([
+        'mailgate-metrics/mailgate',
+        ...settings.concurrencies.map(
+          (c) => `${fmt(ratio('mailgate-metrics', 'mailgate', c), 2)}x`,
+        ),
+      ]);
+    }
     if (names.includes('postgrey') && names.includes('trivial')) {
       ratioRows.push([
         'postgrey/trivial',
@@ -837,6 +930,11 @@ async function main(): Promise<number> {
       }
     }
 
+    if (names.includes('mailgate') && names.includes('mailgate-metrics')) {
+      console.log('');
+      printMetricsCost(settings.concurrencies, of, ratio, scraper);
+    }
+
     printWarnings(
       warnings,
       servers.filter((s) => s.name !== 'trivial'),
@@ -844,12 +942,16 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     clearTimeout(watchdog);
+    await scraper?.stop();
     await Promise.all([...servers.map((s) => s.stop()), dns?.stop()]);
     process.off('exit', killAll);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (settings.profileDir && servers.some((s) => s.name === 'mailgate')) {
-      printProfile(settings.profileDir, startedAt);
+    if (settings.profileDir) {
+      for (const name of ['mailgate', 'mailgate-metrics'] as const) {
+        if (servers.some((s) => s.name === name))
+          printProfile(settings.profileDir, name, startedAt);
+      }
     }
     if (settings.keep) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
