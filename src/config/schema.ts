@@ -470,7 +470,7 @@ export const dkimSchema = z
     sign: z.boolean().default(false),
     /** Keys to sign with; the one whose domain is the From domain (or its parent) signs. */
     keys: z.array(signingKeySchema).default([]),
-    /** Header fields to sign when present; default: the usual list (docs/dkim.md). */
+    /** Header fields to sign when present; default: the usual list (docs/authentication.md). */
     headers: z.array(fieldName).max(100).optional(),
     /** Fields signed once more than they occur, so that none can be added: From by default. */
     oversign: z.array(fieldName).max(100).default(['from']),
