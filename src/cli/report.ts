@@ -18,7 +18,7 @@ import { openStore, StoreError } from '../store/index.js';
 import { parseStoreUrl } from '../store/url.js';
 import { escapeForLog } from '../text/index.js';
 import { configFromOption } from './services.js';
-import { UsageError } from './usage.js';
+import { failure, UsageError } from './usage.js';
 
 interface ReportCommandOptions {
   since?: string;
@@ -34,13 +34,6 @@ type ReportFormat = (typeof FORMATS)[number];
 
 /** The period when none is given. */
 const DEFAULT_SINCE = '24h';
-
-/** A failure the user can act on: printed as its message alone, without a stack. */
-function failure(message: string): Error {
-  const error = new Error(message);
-  error.stack = message;
-  return error;
-}
 
 /**
  * Registers `mailgate report [--since DURATION | --from DATE [--to DATE]] [--format F]

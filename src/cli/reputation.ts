@@ -15,18 +15,11 @@ import { openStore, StoreError } from '../store/index.js';
 import { parseStoreUrl } from '../store/url.js';
 import { escapeForLog } from '../text/index.js';
 import { configFromOption } from './services.js';
-import { UsageError } from './usage.js';
+import { failure, UsageError } from './usage.js';
 
 interface ReputationCommandOptions {
   config?: string;
   json?: boolean;
-}
-
-/** A failure the user can act on: printed as its message alone, without a stack. */
-function failure(message: string): Error {
-  const error = new Error(message);
-  error.stack = message;
-  return error;
 }
 
 /**

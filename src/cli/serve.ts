@@ -15,7 +15,7 @@ import { AccessMapError, AccessMapFile, formatAccessMapProblem } from '../policy
 import { Daemon } from '../serve/index.js';
 import { type PidFile, PidFileError, refuseIfHeld, writePidFile } from './pid-file.js';
 import { configFromOption } from './services.js';
-import { UsageError } from './usage.js';
+import { failure, UsageError } from './usage.js';
 
 interface ServeOptions {
   config?: string;
@@ -164,13 +164,6 @@ function refuseIfPidFileHeld(pidPath: string): void {
   } catch (err) {
     throw err instanceof PidFileError ? failure(err.message) : err;
   }
-}
-
-/** A failure the operator can act on: main prints its message alone, without a stack. */
-function failure(message: string): Error {
-  const error = new Error(message);
-  error.stack = message;
-  return error;
 }
 
 /**

@@ -5,3 +5,16 @@
 export class UsageError extends Error {
   override name = 'UsageError';
 }
+
+/**
+ * A failure the user can act on (a missing store file, an address in use): main prints its
+ * message alone, without a stack, and exits 1.
+ *
+ * @example
+ * throw failure(`no store at ${path}`);
+ */
+export function failure(message: string): Error {
+  const error = new Error(message);
+  error.stack = message;
+  return error;
+}
