@@ -751,6 +751,8 @@ export class Greylister {
       (e): e is [string, number] => typeof e[1] === 'number',
     );
     if (scores.length) line.scores = Object.fromEntries(scores);
+    const tags = ctx.request.logTags?.slice(0, 4).map(shown);
+    if (tags?.length) line.tags = tags;
     try {
       await this.store.logDecision(line);
     } catch (err) {

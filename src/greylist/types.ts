@@ -87,6 +87,11 @@ export interface GreylistRequest {
    * greylister asks these instead of looking up the client's name or SPF a second time.
    */
   lookups?: GreylistLookups;
+  /**
+   * Labels for the decision-log line, from what the caller decided before (the policy engine's
+   * `SPF pass`), so that reports read them from greylisting's lines too. At most 4 are kept.
+   */
+  logTags?: readonly string[];
 }
 
 /** Lookups a caller shares with the greylister, each run at most once by the caller. */

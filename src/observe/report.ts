@@ -296,13 +296,15 @@ class ReportSums {
     const bucket = Math.floor(line.time / this.bucketMs) * this.bucketMs;
     bucketTally(this.timeline, bucket).add(line.action);
 
+    // Greylisting's lines carry the SPF result where they are the request's only line (the
+    // policy server's RCPT); the milter's carry none, its end of message does.
+    const spf = spfResultOf(line.reason, tags);
+    if (spf !== undefined) {
+      this.spfLines += 1;
+      this.spf.add(spf);
+      bucketTally(this.spfTimeline, bucket).add(spf);
+    }
     if (!greylisting) {
-      const spf = spfResultOf(line.reason, tags);
-      if (spf !== undefined) {
-        this.spfLines += 1;
-        this.spf.add(spf);
-        bucketTally(this.spfTimeline, bucket).add(spf);
-      }
       const cbv = cbvOutcomeOf(line.reason, tags);
       if (cbv !== undefined) {
         this.cbvLines += 1;

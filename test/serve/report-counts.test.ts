@@ -126,9 +126,9 @@ enabled = false
     assert.equal(countOf(report.actions, 'reject'), 2);
     assert.equal(countOf(report.actions, 'tempfail'), 1);
     assert.equal(countOf(report.stages, 'eom'), 1);
-    // The message's line carries its SPF pass; the request let through was greylisting's to
-    // decide, and greylisting's lines carry no SPF result (docs/report.md).
-    assert.equal(countOf(report.spf.results, 'pass'), 1);
+    // The message's line and greylisting's (the request let through was greylisting's to
+    // decide) both carry the SPF pass their MAIL FROM was judged by.
+    assert.equal(countOf(report.spf.results, 'pass'), 2);
     assert.equal(countOf(report.stages, 'greylisting'), 1);
     assert.equal(countOf(report.spf.results, 'fail'), 2);
     assert.equal(report.rejected.lines, 2);

@@ -58,6 +58,11 @@ export async function rcptStage(
     ...(facts.helo !== undefined ? { helo: facts.helo } : {}),
     ...(options.clientName !== undefined ? { clientName: options.clientName } : {}),
     lookups: { ptr: () => facts.ptr(), spf: () => facts.spf() },
+    // Where RCPT is the last word (the policy server), greylisting's line is the request's line
+    // in the decision log: it says how SPF judged the sender. The milter's end of message says it.
+    ...(options.verifyNow && session.transaction.spf !== undefined
+      ? { logTags: [`SPF ${session.transaction.spf}`] }
+      : {}),
   });
   const decision = greylistToDecision(decided, greylist.actions);
   if (decision.verdict === 'continue') {
