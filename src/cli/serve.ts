@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import type { Command } from 'commander';
 import { type Config, ConfigError, configWarnings } from '../config/index.js';
-import { formatListenSpec, SocketPathError } from '../listen/index.js';
+import { formatListenSpec, type ListenFailure, SocketPathError } from '../listen/index.js';
 import { checkTemplate, loadTemplates } from '../notify/index.js';
 import { AccessMapError, AccessMapFile, formatAccessMapProblem } from '../policy/index.js';
 import { Daemon } from '../serve/index.js';
@@ -188,7 +188,9 @@ export function describeListenFailure(err: unknown): string | undefined {
   const family = isIP(e.address);
   if (family === 0) return `cannot listen on unix:${e.address}: ${unixCause(e, e.address)}`;
   const kind = family === 6 ? 'inet6' : 'inet';
-  const spec = formatListenSpec({ kind, host: e.address, port: e.port ?? 0 });
+  const spec =
+    (err as ListenFailure).listenSpec ??
+    formatListenSpec({ kind, host: e.address, port: e.port ?? 0 });
   return `cannot listen on ${spec}: ${inetCause(e, e.port ?? 0)}`;
 }
 

@@ -6,6 +6,7 @@
  */
 export {
   type BoundAddress,
+  type ListenFailure,
   type ListenOptions,
   listenOn,
   removeStaleSocket,

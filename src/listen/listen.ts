@@ -110,6 +110,24 @@ export async function listenOn(
   options: ListenOptions = {},
 ): Promise<BoundAddress> {
   const parsed = typeof spec === 'string' ? parseListenSpec(spec) : spec;
+  try {
+    return await bind(server, parsed, options);
+  } catch (err) {
+    // The address as configured (`localhost`, not what it resolved to), for the one line the
+    // operator reads.
+    if (err instanceof Error) (err as ListenFailure).listenSpec ??= formatListenSpec(parsed);
+    throw err;
+  }
+}
+
+/** A failure to listen, with the listen spec it was for. */
+export type ListenFailure = Error & { listenSpec?: string };
+
+async function bind(
+  server: Server,
+  parsed: ListenSpec,
+  options: ListenOptions,
+): Promise<BoundAddress> {
   if (parsed.kind === 'unix') {
     const mode = options.socketMode;
     if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)) {

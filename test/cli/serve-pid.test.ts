@@ -250,6 +250,21 @@ describe('mailgate serve: an address it cannot listen on', () => {
     });
   }
 
+  it('names the address as the configuration writes it (localhost, not what it resolved to)', async () => {
+    // localhost may resolve to ::1 first: the port is taken there too, where this host has IPv6.
+    const v6 = createServer();
+    const v6Taken = await new Promise<boolean>((resolve) => {
+      v6.once('error', () => resolve(false));
+      v6.listen(port, '::1', () => resolve(true));
+    });
+    const config = await writeConfig('taken-localhost', { milter: `inet:${port}@localhost` });
+    const run = await runCli(['serve', '--config', config]).finally(() => {
+      if (v6Taken) v6.close();
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.stderr, `mailgate: cannot listen on inet:${port}@localhost: address in use\n`);
+  });
+
   it('names a unix socket whose directory does not exist', async () => {
     const path = join(dir, 'missing', 'milter.sock');
     const run = await runCli([
