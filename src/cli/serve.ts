@@ -13,6 +13,7 @@ import { formatListenSpec, type ListenFailure, SocketPathError } from '../listen
 import { checkTemplate, loadTemplates } from '../notify/index.js';
 import { AccessMapError, AccessMapFile, formatAccessMapProblem } from '../policy/index.js';
 import { Daemon } from '../serve/index.js';
+import { StoreError } from '../store/index.js';
 import { type PidFile, PidFileError, refuseIfHeld, writePidFile } from './pid-file.js';
 import { configFromOption } from './services.js';
 import { failure, UsageError } from './usage.js';
@@ -117,6 +118,8 @@ async function runDaemon(
     if (err instanceof ConfigError) throw new UsageError(err.message);
     const listen = describeListenFailure(err);
     if (listen !== undefined) throw failure(listen);
+    // The daemon logged it (store-open-failed, with the stack): one line here is enough.
+    if (err instanceof StoreError) throw failure(err.message);
     throw err;
   }
   const running = daemon;

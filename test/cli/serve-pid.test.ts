@@ -265,6 +265,21 @@ describe('mailgate serve: an address it cannot listen on', () => {
     assert.equal(run.stderr, `mailgate: cannot listen on inet:${port}@localhost: address in use\n`);
   });
 
+  it('a store it cannot open: the log line with its stack, then one line on standard error', async () => {
+    // The database's directory would be under a regular file.
+    await writeFile(join(dir, 'not-a-dir'), 'x');
+    const config = await writeConfig('nostore');
+    const text = (await readFile(config, 'utf8')).replace(
+      /^url = .*$/mu,
+      `url = "sqlite:${join(dir, 'not-a-dir', 'x.db')}"`,
+    );
+    await writeFile(config, text);
+    const run = await runCli(['serve', '--config', config]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /^mailgate: store open sqlite:\S+ failed: [^\n]+\n$/u);
+    assert.match(run.stdout, /"msg":"store-open-failed"/u);
+  });
+
   it('names a unix socket whose directory does not exist', async () => {
     const path = join(dir, 'missing', 'milter.sock');
     const run = await runCli([
