@@ -295,3 +295,42 @@ export async function alternatingRounds<
   }
   return rounds;
 }
+
+/**
+ * What a benchmark with child servers does when told to stop or when it runs too long: on
+ * SIGINT or SIGTERM, `stopAll` (for at most 8 s) and exit 130, having called `interrupted`; past
+ * `timeLimitMs`, say so and exit 1 (the exit handlers then kill the children). Returns the
+ * function that takes the handlers away again.
+ *
+ * @example
+ * const release = guardRun('bench:dkim', settings.timeLimitMs, stopAll, () => { interrupted = true; });
+ */
+export function guardRun(
+  name: string,
+  timeLimitMs: number,
+  stopAll: () => Promise<unknown>,
+  interrupted: () => void,
+): () => void {
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
+    interrupted();
+    process.stderr.write(`${name}: interrupted; stopping the servers\n`);
+    const cap = new Promise((r) => setTimeout(r, 8000).unref());
+    void Promise.race([stopAll(), cap]).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // A hung step must not hang the run: give up loudly.
+  const watchdog = setTimeout(() => {
+    console.error(`${name}: still running after ${timeLimitMs} ms; giving up`);
+    process.exit(1);
+  }, timeLimitMs);
+  watchdog.unref();
+  return () => {
+    clearTimeout(watchdog);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}

@@ -96,6 +96,7 @@ import {
   alternatingRounds,
   fmt,
   freePort,
+  guardRun,
   machineCpuSeconds,
   mailgateConfigHead,
   median,
@@ -977,26 +978,12 @@ async function main(): Promise<number> {
     if (!cleaned) removeDir();
   };
   process.once('exit', killAll);
-  let stopping = false;
   const stopAll = async () => {
     await Promise.all([...servers.map((s) => s.stop()), dns?.stop()]);
   };
-  const onSignal = () => {
-    if (stopping) return;
-    stopping = true;
+  const release = guardRun('bench:dkim', settings.timeLimitMs, stopAll, () => {
     interrupted = true;
-    process.stderr.write('bench:dkim: interrupted; stopping the servers\n');
-    const cap = new Promise((r) => setTimeout(r, 8000).unref());
-    void Promise.race([stopAll(), cap]).finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  // A hung step must not hang the run: give up loudly (the exit handler kills the children).
-  const watchdog = setTimeout(() => {
-    console.error(`bench:dkim: still running after ${settings.timeLimitMs} ms; giving up`);
-    process.exit(1);
-  }, settings.timeLimitMs);
-  watchdog.unref();
+  });
 
   const warnings: string[] = [];
   try {
@@ -1022,10 +1009,8 @@ async function main(): Promise<number> {
     printWarnings(warnings, servers);
     return 0;
   } finally {
-    clearTimeout(watchdog);
-    if (!stopping) await stopAll();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
+    if (!interrupted) await stopAll();
     process.off('exit', killAll);
     removeDir();
     cleaned = true;

@@ -95,6 +95,7 @@ import {
   alternatingRounds,
   fmt,
   freePort,
+  guardRun,
   machineCpuSeconds,
   mailgateConfigHead,
   median,
@@ -642,26 +643,13 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
     if (!cleaned) removeDir();
   };
   process.once('exit', killAll);
-  let stopping = false;
   const stopAll = async () => {
     await scraper?.stop();
     await Promise.all([...servers.map((s) => s.stop()), dns?.stop()]);
   };
-  const onSignal = () => {
-    if (stopping) return;
-    stopping = true;
+  const release = guardRun('bench:milter-policy', settings.timeLimitMs, stopAll, () => {
     interrupted = true;
-    process.stderr.write('bench:milter-policy: interrupted; stopping the servers\n');
-    const cap = new Promise((r) => setTimeout(r, 8000).unref());
-    void Promise.race([stopAll(), cap]).finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(`bench:milter-policy: still running after ${settings.timeLimitMs} ms; giving up`);
-    process.exit(1);
-  }, settings.timeLimitMs);
-  watchdog.unref();
+  });
 
   try {
     const world = buildMilterPolicyWorld();
@@ -1047,16 +1035,14 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
     }
     return 0;
   } finally {
-    clearTimeout(watchdog);
-    if (!stopping) await stopAll();
+    release();
+    if (!interrupted) await stopAll();
     if (settings.profileDir && !settings.mailgateCmd && !interrupted) {
       for (const name of ['mailgate', 'mailgate-metrics'] as const) {
         if (servers.some((s) => s.name === name))
           printProfile(settings.profileDir, name, startedAt);
       }
     }
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     process.off('exit', killAll);
     removeDir();
     cleaned = true;
