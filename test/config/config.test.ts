@@ -370,3 +370,35 @@ describe('the shipped example', () => {
     assert.deepEqual(parseConfigText(uncommented, 'uncommented'), parseConfig({}));
   });
 });
+
+describe('[http]', () => {
+  it('is off by default, with metrics on once it listens', () => {
+    assert.deepEqual(parseConfig({}).http, { listen: [], metrics: true, chart_hours: 3 });
+  });
+
+  it('listens on loopback and unix sockets without a token, beyond loopback only with one', () => {
+    for (const listen of [
+      'inet:9028@127.0.0.1',
+      'inet6:9028@::1',
+      'inet:9028@localhost',
+      'unix:/run/mg.sock',
+    ]) {
+      assert.deepEqual(parseConfig({ http: { listen: [listen] } }).http.listen, [listen]);
+    }
+    for (const listen of ['inet:9028@0.0.0.0', 'inet:9028@192.0.2.1', 'inet6:9028@::']) {
+      assert.throws(
+        () => parseConfig({ http: { listen: ['inet:9028@127.0.0.1', listen] } }),
+        /http\.listen\[1\]: listens beyond loopback, which needs http\.token/,
+        listen,
+      );
+      const token = 'a-long-enough-token-1234';
+      assert.equal(parseConfig({ http: { listen: [listen], token } }).http.token, token);
+    }
+  });
+
+  it('wants a token of 16 printable characters or more, without blanks', () => {
+    assert.throws(() => parseConfig({ http: { token: 'short' } }), /http\.token: /);
+    assert.throws(() => parseConfig({ http: { token: 'has a blank in it ok' } }), /http\.token: /);
+    assert.throws(() => parseConfig({ http: { chart_hours: 0 } }), /http\.chart_hours: /);
+  });
+});
