@@ -630,15 +630,20 @@ export class Greylister {
 
   /** The DNS lists' verdict on the client, asked once per decision. */
   private dnsLists(ctx: Context): Promise<DnsxlResult | null> {
-    if (!ctx.lists && this.lists.length && this.checkObserver) {
-      const observe = this.checkObserver;
-      const begun = performance.now();
-      ctx.lists = this.askDnsLists(ctx).then((result) => {
-        if (result) observe('dnsxl', result.result, (performance.now() - begun) / 1000);
-        return result;
-      });
+    const first = ctx.lists === undefined;
+    const begun = first && this.checkObserver ? performance.now() : 0;
+    const lists = this.askDnsLists(ctx);
+    const observe = this.checkObserver;
+    if (first && observe) {
+      // Heard on a branch of its own: the decision awaits the lists with no step added.
+      lists.then(
+        (result) => {
+          if (result) observe('dnsxl', result.result, (performance.now() - begun) / 1000);
+        },
+        () => {},
+      );
     }
-    return this.askDnsLists(ctx);
+    return lists;
   }
 
   private askDnsLists(ctx: Context): Promise<DnsxlResult | null> {
