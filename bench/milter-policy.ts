@@ -68,7 +68,8 @@
  * (BENCH_MAILGATE_SOCKET, unix: where mailgate and mailgate-metrics listen; the same transport as the peer by default),
  * --profile-dir=DIR (BENCH_PROFILE_DIR: run mailgate and mailgate-metrics under `node --cpu-prof`, each leaving its
  * profile in DIR/NAME, and print their top functions and the time spent in the metrics code), --keep (keep the
- * temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000: give up, exit 1).
+ * temporary directory), --aa=1 (BENCH_AA: an A/A run, mailgate-metrics with `metrics = false`:
+ * the noise under the metrics cost), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000: give up, exit 1).
  * `--netns=NAME` is internal: it marks the run inside the namespace.
  *
  * For checking the harness only: --mailgate-cmd='COMMAND' (BENCH_MAILGATE_CMD) runs COMMAND as
@@ -138,6 +139,16 @@ import {
   startPeer,
 } from './pyspf-milter.js';
 
+/**
+ * An A/A run (--aa=1, BENCH_AA=1): mailgate-metrics keeps its HTTP listener and its scrapes but
+ * counts nothing (`metrics = false`), so its ratio to mailgate shows how far two equal daemons
+ * differ here: the noise under the metrics cost.
+ */
+const AA_RUN = setting('aa', 'BENCH_AA', '0') === '1';
+/** How the output describes mailgate-metrics' metrics. */
+const METRICS_SAID = AA_RUN
+  ? 'metrics = false: an A/A run, whose ratio is the noise, not a cost'
+  : 'metrics on, metrics = true by default';
 // ---------------------------------------------------------------------------------------------
 // Settings
 
@@ -298,7 +309,14 @@ function mailgateConfig(
     '[greylist]',
     'enabled = false',
     '',
-    ...(httpPort === undefined ? [] : ['[http]', `listen = ["inet:${httpPort}@127.0.0.1"]`, '']),
+    ...(httpPort === undefined
+      ? []
+      : [
+          '[http]',
+          `listen = ["inet:${httpPort}@127.0.0.1"]`,
+          ...(AA_RUN ? ['metrics = false'] : []),
+          '',
+        ]),
   ].join('\n');
 }
 
@@ -738,7 +756,7 @@ async function runBenchmark(settings: Settings, options: RunOptions): Promise<nu
       scraper = new MetricsScraper(`http://127.0.0.1:${httpPort}/metrics`, SCRAPE_EVERY_MS);
       notes.push(
         `mailgate-metrics  ${standIn ? 'the same STAND-IN' : 'the same as mailgate'} plus [http] listen = ["inet:${httpPort}@127.0.0.1"] ` +
-          `(metrics on, metrics = true by default), its own SQLite file; ${scraper.url} scraped every ` +
+          `(${METRICS_SAID}), its own SQLite file; ${scraper.url} scraped every ` +
           `${SCRAPE_EVERY_MS / 1000} s with Prometheus request headers from start to end` +
           profiled('mailgate-metrics'),
       );

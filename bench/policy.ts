@@ -48,7 +48,9 @@
  * (BENCH_SERVERS), --from=source|dist (BENCH_FROM, source), --profile-dir=DIR
  * (BENCH_PROFILE_DIR: run mailgate and mailgate-metrics under `node --cpu-prof`, each leaving its
  * profile in DIR/NAME, and print their top functions and the time spent in the metrics code),
- * --keep (keep the temporary directory), --time-limit-ms=N (BENCH_TIME_LIMIT_MS, 300000).
+ * --keep (keep the temporary directory), --aa=1 (BENCH_AA: an A/A run, mailgate-metrics with
+ * `metrics = false`: the noise under the metrics cost), --time-limit-ms=N (BENCH_TIME_LIMIT_MS,
+ * 300000).
  *
  * Exits 0 when the measurement completed, whether or not the goals are met; 1 on real errors.
  * The child processes are always stopped (SIGTERM, then SIGKILL).
@@ -97,6 +99,16 @@ import {
   REQUEST_COUNT,
 } from './policy-world.js';
 
+/**
+ * An A/A run (--aa=1, BENCH_AA=1): mailgate-metrics keeps its HTTP listener and its scrapes but
+ * counts nothing (`metrics = false`), so its ratio to mailgate shows how far two equal daemons
+ * differ here: the noise under the metrics cost.
+ */
+const AA_RUN = setting('aa', 'BENCH_AA', '0') === '1';
+/** How the output describes mailgate-metrics' metrics. */
+const METRICS_SAID = AA_RUN
+  ? 'metrics = false: an A/A run, whose ratio is the noise, not a cost'
+  : 'metrics on, metrics = true by default';
 // ---------------------------------------------------------------------------------------------
 // Settings
 
@@ -211,7 +223,14 @@ async function startMailgate(
       `whitelist_recipients = "${join(dir, 'whitelist_recipients')}"`,
       'decision_log = true',
       '',
-      ...(httpPort === undefined ? [] : ['[http]', `listen = ["inet:${httpPort}@127.0.0.1"]`, '']),
+      ...(httpPort === undefined
+        ? []
+        : [
+            '[http]',
+            `listen = ["inet:${httpPort}@127.0.0.1"]`,
+            ...(AA_RUN ? ['metrics = false'] : []),
+            '',
+          ]),
     ].join('\n'),
   );
   const nodeFlags = settings.profileDir
@@ -729,8 +748,8 @@ async function main(): Promise<number> {
       names.push('mailgate-metrics');
       scraper = new MetricsScraper(`http://127.0.0.1:${httpPort}/metrics`, SCRAPE_EVERY_MS);
       notes.push(
-        `mailgate-metrics  the same configuration plus [http] listen = ["inet:${httpPort}@127.0.0.1"] (metrics on, ` +
-          `metrics = true by default), its own SQLite file; ${scraper.url} scraped every ${SCRAPE_EVERY_MS / 1000} s ` +
+        `mailgate-metrics  the same configuration plus [http] listen = ["inet:${httpPort}@127.0.0.1"] (${METRICS_SAID}` +
+          `), its own SQLite file; ${scraper.url} scraped every ${SCRAPE_EVERY_MS / 1000} s ` +
           'with Prometheus request headers from start to end' +
           profiled('mailgate-metrics'),
       );
