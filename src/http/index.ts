@@ -23,6 +23,7 @@ export {
   createHttpServer,
   DEFAULT_HEALTH_TIMEOUT_MS,
   DEFAULT_HTTP_CLOSE_DEADLINE_MS,
+  FAILURE_LINES_PER_MINUTE,
   type HttpServer,
   type HttpServerOptions,
   MAX_URL_LENGTH,

@@ -103,6 +103,48 @@ const COMMON_HEADERS: OutgoingHttpHeaders = {
 };
 const TEXT = 'text/plain; charset=utf-8';
 
+/** Refused requests logged per minute at most; a scanner or a probe loop says the rest in one line. */
+export const FAILURE_LINES_PER_MINUTE = 20;
+
+/**
+ * How many refused requests (4xx, a 503 health check) get a line of their own: a scanner or a
+ * load balancer probing a failing /healthz every second must not fill the log. Past the budget
+ * of a minute they are counted, and the next minute opens with one line saying how many went
+ * unlogged. Server errors (5xx) are always logged.
+ */
+class FailureLogBudget {
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #used = 0;
+  #suppressed = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly clock: () => number,
+  ) {}
+
+  /** Whether this failure gets its line. */
+  take(): boolean {
+    const now = this.clock();
+    if (now - this.#windowStart >= 60_000) {
+      if (this.#suppressed > 0) {
+        this.logger.warn(
+          { suppressed: this.#suppressed, perMinute: FAILURE_LINES_PER_MINUTE },
+          'http-request-failures-unlogged',
+        );
+      }
+      this.#windowStart = now;
+      this.#used = 0;
+      this.#suppressed = 0;
+    }
+    if (this.#used < FAILURE_LINES_PER_MINUTE) {
+      this.#used++;
+      return true;
+    }
+    this.#suppressed++;
+    return false;
+  }
+}
+
 /**
  * The HTTP door over a status source.
  *
@@ -120,6 +162,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const healthTimeoutMs = positive(options.healthTimeoutMs, DEFAULT_HEALTH_TIMEOUT_MS);
   const readTimeoutMs = positive(options.readTimeoutMs, DEFAULT_READ_TIMEOUT_MS);
   let token = checkedToken(options.token);
+  const failures = new FailureLogBudget(logger, clock);
   const listeners: Listener[] = [];
   let closing: Promise<void> | undefined;
 
@@ -236,7 +279,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (reply.reason !== undefined) fields['reason'] = reply.reason;
       if (reply.err !== undefined) fields['err'] = reply.err;
       if (reply.status >= 500 && reply.status !== 503) logger.error(fields, 'http-request-failed');
-      else logger.warn(fields, 'http-request-failed');
+      else if (failures.take()) logger.warn(fields, 'http-request-failed');
     }
     send(req, res, reply, closing !== undefined);
   };
@@ -285,14 +328,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? 408
             : 400;
-      logger.warn(
-        {
-          status,
-          code: logValue(String(err.code ?? 'unknown'), 40),
-          remote: socket.remoteAddress ?? 'unix',
-        },
-        'http-request-failed',
-      );
+      if (failures.take()) {
+        logger.warn(
+          {
+            status,
+            code: logValue(String(err.code ?? 'unknown'), 40),
+            remote: socket.remoteAddress ?? 'unix',
+          },
+          'http-request-failed',
+        );
+      }
       socket.end(
         `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       );

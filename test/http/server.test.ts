@@ -15,6 +15,7 @@ import {
   bearerToken,
   checkStore,
   createHttpServer,
+  FAILURE_LINES_PER_MINUTE,
   type HttpServerOptions,
   MAX_URL_LENGTH,
   PAGE_SIZE,
@@ -224,6 +225,35 @@ describe('routes', () => {
     for (const before of ['abc', '-1', '0', '1e9', '99999999999999999999']) {
       assert.equal((await request(bound, `/?before=${before}`)).status, 400, before);
     }
+  });
+
+  test('refused requests: a line each up to the budget of a minute, then one line for the rest', async (t) => {
+    const log = keptLogger();
+    let now = 1_800_000_000_000;
+    const server = createHttpServer({
+      source: sourceOver(store),
+      logger: log.logger,
+      clock: () => now,
+    });
+    const [bound] = await server.listen(['inet:0@127.0.0.1']);
+    t.after(() => server.close(100));
+    const refused = () => request(bound!, '/', { method: 'POST' });
+    for (let n = 0; n < FAILURE_LINES_PER_MINUTE + 5; n++)
+      assert.equal((await refused()).status, 405);
+    const failed = () => log.records().filter((r) => r['msg'] === 'http-request-failed');
+    assert.equal(failed().length, FAILURE_LINES_PER_MINUTE);
+    assert.equal(
+      log.records().filter((r) => r['msg'] === 'http-request-failures-unlogged').length,
+      0,
+    );
+    now += 60_000;
+    await refused();
+    const unlogged = log.records().filter((r) => r['msg'] === 'http-request-failures-unlogged');
+    assert.deepEqual(
+      unlogged.map((r) => r['suppressed']),
+      [5],
+    );
+    assert.equal(failed().length, FAILURE_LINES_PER_MINUTE + 1);
   });
 
   test('listens on a unix socket, and close() stops it', async (t) => {
