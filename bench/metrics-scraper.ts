@@ -95,6 +95,16 @@ export class MetricsScraper {
     return `${this.ok} ok, ${this.failed} failed${last}${first}`;
   }
 
+  /** The line the benchmarks print under the metrics cost. */
+  summary(): string {
+    return (
+      `mailgate-metrics scrapes of ${this.url} every ${this.everyMs / 1000} s: ${this.describe()}` +
+      (this.ok === 0
+        ? '; no page came, so the cost above is that of collecting alone, without serving /metrics'
+        : '')
+    );
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.#inFlight;

@@ -621,14 +621,7 @@ function printMetricsCost(
         : `Metrics cost goal NOT MET at ${missed.join(' and ')}: with metrics on, mailgate completes fewer than ${GOALS.metricsOn}x the transactions per second it completes with them off (more than ${allowed} % lost).`,
     );
   }
-  if (scraper) {
-    console.log(
-      `mailgate-metrics scrapes of ${scraper.url} every ${scraper.everyMs / 1000} s: ${scraper.describe()}` +
-        (scraper.ok === 0
-          ? '; no page came, so the cost above is that of collecting alone, without serving /metrics'
-          : ''),
-    );
-  }
+  if (scraper) console.log(scraper.summary());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -658,14 +658,7 @@ function printMetricsCost(
       ? `Metrics cost goal met at ${concurrencies.map((c) => `C=${c}`).join(' and ')}: metrics on costs at most ${fmt(100 * (1 - GOALS.metricsOn))} % of req/s.`
       : `Metrics cost goal MISSED at ${missed.join(' and ')}: with metrics on, mailgate answers fewer than ${GOALS.metricsOn}x the requests per second it answers with them off (more than ${fmt(100 * (1 - GOALS.metricsOn))} % lost).`,
   );
-  if (scraper) {
-    console.log(
-      `mailgate-metrics scrapes of ${scraper.url} every ${scraper.everyMs / 1000} s: ${scraper.describe()}` +
-        (scraper.ok === 0
-          ? '; no page came, so the cost above is that of collecting alone, without serving /metrics'
-          : ''),
-    );
-  }
+  if (scraper) console.log(scraper.summary());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,13 @@
  * bounded, so that a store that fails or hangs costs the part that needed it and not the page:
  * the postmaster looking at the page is most likely looking because something is wrong.
  */
-import type { DecisionCount, GreylistSummary, Store, StoredDecision } from '../store/types.js';
+import {
+  type DecisionCount,
+  type GreylistSummary,
+  MAX_DECISION_SEARCH,
+  type Store,
+  type StoredDecision,
+} from '../store/types.js';
 import { errorText, withTimeout } from './health.js';
 import type { StatusInfo, StatusSource } from './source.js';
 
@@ -14,7 +20,7 @@ export const TEMPFAIL_COUNT = 20;
 /** The chart's bucket: one bar per minute. */
 export const CHART_BUCKET_MS = 60_000;
 /** Longest search text the store takes. */
-export const MAX_SEARCH_LENGTH = 254;
+export const MAX_SEARCH_LENGTH = MAX_DECISION_SEARCH;
 /** How long one store read may take before its part of the page shows an error. */
 export const DEFAULT_READ_TIMEOUT_MS = 5000;
 

@@ -8,7 +8,7 @@ import { type ChartSeries, chartColour, escapeHtml, svgChart } from '../observe/
 import type { StoredDecision } from '../store/types.js';
 import { VERSION } from '../version.js';
 import { TOKEN_PARAMETER } from './auth.js';
-import type { ChartData, Part, StatusData } from './status-data.js';
+import { type ChartData, MAX_SEARCH_LENGTH, type Part, type StatusData } from './status-data.js';
 
 /** The page's Content-Security-Policy: nothing from anywhere, but inline style and the page's own forms. */
 export const STATUS_PAGE_CSP =
@@ -191,7 +191,7 @@ function decisionSection(data: StatusData, links: PageLinks): string {
   const out: string[] = ['<section id="log"><h2>Decisions</h2>'];
   out.push(
     '<form id="search" method="get" role="search">',
-    `<input type="search" id="q" name="q" value="${attr(search)}" maxlength="254" ` +
+    `<input type="search" id="q" name="q" value="${attr(search)}" maxlength="${MAX_SEARCH_LENGTH}" ` +
       'placeholder="IP address, sender or recipient" aria-label="Search the decision log">',
     links.token === undefined
       ? ''

@@ -42,4 +42,4 @@ export {
   renderText,
 } from './report.js';
 export { type LineLogger, stderrLogger } from './stderr.js';
-export { formatTextRecord, jsonLineToText, type TextFormatOptions } from './text-format.js';
+export { formatTextRecord, jsonLineToText } from './text-format.js';

@@ -12,9 +12,6 @@
  */
 import { escapeForLog } from '../text/index.js';
 
-/** How a line is written (nothing to choose yet: every line carries all that its JSON has). */
-export type TextFormatOptions = Record<string, never>;
-
 /** pino's numeric levels, for a line whose level was not written as its label. */
 const LEVEL_LABELS: Record<number, string> = {
   10: 'trace',
@@ -53,7 +50,7 @@ const JSON_SCALAR = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|tr
  * jsonLineToText('{"level":"warn","time":"2026-12-07T12:15:31.000Z","signal":"SIGTERM","msg":"stop-forced"}\n')
  * // '2026-12-07 12:15:31.000 warn  stop-forced signal=SIGTERM\n'
  */
-export function jsonLineToText(line: string, options: TextFormatOptions = {}): string {
+export function jsonLineToText(line: string): string {
   let record: unknown;
   try {
     record = JSON.parse(line);
@@ -61,7 +58,7 @@ export function jsonLineToText(line: string, options: TextFormatOptions = {}): s
     return `${escapeForLog(line.replace(/\n$/, ''))}\n`;
   }
   if (!isPlainObject(record)) return `${escapeForLog(line.replace(/\n$/, ''))}\n`;
-  return `${formatTextRecord(record, options)}\n`;
+  return `${formatTextRecord(record)}\n`;
 }
 
 /**
@@ -77,10 +74,7 @@ export function jsonLineToText(line: string, options: TextFormatOptions = {}): s
  * })
  * // '2026-12-07 12:15:30.118 info  [m1a] connect from [203.0.113.5] EXTERNAL stage=connect verdict=continue reason=connect'
  */
-export function formatTextRecord(
-  record: Record<string, unknown>,
-  _options: TextFormatOptions = {},
-): string {
+export function formatTextRecord(record: Record<string, unknown>): string {
   const rest: Record<string, unknown> = { ...record };
   const level = levelLabel(record['level']);
   const parts = [timeText(record['time'], rest), level.padEnd(5)];

@@ -55,17 +55,6 @@ export interface FactServices {
 /** Hears of every check a session runs: the check's name, its result word, seconds taken. */
 export type CheckObserver = (check: string, result: string, seconds: number) => void;
 
-/** The check each memo key is, for the observer; keys not here are not checks. */
-const MEMO_CHECKS: Record<string, string> = {
-  ptr: 'ptr',
-  helo: 'helo',
-  'helo-full': 'helo',
-  csa: 'csa',
-  spf: 'spf',
-  'helo-spf': 'spf',
-  registry: 'registry',
-};
-
 /** A header field as it came in with the message. */
 export interface ReceivedHeader {
   name: string;
@@ -142,7 +131,7 @@ export class SessionFacts {
 
   /** The client's reverse DNS, verified (forward-confirmed). */
   ptr(): Promise<PtrResult> {
-    return this.#once('ptr', () =>
+    return this.#checked('ptr', 'ptr', () =>
       checkPtr(
         { ip: this.client.ip },
         { resolver: this.services.resolver, clock: this.#clock, limits: this.#limits },
@@ -191,7 +180,7 @@ export class SessionFacts {
 
   /** The HELO's form and the rules that need no DNS (numeric, our own name, syntax). */
   heloForm(): Promise<HeloResult> {
-    return this.#once('helo', async () =>
+    return this.#checked('helo', 'helo', async () =>
       checkHelo(await this.#heloInput(), {
         resolver: this.services.resolver,
         clock: this.#clock,
@@ -203,7 +192,7 @@ export class SessionFacts {
 
   /** The whole HELO check, with its DNS rules (does the name lead back to the client?). */
   heloFull(): Promise<HeloResult> {
-    return this.#once('helo-full', async () =>
+    return this.#checked('helo-full', 'helo', async () =>
       checkHelo(
         { ...(await this.#heloInput()), ptrName: (await this.ptr()).name ?? null },
         {
@@ -218,7 +207,7 @@ export class SessionFacts {
 
   /** CSA for the HELO name. */
   csa(): Promise<CsaResult> {
-    return this.#once('csa', () =>
+    return this.#checked('csa', 'csa', () =>
       checkCsa(
         { ip: this.client.ip, helo: this.helo ?? '' },
         { resolver: this.services.resolver, clock: this.#clock, limits: this.#limits },
@@ -228,7 +217,7 @@ export class SessionFacts {
 
   /** SPF for MAIL FROM (or postmaster@HELO for the null sender), with best guess and lax. */
   spf(): Promise<SpfResult> {
-    return this.#once('spf', () => {
+    return this.#checked('spf', 'spf', () => {
       const { spf, hostname } = this.settings;
       return checkSpf(
         { ip: this.client.ip, sender: this.sender ?? '', helo: this.helo ?? '' },
@@ -247,23 +236,28 @@ export class SessionFacts {
 
   /** The sender-registry ID check of the HELO name, with the sender known so far. */
   registry(settings: RegistrySettings, timeBudgetMs: number): Promise<RegistryResult> {
-    return this.#once('registry', () =>
-      checkId(
-        {
-          ip: this.client.ip,
-          helo: this.helo ?? '',
-          ...(this.sender !== undefined ? { sender: this.sender } : {}),
-          recipients: this.recipients,
-        },
-        settings,
-        { resolver: this.services.resolver, clock: this.#clock, limits: { timeBudgetMs } },
-      ),
+    return this.#checked(
+      'registry',
+      'registry',
+      () =>
+        checkId(
+          {
+            ip: this.client.ip,
+            helo: this.helo ?? '',
+            ...(this.sender !== undefined ? { sender: this.sender } : {}),
+            recipients: this.recipients,
+          },
+          settings,
+          { resolver: this.services.resolver, clock: this.#clock, limits: { timeBudgetMs } },
+        ),
+      // The registry's result word is its reason (`authenticated`, `not-authorized`, ...).
+      (result) => result.reason,
     );
   }
 
   /** SPF for the HELO identity. */
   heloSpf(): Promise<SpfResult> {
-    return this.#once('helo-spf', () =>
+    return this.#checked('helo-spf', 'spf', () =>
       checkSpf(
         { ip: this.client.ip, sender: '', helo: this.helo ?? '', identity: 'helo' },
         {
@@ -278,7 +272,7 @@ export class SessionFacts {
 
   /** SPF for `postmaster@<forwarder>` from this client (the trusted-forwarder test). */
   forwarderSpf(forwarder: string): Promise<SpfResult> {
-    return this.#once(`forwarder:${forwarder}`, () =>
+    return this.#checked(`forwarder:${forwarder}`, 'spf', () =>
       checkSpf(
         { ip: this.client.ip, sender: `postmaster@${forwarder}`, helo: this.helo ?? '' },
         {
@@ -336,28 +330,39 @@ export class SessionFacts {
   #once<T>(key: string, run: () => Promise<T>): Promise<T> {
     const known = this.#memo.get(key);
     if (known) return known as Promise<T>;
-    const observer = this.services.checkObserver;
-    const check = observer && (MEMO_CHECKS[key] ?? (key.startsWith('forwarder:') ? 'spf' : ''));
-    const begun = check ? performance.now() : 0;
     const started = run();
-    if (check) {
-      // Heard on a branch of its own, so that the stage awaits the check with no step added.
+    this.#memo.set(key, started);
+    return started;
+  }
+
+  /**
+   * `#once` for a check, whose result word the observer (the daemon's metrics) hears with the
+   * time it took, on a branch of its own: the stage awaits the check with no step added.
+   */
+  #checked<T extends object>(
+    key: string,
+    check: string,
+    run: () => Promise<T>,
+    word: (result: T) => unknown = (result) => (result as { result?: unknown }).result,
+  ): Promise<T> {
+    const observer = this.services.checkObserver;
+    if (!observer) return this.#once(key, run);
+    return this.#once(key, () => {
+      const begun = performance.now();
+      const started = run();
       started.then(
         (result) => {
-          // The registry's result word is its reason (`authenticated`, `not-authorized`, ...).
-          const r = result as { result?: unknown; reason?: unknown };
-          const word = check === 'registry' ? r.reason : r.result;
+          const said = word(result);
           observer(
             check,
-            typeof word === 'string' ? word : 'other',
+            typeof said === 'string' ? said : 'other',
             (performance.now() - begun) / 1000,
           );
         },
         () => {},
       );
-    }
-    this.#memo.set(key, started);
-    return started;
+      return started;
+    });
   }
 }
 

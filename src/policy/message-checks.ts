@@ -68,12 +68,11 @@ export class MessageChecks {
     this.role = role;
     const fields = gathered.list;
     this.fields = fields;
+    this.#settings = settings;
     if (gathered.dropped > 0) {
       this.#skipped = `header over ${settings.maxHeaderBytes} bytes, not ${role === 'incoming' ? 'verified' : 'signed'}`;
-      this.#settings = settings;
       return;
     }
-    this.#settings = settings;
     this.#clock = services.clock;
     const world = services.clock
       ? { resolver: services.resolver, clock: services.clock }

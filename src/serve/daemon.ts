@@ -21,7 +21,13 @@ import { loadSigningKeys } from './keys.js';
 import { dnsObserver, meteredStore, meteredVerifier } from './metering.js';
 import type { HeldEngine } from './milter-door.js';
 import { buildReputation, type DaemonReputation } from './reputation.js';
-import { greylistSettings, policySettings, resolverOptions, storeSettings } from './settings.js';
+import {
+  greylistSettings,
+  keepsDmarcResults,
+  policySettings,
+  resolverOptions,
+  storeSettings,
+} from './settings.js';
 import { buildVerifier } from './verifier.js';
 
 /** Where a door listens. */
@@ -124,7 +130,7 @@ export class Daemon {
       for (const door of doors) addresses.push(...(await door.listen()));
       for (const door of doors) {
         for (const l of door.listeners()) {
-          metrics?.addListener({ door: door.name === 'policyd' ? 'policy' : door.name, ...l });
+          metrics?.addListener({ door: shownDoor(door.name), ...l });
         }
       }
     } catch (err) {
@@ -180,7 +186,7 @@ export class Daemon {
         ...(this.#configPath !== undefined ? { configFile: this.#configPath } : {}),
         hostname: this.#world.engine.settings.hostname,
         listeners: this.#addresses.map((a) => ({
-          door: a.door === 'policyd' ? 'policy' : a.door,
+          door: shownDoor(a.door),
           spec: a.spec,
         })),
         startedAt,
@@ -366,8 +372,7 @@ async function buildWorld(
   }
   let greylisting: Greylisting | null = null;
   const reputation = buildReputation(config, store, logger);
-  const dmarcReports =
-    config.dmarc.enabled && config.dmarc.record ? new DmarcReportWriter(store, logger) : null;
+  const dmarcReports = keepsDmarcResults(config) ? new DmarcReportWriter(store, logger) : null;
   try {
     greylisting = config.greylist.enabled
       ? await buildGreylisting(config, {
@@ -412,8 +417,7 @@ async function buildWorld(
     });
     // Call-back results and reputation counters age out of the store with greylisting off too.
     const stopExpiry =
-      greylisting === null &&
-      (reputation !== null || config.cbv.enabled || (config.dmarc.enabled && config.dmarc.record))
+      greylisting === null && (reputation !== null || config.cbv.enabled || dmarcReports !== null)
         ? startExpiry(store, greylistSettings(config, VERSION), { logger })
         : null;
     return {
@@ -454,4 +458,9 @@ async function retireWorld(old: World, logger: PinoLogger, next?: World): Promis
       logger.warn({ err }, 'store-close-failed');
     }
   }
+}
+
+/** A door as metrics and the status page name it: the policy server is `policy` there. */
+function shownDoor(door: BoundAddress['door']): 'policy' | 'milter' | 'http' {
+  return door === 'policyd' ? 'policy' : door;
 }

@@ -7,6 +7,7 @@ import type { Logger as PinoLogger } from 'pino';
 import type { Config } from '../config/index.js';
 import {
   createHttpServer,
+  DEFAULT_HTTP_CLOSE_DEADLINE_MS,
   type HttpServer,
   type MetricsRegistry,
   type StatusSource,
@@ -212,7 +213,7 @@ export class HttpDoor implements Door {
   }
 
   close(deadlineMs: number): Promise<void> {
-    return this.#server.close(Math.min(deadlineMs, 5000));
+    return this.#server.close(Math.min(deadlineMs, DEFAULT_HTTP_CLOSE_DEADLINE_MS));
   }
 
   listening(): boolean {

@@ -2,6 +2,7 @@
  * From the configuration file's vocabulary to the settings of the parts it drives.
  */
 import { hostname as systemHostname } from 'node:os';
+import { DEFAULT_DKIM_LIMITS } from '../checks/dkim/types.js';
 import type { RegistrySettings } from '../checks/registry/types.js';
 import type { Config } from '../config/index.js';
 import type { ResolverOptions } from '../dns/index.js';
@@ -53,7 +54,7 @@ export function greylistSettings(config: Config, version: string): GreylistSetti
     ...(config.reputation.enabled
       ? { reputationTtlMs: reputationTtlMs(config.reputation.half_life) }
       : {}),
-    ...(config.dmarc.enabled && config.dmarc.record ? { dmarcTtlMs: config.dmarc.keep } : {}),
+    ...(keepsDmarcResults(config) ? { dmarcTtlMs: config.dmarc.keep } : {}),
     hostname: daemonHostname(config),
     version,
     header: g.header,
@@ -180,7 +181,7 @@ export function policySettings(
 }
 
 /** Header bytes kept per message for DKIM, DMARC and ARC: the DKIM check's own bound. */
-const MAX_HEADER_BYTES = 1024 * 1024;
+const MAX_HEADER_BYTES = DEFAULT_DKIM_LIMITS.maxHeaderBytes;
 
 /**
  * The message checks' settings (`[dkim]`, `[dmarc]`, `[arc]`), with the keys already read.
@@ -283,4 +284,9 @@ export function reputationSettings(config: Config): ReputationSettings {
     observationsForConfidence: r.observations_for_confidence,
     prior: DEFAULT_REPUTATION_SETTINGS.prior,
   };
+}
+
+/** Whether DMARC evaluations are kept in the store (for aggregate reports). */
+export function keepsDmarcResults(config: Config): boolean {
+  return config.dmarc.enabled && config.dmarc.record;
 }

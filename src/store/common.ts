@@ -20,6 +20,7 @@ import type {
   TripletLookup,
 } from './types.js';
 import {
+  MAX_DECISION_SEARCH,
   MAX_REPUTATION_EVENT,
   MAX_REPUTATION_SUBJECT,
   MAX_REPUTATION_SUBJECTS,
@@ -317,8 +318,6 @@ export function checkLimit(limit: unknown, op = 'recentDecisions', max?: number)
 
 /** Lines one `findDecisions` call returns at most: a page, never the whole log at once. */
 export const MAX_FIND_DECISIONS = 10_000;
-/** Code points of a `findDecisions` search at most: the longest address is 254. */
-export const MAX_DECISION_SEARCH = 254;
 /** The smallest `countDecisions` bucket. */
 export const MIN_DECISION_BUCKET_MS = 1_000;
 /** Buckets one `countDecisions` range may span at most, so that one answer stays small. */
@@ -701,8 +700,13 @@ export function checkRate(
   return { key, now, restartAtOrBefore: checkTime(op, 'now - windowMs', now - windowMs), limit };
 }
 
-/** The optional cut-offs of `expire` (the ones added in schema versions 2 and 3). */
-export const OPTIONAL_CUTOFFS = ['callbacksBefore', 'ratesBefore', 'reputationBefore'] as const;
+/** The optional cut-offs of `expire` (the ones added in schema versions 2 to 4). */
+export const OPTIONAL_CUTOFFS = [
+  'callbacksBefore',
+  'ratesBefore',
+  'reputationBefore',
+  'dmarcBefore',
+] as const;
 
 /**
  * Checks every cut-off: the four of version 1 must be there, the optional ones only when given.

@@ -2,6 +2,7 @@
  * Rows of `dmarc_results` between the public type and the columns both backends write and read:
  * every value checked before it reaches a driver, strings bounded and made storable.
  */
+import { checkLimit, checkTime } from './common.js';
 import {
   type DmarcDkimResult,
   type DmarcPolicyWord,
@@ -261,17 +262,9 @@ export function dmarcQueryParams(
   if (policyDomain !== null && typeof policyDomain !== 'string') {
     fail('policyDomain must be a string or null');
   }
-  for (const [name, value] of [
-    ['from', from],
-    ['to', to],
-  ] as const) {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-      fail(`${name} must be integral milliseconds, got ${String(value)}`);
-    }
-  }
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-    fail(`limit must be a whole number >= 0, got ${String(limit)}`);
-  }
+  checkTime('dmarcResults', 'from', from);
+  checkTime('dmarcResults', 'to', to);
+  checkLimit(limit, 'dmarcResults');
   return {
     policyDomain: policyDomain === null ? null : storedDmarcText(policyDomain),
     from,

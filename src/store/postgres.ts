@@ -541,7 +541,6 @@ class PostgresStore implements Store {
 
   async expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     checkCutoffs(cutoffs);
-    if (cutoffs.dmarcBefore !== undefined) checkTime('expire', 'dmarcBefore', cutoffs.dmarcBefore);
     const { callbacksBefore, ratesBefore, reputationBefore, dmarcBefore } = cutoffs;
     return this.transaction('expire', async (client) => ({
       passed: (await client.query(SQL.expirePassed, [cutoffs.passedBefore])).rowCount ?? 0,

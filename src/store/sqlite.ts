@@ -722,8 +722,6 @@ class SqliteStore implements Store {
   expire(cutoffs: ExpiryCutoffs): Promise<ExpiryCounts> {
     return this.runWrite('expire', () => {
       checkCutoffs(cutoffs);
-      if (cutoffs.dmarcBefore !== undefined)
-        checkTime('expire', 'dmarcBefore', cutoffs.dmarcBefore);
       this.flushDecisions();
       return this.expireTx(cutoffs);
     });

@@ -110,6 +110,9 @@ export interface StoredDecision extends Decision {
   id: number;
 }
 
+/** Code points of a `findDecisions` search at most: the longest address is 254. */
+export const MAX_DECISION_SEARCH = 254;
+
 /**
  * Which decision-log lines `findDecisions` returns. Every condition given must hold; lines come
  * newest first (by time, then id).

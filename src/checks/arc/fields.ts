@@ -7,6 +7,7 @@
 
 import type { Canonicalization } from '../dkim/canonicalize.js';
 import type { SigningAlgorithm } from '../dkim/crypto.js';
+import { isDnsName } from '../dkim/key.js';
 import { decodeBase64Tag, parseTagList, splitColonList, type TagList } from '../dkim/tags.js';
 import { fieldValue, type HeaderField } from '../message/index.js';
 import { ARC_MAX_INSTANCES, type ChainValidation } from './types.js';
@@ -211,8 +212,6 @@ const INSTANCE = /^[0-9]{1,2}$/;
 const AAR_START = /^i[ \t]*=[ \t]*([0-9]{1,2})[ \t]*;[ \t]*(.*)$/s;
 // authserv-id (a value: token or quoted-string), an optional version, then ';' or the end.
 const AUTHSERV_ID = /^([^\s;"()]+|"(?:[^"\\]|\\.)*")(?:[ \t]+[0-9]+)?[ \t]*(?:;|$)/s;
-// A domain as d= may name it: LDH labels (underscore tolerated, as real zones hold it).
-const DOMAIN_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 
 function readStart(
   field: HeaderField,
@@ -251,10 +250,10 @@ function readSignatureBasics(tags: TagList): SignatureBasics | string {
   if (signature === null || signature.length === 0) return 'b= is not base64';
   const d = tags.get('d');
   if (d === undefined) return 'no d= tag';
-  if (!isDomain(d)) return 'd= is not a domain name';
+  if (!isDnsName(d)) return 'd= is not a domain name';
   const s = tags.get('s');
   if (s === undefined) return 'no s= tag';
-  if (!isDomain(s)) return 's= is not a selector';
+  if (!isDnsName(s)) return 's= is not a selector';
   const basics: SignatureBasics = { algorithm: a, signature, domain: d.toLowerCase(), selector: s };
   const t = tags.get('t');
   if (t !== undefined) {
@@ -284,19 +283,6 @@ function isCanonicalization(text: string | undefined): text is Canonicalization 
 function readNumber(text: string, maxDigits: number): number | null {
   if (!/^[0-9]+$/.test(text) || text.length > maxDigits) return null;
   return Number(text);
-}
-
-/**
- * Whether text is a domain name (or a selector, which has the same syntax): dot-separated
- * labels, 253 characters at most.
- *
- * @example
- * isDomain('example.org')   // true
- * isDomain('example...')    // false
- */
-export function isDomain(text: string): boolean {
-  if (text.length === 0 || text.length > 253) return false;
-  return text.split('.').every((label) => DOMAIN_LABEL.test(label));
 }
 
 /**

@@ -13,7 +13,6 @@ export {
 } from './auth-results.js';
 export { type ArcSet, type ChainStructure, readChain } from './chain.js';
 export {
-  isDomain,
   MAX_ARC_FIELD_BYTES,
   readAuthResults,
   readMessageSignature,

@@ -4,7 +4,7 @@
  * and judged against the signature that wants them.
  */
 import type { BudgetedQueries } from '../budget.js';
-import type { SigningAlgorithm } from '../dkim/crypto.js';
+import { hashOf, keyTypeOf, type SigningAlgorithm } from '../dkim/crypto.js';
 import { type DkimKey, fetchKey, type KeyLookup } from '../dkim/key.js';
 import type { ArcSettings } from './types.js';
 
@@ -47,12 +47,12 @@ export function keyProblem(
   algorithm: SigningAlgorithm,
   settings: Pick<ArcSettings, 'minRsaBits'>,
 ): string | undefined {
-  const keyType = algorithm === 'ed25519-sha256' ? 'ed25519' : 'rsa';
+  const keyType = keyTypeOf(algorithm);
   if (key.keyType !== keyType) return `${key.keyType} key for an ${algorithm} signature`;
   if (keyType === 'rsa' && key.bits < settings.minRsaBits) {
     return `key of ${key.bits} bits, fewer than ${settings.minRsaBits}`;
   }
-  const hash = algorithm === 'rsa-sha1' ? 'sha1' : 'sha256';
+  const hash = hashOf(algorithm);
   if (key.hashes !== undefined && !key.hashes.includes(hash)) return `key does not allow ${hash}`;
   if (!key.services.includes('*') && !key.services.includes('email')) {
     return 'key is not for email';

@@ -10,12 +10,13 @@
  */
 import { systemClock } from '../budget.js';
 import { BodyHasher } from '../dkim/body-hash.js';
-import { signData } from '../dkim/crypto.js';
+import { signedHeaderData } from '../dkim/canonicalize.js';
+import { keyTypeOf, signData } from '../dkim/crypto.js';
+import { isDnsName } from '../dkim/key.js';
 import { formatMessage, type HeaderField, parseMessage } from '../message/index.js';
 import { readChain } from './chain.js';
-import { isDomain } from './fields.js';
 import { tagListField, wordsField } from './fold.js';
-import { messageSignatureData, type SetFields, sealData } from './signing-input.js';
+import { type SetFields, sealData } from './signing-input.js';
 import {
   ARC_MAX_INSTANCES,
   type ArcSealKey,
@@ -184,7 +185,7 @@ export class ArcSealing {
     ];
     const unsignedSignature = tagListField('ARC-Message-Signature', signatureTags(''));
     // The new AAR is on top when the message leaves: an h= naming it picks it as a verifier would.
-    const signed = messageSignatureData(
+    const signed = signedHeaderData(
       [results, ...this.headers],
       unsignedSignature,
       this.signedNames,
@@ -233,12 +234,12 @@ export function sealArc(message: Buffer, key: ArcSealKey, options: ArcSealOption
 }
 
 function checkKey(key: ArcSealKey): void {
-  if (!isDomain(key.domain))
+  if (!isDnsName(key.domain))
     throw new TypeError(`ARC sealing domain is not a domain: ${key.domain}`);
-  if (!isDomain(key.selector)) {
+  if (!isDnsName(key.selector)) {
     throw new TypeError(`ARC sealing selector is not a selector: ${key.selector}`);
   }
-  const wanted = key.algorithm === 'ed25519-sha256' ? 'ed25519' : 'rsa';
+  const wanted = keyTypeOf(key.algorithm);
   if (key.algorithm !== 'rsa-sha256' && key.algorithm !== 'ed25519-sha256') {
     throw new TypeError(`ARC sealing algorithm must be rsa-sha256 or ed25519-sha256`);
   }

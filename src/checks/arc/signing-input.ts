@@ -2,15 +2,11 @@
  * What the two ARC signatures sign (RFC 8617 section 5.1.1): the ARC-Message-Signature signs
  * header fields as a DKIM signature does; the ARC-Seal signs the ARC sets from 1 to its own, each
  * as AAR, AMS, AS in relaxed form, its own with b= emptied and no final CRLF. Validation and
- * sealing build the same bytes here, so that what one signs the other checks.
+ * sealing build the same bytes here, so that what one signs the other checks. The
+ * ARC-Message-Signature's are DKIM's (`signedHeaderData`).
  */
 
-import {
-  type Canonicalization,
-  canonicalizeHeader,
-  canonicalizeSignatureField,
-  selectSignedFields,
-} from '../dkim/canonicalize.js';
+import { canonicalizeHeader, canonicalizeSignatureField } from '../dkim/canonicalize.js';
 import type { HeaderField } from '../message/index.js';
 
 /** The three fields of one ARC set, whichever way they were obtained. */
@@ -18,26 +14,6 @@ export interface SetFields {
   results: HeaderField;
   signature: HeaderField;
   seal: HeaderField;
-}
-
-/**
- * The header data of an ARC-Message-Signature: the fields its h= names, picked bottom-up as
- * DKIM does, then the signature itself with b= emptied.
- *
- * @example
- * verifySignature(a, key, messageSignatureData(headers, ams, names, 'relaxed'), b)
- */
-export function messageSignatureData(
-  headers: readonly HeaderField[],
-  signature: HeaderField,
-  names: readonly string[],
-  how: Canonicalization,
-): Buffer {
-  const parts = selectSignedFields(headers, names, new Set([signature])).map((field) =>
-    canonicalizeHeader(field, how),
-  );
-  parts.push(canonicalizeSignatureField(signature, how));
-  return Buffer.concat(parts);
 }
 
 /**

@@ -12,13 +12,14 @@
 import { printableAscii, truncate } from '../../text/index.js';
 import { BudgetedQueries, systemClock } from '../budget.js';
 import { BodyHashes, type BodyHashHandle } from '../dkim/body-hash.js';
-import { verifySignature } from '../dkim/crypto.js';
+import { signedHeaderData } from '../dkim/canonicalize.js';
+import { hashOf, verifySignature } from '../dkim/crypto.js';
 import { resolveLimits } from '../limits.js';
 import { type HeaderField, parseMessage } from '../message/index.js';
 import { type ArcSet, type ChainStructure, readChain } from './chain.js';
 import type { CanonicalizationPair, MessageSignatureTags, SignatureBasics } from './fields.js';
 import { KeyCache, keyProblem } from './keys.js';
-import { messageSignatureData, RelaxedForms, sealData } from './signing-input.js';
+import { RelaxedForms, sealData } from './signing-input.js';
 import {
   type ArcResult,
   type ArcSealer,
@@ -79,7 +80,7 @@ export class ArcVerification {
       const signature = set.signature;
       if (signature.ok) {
         const t = signature.tags;
-        const hash = t.algorithm === 'rsa-sha1' ? 'sha1' : 'sha256';
+        const hash = hashOf(t.algorithm);
         this.bodyHandles.set(
           set.instance,
           t.canonicalizations.map((how) => ({
@@ -187,12 +188,7 @@ export class ArcVerification {
         continue;
       }
       if (!body.hash.equals(tags.bodyHash)) continue;
-      const data = messageSignatureData(
-        this.headers,
-        signature.field,
-        tags.signedHeaders,
-        how.header,
-      );
+      const data = signedHeaderData(this.headers, signature.field, tags.signedHeaders, how.header);
       const check = await this.checkWithKey(tags, data, 'message signature');
       if (check.ok || check.temporary) return check;
       failure = check;

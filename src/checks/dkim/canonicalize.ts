@@ -153,3 +153,24 @@ function isTagB(raw: Buffer, start: number, eq: number): boolean {
   while (to > from && isFwsByte(raw[to - 1]!)) to--;
   return to - from === 1 && raw[from] === 0x62;
 }
+
+/**
+ * The header hash input of a DKIM signature or an ARC-Message-Signature (RFC 6376 section 3.7):
+ * the fields `names` picks, bottom-up as DKIM does, canonicalized, then the signature field
+ * itself with b= emptied.
+ *
+ * @example
+ * verifySignature(algorithm, key, signedHeaderData(headers, field, ['from', 'subject'], 'relaxed'), b)
+ */
+export function signedHeaderData(
+  headers: readonly HeaderField[],
+  signature: HeaderField,
+  names: readonly string[],
+  how: Canonicalization,
+): Buffer {
+  const parts = selectSignedFields(headers, names, new Set([signature])).map((field) =>
+    canonicalizeHeader(field, how),
+  );
+  parts.push(canonicalizeSignatureField(signature, how));
+  return Buffer.concat(parts);
+}

@@ -9,12 +9,7 @@ import type { Clock } from '../../dns/types.js';
 import { systemClock } from '../budget.js';
 import { fieldFromText, formatMessage, type HeaderField, parseMessage } from '../message/index.js';
 import { BodyHasher } from './body-hash.js';
-import {
-  type Canonicalization,
-  canonicalizeHeader,
-  canonicalizeSignatureField,
-  selectSignedFields,
-} from './canonicalize.js';
+import { type Canonicalization, signedHeaderData } from './canonicalize.js';
 import { hashOf, signData } from './crypto.js';
 import { isDnsName } from './key.js';
 
@@ -264,11 +259,8 @@ export class DkimSigning {
     folded.word('b=');
     // What is signed is the field as it will be, its b= value empty (RFC 6376 section 3.7).
     const unsigned = fieldFromText(folded.text());
-    const parts = selectSignedFields(this.headers, this.signedNames).map((field) =>
-      canonicalizeHeader(field, this.headerHow),
-    );
-    parts.push(canonicalizeSignatureField(unsigned, this.headerHow));
-    const signature = signData(this.key.algorithm, this.key.privateKey, Buffer.concat(parts));
+    const data = signedHeaderData(this.headers, unsigned, this.signedNames, this.headerHow);
+    const signature = signData(this.key.algorithm, this.key.privateKey, data);
     folded.spread(signature.toString('base64'));
     this.field = fieldFromText(folded.text());
     return this.field;

@@ -30,11 +30,7 @@ import { BudgetedQueries, systemClock } from '../budget.js';
 import { resolveLimits } from '../limits.js';
 import { type HeaderField, parseMessage } from '../message/index.js';
 import { BodyHashes, type BodyHashHandle } from './body-hash.js';
-import {
-  canonicalizeHeader,
-  canonicalizeSignatureField,
-  selectSignedFields,
-} from './canonicalize.js';
+import { signedHeaderData } from './canonicalize.js';
 import { hashOf, keyTypeOf, verifySignature } from './crypto.js';
 import { fetchKey, type KeyLookup } from './key.js';
 import { type DkimSignature, parseDkimSignature, type SignatureFacts } from './signature.js';
@@ -199,7 +195,12 @@ export class DkimVerification {
       result.bodyLengthShort = signature.bodyLength < digest.canonicalLength;
     }
     if (!digest.hash.equals(signature.bodyHash)) return ['fail', 'body hash did not verify'];
-    const data = headerData(this.headers, signature);
+    const data = signedHeaderData(
+      this.headers,
+      signature.field,
+      signature.signedHeaders,
+      signature.headerCanonicalization,
+    );
     if (!verifySignature(signature.algorithm, key.publicKey, data, signature.signature)) {
       return ['fail', 'signature did not verify'];
     }
@@ -224,18 +225,6 @@ export async function verifyDkim(
   const verification = new DkimVerification(headers, settings, services);
   verification.update(body);
   return verification.finish();
-}
-
-/**
- * The header hash input of a signature: the fields h= names, canonicalized, then the signature
- * field with b= emptied (RFC 6376 section 3.7).
- */
-function headerData(headers: readonly HeaderField[], signature: DkimSignature): Buffer {
-  const how = signature.headerCanonicalization;
-  const fields = selectSignedFields(headers, signature.signedHeaders, new Set([signature.field]));
-  const parts = fields.map((field) => canonicalizeHeader(field, how));
-  parts.push(canonicalizeSignatureField(signature.field, how));
-  return Buffer.concat(parts);
 }
 
 /** What the header stage alone decides (RFC 6376 section 6.1.1, RFC 8301), if anything. */

@@ -35,7 +35,7 @@ export const MAX_AUTHOR_DOMAINS = 4;
 const MAX_REASON = 500;
 
 /** One step down, as t=y (RFC 9989 section 4.7) and pct= sampling (RFC 7489 section 6.6.4) ask. */
-const ONE_LOWER: Record<DmarcPolicy, DmarcPolicy> = {
+export const ONE_LOWER: Readonly<Record<DmarcPolicy, DmarcPolicy>> = {
   reject: 'quarantine',
   quarantine: 'none',
   none: 'none',

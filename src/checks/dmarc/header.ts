@@ -5,6 +5,7 @@
  * other clause, escaping as RFC 8601 needs.
  */
 import type { AuthResultsClause } from '../auth-results.js';
+import { ONE_LOWER } from './check.js';
 import type { DmarcPolicy, DmarcResult, DmarcResultWord } from './types.js';
 
 /** One property of the clause (the shape of the policy engine's AuthResultsProperty). */
@@ -51,5 +52,5 @@ export function dmarcAuthResults(result: DmarcResult): DmarcAuthResultsClause {
 function evaluatedPolicy(result: DmarcResult): DmarcPolicy {
   if (result.result !== 'pass') return result.disposition;
   if (!result.testing) return result.policy;
-  return result.policy === 'reject' ? 'quarantine' : 'none';
+  return ONE_LOWER[result.policy];
 }
