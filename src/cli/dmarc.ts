@@ -12,6 +12,7 @@ import { authResultsClause } from '../checks/spf/header.js';
 import { checkSpf } from '../checks/spf/index.js';
 import { parseIp } from '../dns/address.js';
 import { authenticationResults, resultClause } from '../policy/auth-results.js';
+import { dkimVerifySettings, dmarcCheckSettings } from '../serve/settings.js';
 import { escapeForLog } from '../text/index.js';
 import { readMessage } from './message-input.js';
 import { configFromOption, resolverFromOptions } from './services.js';
@@ -49,18 +50,7 @@ export function registerDmarcCommand(program: Command): void {
           { ip: options.ip, sender, helo, identity: sender === '' ? 'helo' : 'mailfrom' },
           { resolver, receiver: 'mailgate' },
         ),
-        verifyDkim(
-          message,
-          {
-            acceptRsaSha1: config.dkim.accept_rsa_sha1,
-            minRsaBits: config.dkim.min_rsa_bits,
-            limits: {
-              signatures: config.dkim.max_signatures,
-              timeBudgetMs: config.dkim.time_budget,
-            },
-          },
-          { resolver },
-        ),
+        verifyDkim(message, dkimVerifySettings(config), { resolver }),
       ]);
       const spfInput: DmarcSpfInput = {
         domain: spf.domain,
@@ -74,11 +64,7 @@ export function registerDmarcCommand(program: Command): void {
           spf: spfInput,
           dkim: dkim.map((r) => ({ domain: r.domain, result: r.result, selector: r.selector })),
         },
-        {
-          discovery: config.dmarc.discovery,
-          honorPct: config.dmarc.honor_pct,
-          timeBudgetMs: config.dmarc.time_budget,
-        },
+        dmarcCheckSettings(config),
         { resolver },
       );
       const authResults = authenticationResults('mailgate', [

@@ -184,6 +184,36 @@ export function policySettings(
 const MAX_HEADER_BYTES = DEFAULT_DKIM_LIMITS.maxHeaderBytes;
 
 /**
+ * `[dkim]`'s verification settings, whether or not the daemon verifies (`mailgate dmarc` does).
+ *
+ * @example
+ * dkimVerifySettings(parseConfig({})).minRsaBits  // 1024
+ */
+export function dkimVerifySettings(config: Config) {
+  const { dkim } = config;
+  return {
+    acceptRsaSha1: dkim.accept_rsa_sha1,
+    minRsaBits: dkim.min_rsa_bits,
+    limits: { signatures: dkim.max_signatures, timeBudgetMs: dkim.time_budget },
+  };
+}
+
+/**
+ * `[dmarc]`'s settings of the check itself, whether or not the daemon evaluates DMARC.
+ *
+ * @example
+ * dmarcCheckSettings(parseConfig({})).discovery  // 'tree-walk'
+ */
+export function dmarcCheckSettings(config: Config) {
+  const { dmarc } = config;
+  return {
+    discovery: dmarc.discovery,
+    honorPct: dmarc.honor_pct,
+    timeBudgetMs: dmarc.time_budget,
+  };
+}
+
+/**
  * The message checks' settings (`[dkim]`, `[dmarc]`, `[arc]`), with the keys already read.
  *
  * @example
@@ -192,13 +222,7 @@ const MAX_HEADER_BYTES = DEFAULT_DKIM_LIMITS.maxHeaderBytes;
 export function messageAuthSettings(config: Config, keys: SigningKeys): MessageAuthSettings {
   const { dkim, dmarc, arc } = config;
   return {
-    dkimVerify: dkim.verify
-      ? {
-          acceptRsaSha1: dkim.accept_rsa_sha1,
-          minRsaBits: dkim.min_rsa_bits,
-          limits: { signatures: dkim.max_signatures, timeBudgetMs: dkim.time_budget },
-        }
-      : null,
+    dkimVerify: dkim.verify ? dkimVerifySettings(config) : null,
     dkimSign:
       dkim.sign && keys.dkim.length > 0
         ? {
@@ -211,11 +235,7 @@ export function messageAuthSettings(config: Config, keys: SigningKeys): MessageA
         : null,
     dmarc: dmarc.enabled
       ? {
-          check: {
-            discovery: dmarc.discovery,
-            honorPct: dmarc.honor_pct,
-            timeBudgetMs: dmarc.time_budget,
-          },
+          check: dmarcCheckSettings(config),
           reject: dmarc.reject,
           quarantine: dmarc.quarantine,
           trustedArcSealers: dmarc.trusted_arc_sealers,
